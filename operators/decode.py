@@ -1,0 +1,391 @@
+"""Video decoder operator: sampled frames, already resized to the encoder's input, in bounded chunks.
+
+decord first (fast random access); PyAV when decord cannot open or decode a file (e.g. some VP9), when a
+file carries rotation metadata (decord ignores it), and for ``keyframes`` (PyAV skips non-key frames in the
+decoder itself). One bad packet loses only the frames it breaks: a failed ``get_batch`` is retried frame by
+frame. Bad input never raises out of the operator: it becomes an end record with ``status="failed"``.
+
+Output rows (columnar dict of numpy arrays), one video after another::
+
+    kind       "frame" rows, then exactly one "end" row per video
+    video_id, path
+    idx        sample index within the video (stable across re-runs: a row's key)
+    t          presentation time (s) of the decoded frame;  t_start/t_end: the sample's span
+    frame      uint8 [n, S, S, 3] (S from the model's preprocess config; zeros on end rows)
+    n_frames   end rows: frame rows emitted;  duration, decoder, lost (frames lost to bad packets)
+    status     end rows: "ok" | "failed";  error: the reason, naming the file
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from operators.preprocess import PreprocessConfig, finish_frames, resize_plan
+from operators.sampling import SamplingPlan
+
+log = logging.getLogger(__name__)
+av.logging.set_level(av.logging.PANIC)  # corrupt-input chatter on stderr; errors are reported per video
+
+
+class DecodeError(Exception):
+    """A video that cannot be decoded; ``str(e)`` names the file and the reason."""
+
+
+@dataclass
+class Probe:
+    width: int
+    height: int
+    duration: float | None
+    rotation: int = 0
+
+
+@dataclass
+class FrameChunk:
+    idx: np.ndarray  # [n] int
+    t: np.ndarray  # [n] float, decoded frame's time
+    t_start: np.ndarray  # [n] sample span
+    t_end: np.ndarray
+    frames: np.ndarray  # [n, S, S, 3] uint8
+
+
+@dataclass
+class DecodeSummary:
+    decoder: str = ""
+    duration: float = 0.0
+    n_frames: int = 0
+    lost: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def check_file(path: str) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise DecodeError(f"{path}: file not found")
+    if p.is_dir():
+        raise DecodeError(f"{path}: is a directory, not a video file")
+    if not os.access(p, os.R_OK):
+        raise DecodeError(f"{path}: permission denied (make the file readable)")
+    if p.stat().st_size == 0:
+        raise DecodeError(f"{path}: empty file (0 bytes)")
+
+
+def probe(path: str) -> Probe:
+    """Container metadata via PyAV; raises DecodeError when the file holds no decodable video stream."""
+    try:
+        with av.open(path) as c:
+            if not c.streams.video:
+                raise DecodeError(f"{path}: no video stream (audio-only or not a video)")
+            s = c.streams.video[0]
+            w, h = s.codec_context.width, s.codec_context.height
+            if not w or not h:
+                raise DecodeError(f"{path}: video stream has no frame size (corrupt header)")
+            duration = None
+            if s.duration and s.time_base:
+                duration = float(s.duration * s.time_base)
+            elif c.duration:
+                duration = c.duration / 1_000_000
+            rotation = 0
+            try:
+                first = next(c.decode(s))
+                rotation = int(getattr(first, "rotation", 0) or 0) % 360
+            except (StopIteration, av.error.FFmpegError):
+                pass  # decoding problems are found (and reported) by the real decode below
+            return Probe(w, h, duration, rotation)
+    except DecodeError:
+        raise
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise DecodeError(f"{path}: not a readable video ({type(e).__name__}: {e})") from e
+
+
+def _rotate(frames: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply display rotation (degrees counter-clockwise, PyAV convention) to [n, h, w, 3]."""
+    k = {90: 1, 180: 2, 270: 3}.get(rotation, 0)
+    return np.rot90(frames, k=k, axes=(1, 2)) if k else frames
+
+
+def _pick_frames(frame_starts: np.ndarray, sample_t: np.ndarray) -> np.ndarray:
+    """Index of the frame on screen at each sample time: last frame starting at or before t."""
+    idx = np.searchsorted(frame_starts, sample_t, side="right") - 1
+    return np.clip(idx, 0, len(frame_starts) - 1)
+
+
+class _DecordBackend:
+    name = "decord"
+
+    def __init__(self, path: str, size: tuple[int, int], threads: int):
+        import decord  # imported lazily: PyAV-only use must not need it
+
+        self._decord = decord
+        self.vr = decord.VideoReader(path, ctx=decord.cpu(0), width=size[0], height=size[1], num_threads=threads)
+        n = len(self.vr)
+        if n == 0:
+            raise DecodeError(f"{path}: no frames")
+        ts = self.vr.get_frame_timestamp(np.arange(n))  # [n, 2] start/end seconds
+        self.starts = ts[:, 0].astype(np.float64)
+        self.duration = float(ts[-1, 1]) if ts[-1, 1] > 0 else float(ts[-1, 0])
+
+    def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frames for ``indices`` and a keep-mask; a bad packet costs only its own frames."""
+        try:
+            return self.vr.get_batch(list(indices)).asnumpy(), np.ones(len(indices), bool)
+        except self._decord.DECORDError:
+            pass
+        out, ok = [], np.zeros(len(indices), bool)
+        for i, j in enumerate(indices):
+            try:
+                out.append(self.vr.get_batch([int(j)]).asnumpy()[0])
+                ok[i] = True
+            except self._decord.DECORDError:
+                continue
+        return (np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)), ok
+
+
+def _pyav_frames(path: str, keyframes_only: bool, lost: list[int]) -> Iterator["av.VideoFrame"]:
+    """Decoded frames in order; packets that fail to decode are counted in ``lost`` and skipped."""
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        if keyframes_only:
+            s.codec_context.skip_frame = "NONKEY"
+        for packet in c.demux(s):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                lost[0] += 1
+                continue
+            yield from frames
+        try:
+            yield from s.codec_context.decode(None)  # flush delayed frames
+        except av.error.FFmpegError:
+            lost[0] += 1
+
+
+class VideoDecoder:
+    """Operator: ``{"path": [...], "video_id": [...]}`` -> yields row batches (see module docstring).
+
+    Args:
+        preprocess: the encoder's preprocess config (input size and resize mode come from the model).
+        sampling: ``fps:R`` | ``uniform:N`` | ``keyframes``.
+        chunk_frames: most frames held per output batch (bounded memory for long videos).
+        backend: ``auto`` (decord, PyAV fallback) | ``decord`` | ``pyav``.
+        threads: decoder threads per video (1 fits many parallel actors on few cores).
+    """
+
+    def __init__(self, preprocess: PreprocessConfig | dict, sampling: str | SamplingPlan = "fps:1",
+                 chunk_frames: int = 32, backend: str = "auto", threads: int = 1):
+        self.cfg = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(**preprocess)
+        self.plan = SamplingPlan.parse(sampling)
+        if chunk_frames < 1:
+            raise ValueError("chunk_frames must be ≥ 1")
+        if backend not in ("auto", "decord", "pyav"):
+            raise ValueError(f"unknown decoder backend {backend!r}: use auto, decord or pyav")
+        self.chunk_frames = chunk_frames
+        self.backend = backend
+        self.threads = threads
+
+    # -- public API -------------------------------------------------------------------------------
+    def __call__(self, batch: dict) -> Iterator[dict]:
+        paths = [str(p) for p in batch["path"]]
+        ids = [str(v) for v in batch.get("video_id", paths)]
+        for path, vid in zip(paths, ids):
+            yield from self.iter_video(path, vid)
+
+    def iter_video(self, path: str, video_id: str) -> Iterator[dict]:
+        """Row batches for one video: frame chunks, then its end record. Never raises for bad input."""
+        summary = DecodeSummary()
+        status, error = "ok", ""
+        try:
+            for chunk in self.decode(path, summary):
+                yield self._rows(video_id, path, chunk)
+            if summary.n_frames == 0:
+                raise DecodeError(f"{path}: no decodable frames")
+        except DecodeError as e:
+            status, error = "failed", str(e)
+        except Exception as e:  # noqa: BLE001 — any decoder crash on one file is that file's error record
+            status, error = "failed", f"{path}: decoder error ({type(e).__name__}: {e})"
+        yield self._end_row(video_id, path, summary, status, error)
+
+    def decode(self, path: str, summary: DecodeSummary | None = None) -> Iterator[FrameChunk]:
+        """Frame chunks for one video; raises DecodeError (with the file and reason) on bad input."""
+        summary = summary if summary is not None else DecodeSummary()
+        check_file(path)
+        info = probe(path)
+        size = resize_plan(info.width, info.height, self.cfg)
+        if info.rotation in (90, 270):
+            size = resize_plan(info.height, info.width, self.cfg)[::-1]  # decode size before rotating
+        use_pyav = self.backend == "pyav" or self.plan.kind == "keyframes" or \
+            (self.backend == "auto" and info.rotation != 0)
+        if not use_pyav:
+            try:
+                backend = _DecordBackend(path, size, self.threads)
+            except Exception as e:  # noqa: BLE001 — decord raises assorted errors on files it rejects
+                if self.backend == "decord":
+                    raise DecodeError(f"{path}: decord cannot open it ({type(e).__name__}: {e})") from e
+                summary.notes.append(f"decord failed to open ({type(e).__name__}); used PyAV")
+                use_pyav = True
+        if use_pyav:
+            yield from self._decode_pyav(path, info, size, summary)
+            return
+        yield from self._decode_decord(path, backend, summary)
+
+    # -- backends ---------------------------------------------------------------------------------
+    def _decode_decord(self, path: str, b: _DecordBackend, summary: DecodeSummary) -> Iterator[FrameChunk]:
+        summary.decoder, summary.duration = "decord", b.duration
+        t, t0, t1 = self.plan.spans(b.duration)
+        picked = _pick_frames(b.starts, t)
+        keep = np.r_[True, picked[1:] != picked[:-1]]  # a frame shown for several samples is kept once
+        sample_idx = np.flatnonzero(keep)
+        t1 = np.r_[t1[sample_idx[1:] - 1], t1[-1]] if len(sample_idx) > 1 else t1[-1:]
+        picked, t0 = picked[sample_idx], t0[sample_idx]
+        for lo in range(0, len(picked), self.chunk_frames):
+            sl = slice(lo, lo + self.chunk_frames)
+            frames, ok = b.read(picked[sl])
+            summary.lost += int((~ok).sum())
+            if not ok.any():
+                continue
+            frames = finish_frames(frames, self.cfg)
+            summary.n_frames += len(frames)
+            yield FrameChunk(sample_idx[sl][ok], b.starts[picked[sl]][ok], t0[sl][ok], t1[sl][ok], frames)
+
+    def _decode_pyav(self, path: str, info: Probe, size: tuple[int, int],
+                     summary: DecodeSummary) -> Iterator[FrameChunk]:
+        summary.decoder = "pyav"
+        lost = [0]
+        keyframes = self.plan.kind == "keyframes"
+        if keyframes or info.duration is None:
+            times = None
+        else:
+            times = self.plan.spans(info.duration)
+        buf: list[tuple[int, float, float, float, np.ndarray]] = []
+        last_t = 0.0
+
+        def convert(frame) -> np.ndarray:
+            return frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="BICUBIC")
+
+        def flush() -> Iterator[FrameChunk]:
+            if not buf:
+                return
+            idx, ft, a, b, imgs = zip(*buf)
+            frames = finish_frames(_rotate(np.stack(imgs), info.rotation), self.cfg)
+            summary.n_frames += len(frames)
+            buf.clear()
+            yield FrameChunk(np.array(idx), np.array(ft), np.array(a), np.array(b), frames)
+
+        if keyframes:
+            prev = None  # (frame, t); a key frame's span ends where the next one starts
+            k = 0
+            for frame in _pyav_frames(path, True, lost):
+                ft = float(frame.time or 0.0)
+                if prev is not None:
+                    buf.append((k, prev[1], prev[1], ft, convert(prev[0])))
+                    k += 1
+                prev = (frame, ft)
+                last_t = ft
+                if len(buf) >= self.chunk_frames:
+                    yield from flush()
+            if prev is not None:
+                end = max(info.duration or prev[1], prev[1])
+                buf.append((k, prev[1], prev[1], end, convert(prev[0])))
+            summary.duration = float(info.duration or last_t)
+        else:
+            # Sequential decode: the frame on screen at sample time t is the last one starting at or before t.
+            k, prev, prev_t = 0, None, 0.0
+            step = None if times is not None else 1.0 / self.plan.value if self.plan.kind == "fps" else None
+            if times is None and step is None:
+                raise DecodeError(f"{path}: unknown duration; uniform sampling needs it (try fps:R)")
+
+            def target(i):
+                if times is not None:
+                    return times[0][i] if i < len(times[0]) else None
+                return (i + 0.5) * step
+
+            def span(i):
+                if times is not None:
+                    return times[1][i], times[2][i]
+                return i * step, (i + 1) * step
+
+            emitted_frame = None
+            for frame in _pyav_frames(path, False, lost):
+                ft = float(frame.time or 0.0)
+                while (tt := target(k)) is not None and tt < ft:
+                    shown = prev if prev is not None else frame
+                    if shown is not emitted_frame:
+                        a, b = span(k)
+                        buf.append((k, prev_t if prev is not None else ft, a, b, convert(shown)))
+                        emitted_frame = shown
+                    elif buf:
+                        buf[-1] = buf[-1][:3] + (span(k)[1],) + buf[-1][4:]  # same frame: extend span
+                    k += 1
+                    if len(buf) >= self.chunk_frames:
+                        yield from flush()
+                prev, prev_t, last_t = frame, ft, ft
+            duration = info.duration if info.duration is not None else last_t
+            while prev is not None and (tt := target(k)) is not None and tt < max(duration, last_t + 1e-6):
+                if prev is not emitted_frame:
+                    a, b = span(k)
+                    buf.append((k, prev_t, a, min(b, duration), convert(prev)))
+                    emitted_frame = prev
+                k += 1
+            summary.duration = float(duration)
+        yield from flush()
+        summary.lost += lost[0]
+
+    # -- rows -------------------------------------------------------------------------------------
+    def _rows(self, video_id: str, path: str, c: FrameChunk) -> dict:
+        n = len(c.frames)
+        return {
+            "kind": np.full(n, "frame", dtype=object),
+            "video_id": np.full(n, video_id, dtype=object),
+            "path": np.full(n, path, dtype=object),
+            "idx": c.idx.astype(np.int32),
+            "t": c.t.astype(np.float32),
+            "t_start": c.t_start.astype(np.float32),
+            "t_end": c.t_end.astype(np.float32),
+            "frame": c.frames,
+            "n_frames": np.zeros(n, np.int32),
+            "duration": np.zeros(n, np.float32),
+            "lost": np.zeros(n, np.int32),
+            "decoder": np.full(n, "", dtype=object),
+            "status": np.full(n, "", dtype=object),
+            "error": np.full(n, "", dtype=object),
+        }
+
+    def _end_row(self, video_id: str, path: str, s: DecodeSummary, status: str, error: str) -> dict:
+        size = self.cfg.size
+        return {
+            "kind": np.array(["end"], dtype=object),
+            "video_id": np.array([video_id], dtype=object),
+            "path": np.array([path], dtype=object),
+            "idx": np.array([-1], np.int32),
+            "t": np.zeros(1, np.float32),
+            "t_start": np.zeros(1, np.float32),
+            "t_end": np.zeros(1, np.float32),
+            "frame": np.zeros((1, size, size, 3), np.uint8),
+            "n_frames": np.array([s.n_frames], np.int32),
+            "duration": np.array([s.duration], np.float32),
+            "lost": np.array([s.lost], np.int32),
+            "decoder": np.array([s.decoder], dtype=object),
+            "status": np.array([status], dtype=object),
+            "error": np.array([error], dtype=object),
+        }
+
+
+def decode_frames(path: str, preprocess: PreprocessConfig, sampling: str = "fps:1",
+                  backend: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray, DecodeSummary]:
+    """Convenience: all sampled frames of one video at once -> (frames, t_start, t_end, summary).
+
+    Raises DecodeError. For long videos prefer ``VideoDecoder.decode`` (chunked).
+    """
+    dec = VideoDecoder(preprocess, sampling, backend=backend, chunk_frames=256)
+    summary = DecodeSummary()
+    chunks = list(dec.decode(path, summary))
+    if not chunks:
+        raise DecodeError(f"{path}: no decodable frames")
+    frames = np.concatenate([c.frames for c in chunks])
+    return frames, np.concatenate([c.t_start for c in chunks]), np.concatenate([c.t_end for c in chunks]), summary

@@ -1,0 +1,210 @@
+"""CLIP image and text encoders over open_clip: ``load_clip`` plus the ``ImageEncoder`` operator.
+
+Frame vectors are returned *raw* (un-normalised): query-weighted pooling (CLIP-Hitchhiker) sums raw frame
+features; every cosine is normalised where it is computed.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+
+from operators.models import (
+    ModelLoadError,
+    check_pretrained_available,
+    get_model_entry,
+    pretrained_failure_message,
+    resolve_pretrained,
+    weights_identity,
+)
+from operators.preprocess import PreprocessConfig, normalize_frames, resize_frames_torch
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@dataclass
+class LoadedClip:
+    """A ready model with everything needed to use it and to stamp a store with its identity."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    preprocess: PreprocessConfig
+    name: str
+    pretrained: str
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") \
+            and isinstance(self.model.text_projection, torch.Tensor) else int(self.model.visual.output_dim)
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.tokenizer, "context_length", 77))
+
+    def stamp(self) -> dict:
+        """Identity of the embedding space: vectors with different stamps must not be mixed."""
+        return {
+            "model": self.name,
+            "weights": weights_identity(self.pretrained),
+            "embed_dim": self.embed_dim,
+            "preprocess": self.preprocess.as_dict(),
+        }
+
+
+def load_clip(name: str = "tiny-random", pretrained: str | None = None, device: str = "auto",
+              precision: str = "auto") -> LoadedClip:
+    """Build a CLIP model by registry name; ``pretrained``: tag, checkpoint path, ``none`` or registry default."""
+    entry = get_model_entry(name)
+    pretrained = resolve_pretrained(name, pretrained)
+    dev = pick_device(device)
+    dtype = pick_dtype(dev, precision)
+    check_pretrained_available(entry.arch, pretrained)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(entry.seed)  # deterministic random init for "none"
+            with warnings.catch_warnings(), _quiet_open_clip():
+                warnings.simplefilter("ignore")
+                model = open_clip.create_model(
+                    entry.arch, pretrained=None if pretrained == "none" else pretrained, device=dev
+                )
+    except ModelLoadError:
+        raise
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ModelLoadError(pretrained_failure_message(entry.arch, pretrained, e)) from e
+    model.eval().requires_grad_(False)
+    if dtype != torch.float32:
+        model = model.to(dtype)
+    return LoadedClip(
+        model=model,
+        tokenizer=open_clip.get_tokenizer(entry.arch),
+        preprocess=PreprocessConfig.from_open_clip(open_clip.get_model_preprocess_cfg(model)),
+        name=name,
+        pretrained=pretrained,
+        device=dev,
+        dtype=dtype,
+    )
+
+
+class _quiet_open_clip:
+    """open_clip logs a warning for every random-init model; random init is deliberate here."""
+
+    def __enter__(self):
+        self._logger = logging.getLogger()
+        self._level = self._logger.level
+        self._logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)
+
+
+@torch.inference_mode()
+def encode_images(clip: LoadedClip, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """uint8 frames [N, H, W, 3] -> raw image features float32 [N, D]."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be [N, H, W, 3] uint8, got shape {frames.shape}")
+    s = clip.preprocess.size
+    if frames.shape[1:3] != (s, s):
+        frames = resize_frames_torch(frames, clip.preprocess)
+    out = np.empty((len(frames), clip.embed_dim), dtype=np.float32)
+    for i in range(0, len(frames), batch_size):
+        # copy: Ray hands out read-only arrays, torch.from_numpy needs writable memory
+        chunk = torch.from_numpy(np.array(frames[i:i + batch_size], copy=True)).to(clip.device, non_blocking=True)
+        x = normalize_frames(chunk, clip.preprocess, clip.dtype)  # [b, 3, s, s]
+        out[i:i + len(chunk)] = clip.model.encode_image(x).float().cpu().numpy()
+    return out
+
+
+def tokenize(clip: LoadedClip, texts: list[str], long_text: str = "truncate") -> tuple[torch.Tensor, list[int]]:
+    """Token ids [M, ctx] and, per text, how many rows it owns (1 unless ``long_text='chunk'``).
+
+    Text longer than the context is never cut silently: ``truncate`` warns, ``chunk`` splits the text into
+    context-sized word windows whose embeddings are averaged, ``error`` raises.
+    """
+    ctx = clip.context_length
+    bpe = getattr(clip.tokenizer, "encode", None)
+    rows: list[str] = []
+    owners: list[int] = []
+    for text in texts:
+        n_tokens = len(bpe(text)) + 2 if bpe else 0  # + start/end tokens
+        if n_tokens <= ctx:
+            rows.append(text)
+            owners.append(1)
+            continue
+        if long_text == "error":
+            raise ValueError(f"query has {n_tokens} tokens, model context is {ctx}: {text[:60]!r}…")
+        if long_text == "truncate":
+            log.warning("query of %d tokens truncated to the model context of %d: %r…", n_tokens, ctx, text[:60])
+            rows.append(text)
+            owners.append(1)
+            continue
+        words, piece, pieces = text.split(), [], []
+        for w in words:
+            if piece and len(bpe(" ".join(piece + [w]))) + 2 > ctx:
+                pieces.append(" ".join(piece))
+                piece = []
+            piece.append(w)
+        pieces.append(" ".join(piece))
+        rows.extend(pieces)
+        owners.append(len(pieces))
+    return clip.tokenizer(rows), owners
+
+
+@torch.inference_mode()
+def encode_texts(clip: LoadedClip, texts: list[str], long_text: str = "truncate") -> np.ndarray:
+    """Texts -> raw text features float32 [Q, D] (chunks of a long text averaged after normalising)."""
+    if isinstance(texts, str):
+        texts = [texts]
+    tokens, owners = tokenize(clip, list(texts), long_text)
+    feats = clip.model.encode_text(tokens.to(clip.device)).float()  # [M, D]
+    if all(n == 1 for n in owners):
+        return feats.cpu().numpy()
+    feats = torch.nn.functional.normalize(feats, dim=-1)
+    out, i = [], 0
+    for n in owners:
+        out.append(feats[i:i + n].mean(0))
+        i += n
+    return torch.stack(out).cpu().numpy()
+
+
+class ImageEncoder:
+    """Operator: ``{"frame": uint8 [B, H, W, 3], …}`` -> same batch with ``"embedding": float32 [B, D]``.
+
+    Rows whose ``kind`` column is not ``"frame"`` (per-video end records) get zeros and cost nothing.
+    """
+
+    def __init__(self, model: str = "tiny-random", pretrained: str | None = None, device: str = "auto",
+                 precision: str = "auto", batch_size: int = 256, keep_frames: bool = False):
+        self.clip = load_clip(model, pretrained, device, precision)
+        self.batch_size = batch_size
+        self.keep_frames = keep_frames
+
+    def __call__(self, batch: dict) -> dict:
+        frames = batch["frame"]
+        kind = batch.get("kind")
+        emb = np.zeros((len(frames), self.clip.embed_dim), dtype=np.float32)
+        sel = np.arange(len(frames)) if kind is None else np.flatnonzero(np.asarray(kind) == "frame")
+        if len(sel):
+            emb[sel] = encode_images(self.clip, np.asarray(frames)[sel], self.batch_size)
+        out = {k: v for k, v in batch.items() if self.keep_frames or k != "frame"}
+        out["embedding"] = emb
+        return out
