@@ -112,8 +112,15 @@ def check_pretrained_available(arch: str, pretrained: str) -> None:
             "or pass a local checkpoint path, or 'none' for random weights"
         )
     if not _hub_reachable():
-        # Let a cached copy load, but never wait on hub retries.
+        # Let a cached copy load, but never wait on hub retries (~46 s). huggingface_hub reads the
+        # variable at import time, so set its constant too.
         os.environ["HF_HUB_OFFLINE"] = "1"
+        try:
+            import huggingface_hub.constants as hf_constants
+
+            hf_constants.HF_HUB_OFFLINE = True
+        except ImportError:
+            pass
 
 
 def pretrained_failure_message(arch: str, pretrained: str, err: BaseException) -> str:
