@@ -14,6 +14,7 @@ Output rows (columnar dict of numpy arrays), one video after another::
     frame      uint8 [n, S, S, 3] (S from the model's preprocess config; zeros on end rows)
     n_frames   end rows: frame rows emitted;  duration, decoder, lost (frames lost to bad packets)
     status     end rows: "ok" | "failed";  error: the reason, naming the file
+    extra      end rows: the input row's ``extra`` (e.g. JSON metadata), passed through untouched
 """
 from __future__ import annotations
 
@@ -154,6 +155,8 @@ def _pyav_frames(path: str, keyframes_only: bool, lost: list[int]) -> Iterator["
         if keyframes_only:
             s.codec_context.skip_frame = "NONKEY"
         for packet in c.demux(s):
+            if keyframes_only and packet.size and not packet.is_keyframe:
+                continue  # some decoders (VP9) ignore skip_frame: never hand them non-key packets
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
@@ -162,6 +165,8 @@ def _pyav_frames(path: str, keyframes_only: bool, lost: list[int]) -> Iterator["
             yield from frames
         try:
             yield from s.codec_context.decode(None)  # flush delayed frames
+        except av.error.EOFError:
+            pass  # demux's final empty packet already flushed the decoder: nothing lost
         except av.error.FFmpegError:
             lost[0] += 1
 
@@ -193,10 +198,11 @@ class VideoDecoder:
     def __call__(self, batch: dict) -> Iterator[dict]:
         paths = [str(p) for p in batch["path"]]
         ids = [str(v) for v in batch.get("video_id", paths)]
-        for path, vid in zip(paths, ids):
-            yield from self.iter_video(path, vid)
+        extras = [str(x) for x in batch.get("extra", [""] * len(paths))]
+        for path, vid, extra in zip(paths, ids, extras):
+            yield from self.iter_video(path, vid, extra)
 
-    def iter_video(self, path: str, video_id: str) -> Iterator[dict]:
+    def iter_video(self, path: str, video_id: str, extra: str = "") -> Iterator[dict]:
         """Row batches for one video: frame chunks, then its end record. Never raises for bad input."""
         summary = DecodeSummary()
         status, error = "ok", ""
@@ -209,7 +215,7 @@ class VideoDecoder:
             status, error = "failed", str(e)
         except Exception as e:  # noqa: BLE001 — any decoder crash on one file is that file's error record
             status, error = "failed", f"{path}: decoder error ({type(e).__name__}: {e})"
-        yield self._end_row(video_id, path, summary, status, error)
+        yield self._end_row(video_id, path, summary, status, error, extra)
 
     def decode(self, path: str, summary: DecodeSummary | None = None) -> Iterator[FrameChunk]:
         """Frame chunks for one video; raises DecodeError (with the file and reason) on bad input."""
@@ -223,16 +229,25 @@ class VideoDecoder:
             (self.backend == "auto" and info.rotation != 0)
         if not use_pyav:
             try:
-                backend = _DecordBackend(path, size, self.threads)
+                # decord2 applies the display rotation itself: it takes the displayed (rotated) size
+                dsize = resize_plan(info.height, info.width, self.cfg) if info.rotation in (90, 270) else size
+                backend = _DecordBackend(path, dsize, self.threads)
             except Exception as e:  # noqa: BLE001 — decord raises assorted errors on files it rejects
                 if self.backend == "decord":
                     raise DecodeError(f"{path}: decord cannot open it ({type(e).__name__}: {e})") from e
                 summary.notes.append(f"decord failed to open ({type(e).__name__}); used PyAV")
                 use_pyav = True
-        if use_pyav:
-            yield from self._decode_pyav(path, info, size, summary)
-            return
-        yield from self._decode_decord(path, backend, summary)
+        if not use_pyav:
+            produced = False
+            for chunk in self._decode_decord(path, backend, summary):
+                produced = True
+                yield chunk
+            if produced or self.backend == "decord" or not summary.lost:
+                return
+            # decord opened the file but decoded none of it (e.g. some VP9 with frame threads): PyAV
+            summary.notes.append(f"decord decoded no frames ({summary.lost} lost); used PyAV")
+            summary.lost = 0
+        yield from self._decode_pyav(path, info, size, summary)
 
     # -- backends ---------------------------------------------------------------------------------
     def _decode_decord(self, path: str, b: _DecordBackend, summary: DecodeSummary) -> Iterator[FrameChunk]:
@@ -354,9 +369,11 @@ class VideoDecoder:
             "decoder": np.full(n, "", dtype=object),
             "status": np.full(n, "", dtype=object),
             "error": np.full(n, "", dtype=object),
+            "extra": np.full(n, "", dtype=object),
         }
 
-    def _end_row(self, video_id: str, path: str, s: DecodeSummary, status: str, error: str) -> dict:
+    def _end_row(self, video_id: str, path: str, s: DecodeSummary, status: str, error: str,
+                 extra: str = "") -> dict:
         size = self.cfg.size
         return {
             "kind": np.array(["end"], dtype=object),
@@ -373,6 +390,7 @@ class VideoDecoder:
             "decoder": np.array([s.decoder], dtype=object),
             "status": np.array([status], dtype=object),
             "error": np.array([error], dtype=object),
+            "extra": np.array([extra], dtype=object),
         }
 
 

@@ -66,6 +66,7 @@ class LoadedClip:
         return {
             "model": self.name,
             "weights": weights_identity(self.pretrained),
+            "pretrained": self.pretrained,  # how to load it again (not part of the identity)
             "embed_dim": self.embed_dim,
             "preprocess": self.preprocess.as_dict(),
         }
@@ -203,8 +204,13 @@ class ImageEncoder:
         kind = batch.get("kind")
         emb = np.zeros((len(frames), self.clip.embed_dim), dtype=np.float32)
         sel = np.arange(len(frames)) if kind is None else np.flatnonzero(np.asarray(kind) == "frame")
-        if len(sel):
-            emb[sel] = encode_images(self.clip, np.asarray(frames)[sel], self.batch_size)
         out = {k: v for k, v in batch.items() if self.keep_frames or k != "frame"}
+        if len(sel):
+            try:
+                emb[sel] = encode_images(self.clip, np.asarray(frames)[sel], self.batch_size)
+            except (RuntimeError, ValueError) as e:  # e.g. CUDA OOM: these videos fail, the job goes on
+                errors = np.array(out.get("error", np.full(len(frames), "", dtype=object)), dtype=object)
+                errors[sel] = f"encode failed ({type(e).__name__}: {e})"
+                out["error"] = errors
         out["embedding"] = emb
         return out

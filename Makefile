@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` and `make test`. Both create or reuse .venv and install what is
+# missing (apt ffmpeg for the tests' generated videos; pip packages from pyproject.toml).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.vidseek-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast install clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# torch/torchvision first, pinned as a pair: on our machines both come from local disk (see DESIGN §3).
+$(STAMP): pyproject.toml | $(PY)
+	@command -v ffmpeg >/dev/null || (apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null) \
+	  || echo "warning: could not install ffmpeg (tests that generate videos need it)"
+	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/vidseek demo
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) vidseek-demo.db .pytest_cache

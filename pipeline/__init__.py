@@ -1,0 +1,1 @@
+"""All Ray wiring of vidseek: the index job, stage resources, the store writer, the CLI."""

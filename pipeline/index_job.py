@@ -1,0 +1,229 @@
+"""``run_index``: the streaming Ray Data job decode → CLIP → aggregate/write, resumable and incremental.
+
+    from_items(videos to do) ─map_batches(VideoDecoder, CPU actor pool)─▶ frame rows + end rows
+        ─map_batches(ImageEncoder, GPU actor per GPU | one CPU actor)─▶ + embedding
+        ─map_batches(StoreWriter, one actor, pinned to the driver's node for Milvus Lite)─▶ one row per video
+    the driver iterates those rows: progress bar, failure budget, summary.
+
+Why Ray Data: streaming execution with backpressure between stages (decoding never waits for the whole
+library, memory stays bounded), actor pools that scale to a cluster, and retries — with our own writer
+stage because Milvus Lite allows one process per store.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from operators.encode import load_clip
+from operators.sampling import SamplingPlan
+from pipeline.sources import VideoSource, discover
+from retrieval.store import VideoStore, is_server_uri
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexConfig:
+    source: str
+    store: str = "./vidseek.db"
+    model: str = "tiny-random"
+    pretrained: str | None = None
+    sampling: str = "fps:1"
+    address: str | None = None  # None: local Ray; "auto" or "ray://…": join a cluster
+    prune: bool = False
+    retry_failed: bool = False
+    max_failures: int | None = None  # stop when more videos than this have failed
+    chunk_frames: int = 32
+    encode_batch: int | None = None
+    decode_pool: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    prefix: str = "vidseek"
+    progress: bool = True
+    num_cpus: int | None = None  # local Ray only
+
+
+@dataclass
+class IndexSummary:
+    indexed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    pruned: int = 0
+    replaced: int = 0
+    incomplete: int = 0  # neither indexed nor failed (writer lost them); re-run to finish
+    frames: int = 0
+    video_seconds: float = 0.0
+    wall_s: float = 0.0
+    stopped_early: bool = False
+    errors: list[dict] = field(default_factory=list)
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.wall_s if self.wall_s else 0.0
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["frames_per_s"] = round(self.frames_per_s, 2)
+        d["video_seconds_per_s"] = round(self.video_seconds / self.wall_s, 2) if self.wall_s else 0.0
+        d["top_errors"] = top_reasons(self.errors)
+        return d
+
+    def render(self) -> str:
+        lines = [
+            f"indexed {self.indexed}, skipped {self.skipped} (already done), failed {self.failed}, "
+            f"pruned {self.pruned}, replaced {self.replaced}",
+            f"{self.frames} frames from {self.video_seconds:.1f} s of video in {self.wall_s:.1f} s "
+            f"({self.frames_per_s:.1f} frames/s, "
+            f"{(self.video_seconds / self.wall_s) if self.wall_s else 0:.1f} s of video per s)",
+        ]
+        if self.incomplete:
+            lines.append(f"{self.incomplete} videos incomplete (a worker was lost): re-run the same command")
+        if self.stopped_early:
+            lines.append("stopped early: the failure budget (--max-failures) was exceeded")
+        for reason, n in top_reasons(self.errors):
+            lines.append(f"  {n}× {reason}")
+        return "\n".join(lines)
+
+
+def top_reasons(errors: list[dict], n: int = 5) -> list[tuple[str, int]]:
+    def reason(e: dict) -> str:
+        msg = e["reason"]
+        path = e["path"]
+        msg = msg.replace(f"{path}: ", "", 1)
+        return f"[{e['stage']}] {msg.split(' (')[0]}"
+
+    return Counter(reason(e) for e in errors).most_common(n)
+
+
+@dataclass
+class IndexPlan:
+    todo: list[VideoSource]
+    skipped: int
+    stale: list[str]  # video ids to delete before writing
+    pruned: list[str]
+    replaced: int
+
+
+def plan_job(store: VideoStore, sources: list[VideoSource], prune: bool, retry_failed: bool) -> IndexPlan:
+    """Which videos to (re)index and which rows to delete, from what the store already holds."""
+    existing = store.video_records(fields=["video_id", "path", "status"])
+    by_id = {r["video_id"]: r for r in existing}
+    source_ids = {s.video_id for s in sources}
+    source_paths = {s.path for s in sources}
+
+    def finished(vid: str) -> bool:
+        r = by_id.get(vid)
+        return r is not None and (r["status"] == "ok" or (r["status"] == "failed" and not retry_failed))
+
+    todo = [s for s in sources if not finished(s.video_id)]
+    replaced_ids = [r["video_id"] for r in existing if r["path"] in source_paths and r["video_id"] not in source_ids]
+    pruned = [r["video_id"] for r in existing if prune and r["path"] not in source_paths]
+    stale = replaced_ids + pruned + [s.video_id for s in todo]  # todo: drop partial rows of a killed run
+    return IndexPlan(todo, len(sources) - len(todo), stale, pruned, len(replaced_ids))
+
+
+def _init_ray(cfg: IndexConfig) -> bool:
+    """Start or join Ray; returns True when this call started it (and so should shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if cfg.address:
+        ray.init(address=cfg.address, log_to_driver=False)
+        return True
+    tmp = os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}")
+    ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
+             _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+    return True
+
+
+def run_index(cfg: IndexConfig) -> IndexSummary:
+    """Index ``cfg.source`` into ``cfg.store``; see the module docstring for the stages."""
+    t0 = time.perf_counter()
+    plan_spec = SamplingPlan.parse(cfg.sampling)
+    sources = discover(cfg.source)
+    clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # driver: identity and preprocess only
+    stamp, preprocess = clip.stamp(), clip.preprocess.as_dict()
+    del clip
+
+    store = VideoStore(cfg.store, cfg.prefix)
+    try:
+        store.ensure_model(stamp)
+        plan = plan_job(store, sources, cfg.prune, cfg.retry_failed)
+        if plan.stale:
+            store.delete_videos(plan.stale)
+    finally:
+        store.close()  # release Milvus Lite's lock for the writer actor
+    summary = IndexSummary(skipped=plan.skipped, pruned=len(plan.pruned), replaced=plan.replaced)
+    if plan.todo:
+        _run_stages(cfg, plan.todo, stamp, preprocess, str(plan_spec), summary)
+    summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
+                summary: IndexSummary) -> None:
+    import ray
+    from tqdm import tqdm
+
+    from operators.decode import VideoDecoder
+    from operators.encode import ImageEncoder
+    from pipeline.resources import cluster_resources, map_batches_kwargs, plan_resources
+    from pipeline.writer import StoreWriter
+
+    started = _init_ray(cfg)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # our own bar counts videos, not blocks
+        ctx.print_on_execution_start = False
+        if not log.isEnabledFor(logging.INFO):
+            logging.getLogger("ray.data").setLevel(logging.ERROR)
+        cpus, gpus = cluster_resources()
+        res = plan_resources(cpus, gpus, cfg.encode_batch, cfg.decode_pool)
+        log.info("stage resources: %s", res.as_dict())
+        writer_args = {}
+        if not is_server_uri(cfg.store):  # Milvus Lite is a local directory: write from this node
+            writer_args["label_selector"] = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
+        items = [{"path": s.path, "video_id": s.video_id, "extra": json.dumps(s.metadata) if s.metadata else ""}
+                 for s in todo]
+        ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
+        ds = ds.map_batches(
+            VideoDecoder, fn_constructor_kwargs={"preprocess": preprocess, "sampling": sampling,
+                                                 "chunk_frames": cfg.chunk_frames},
+            **map_batches_kwargs(res.decode))
+        ds = ds.map_batches(
+            ImageEncoder, fn_constructor_kwargs={"model": cfg.model, "pretrained": cfg.pretrained,
+                                                 "device": cfg.device, "precision": cfg.precision,
+                                                 "batch_size": res.encode.batch_size},
+            **map_batches_kwargs(res.encode))
+        ds = ds.map_batches(
+            StoreWriter, fn_constructor_kwargs={"uri": cfg.store, "stamp": stamp, "sampling": sampling,
+                                                "prefix": cfg.prefix},
+            **map_batches_kwargs(res.write, **writer_args))
+        bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
+        t_start = time.perf_counter()
+        for row in ds.iter_rows():
+            bar.update(1)
+            if row["status"] == "ok":
+                summary.indexed += 1
+                summary.frames += int(row["n_frames"])
+                summary.video_seconds += float(row["duration"])
+            else:
+                summary.failed += 1
+                summary.errors.append({"path": row["path"], "stage": row["stage"], "reason": row["error"]})
+            elapsed = time.perf_counter() - t_start
+            bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
+            if cfg.max_failures is not None and summary.failed > cfg.max_failures:
+                summary.stopped_early = True
+                break
+        bar.close()
+        # A writer restarted after a crash loses the videos it was assembling: they are not reported here,
+        # have no video row, and the next run re-indexes them.
+        summary.incomplete = len(todo) - summary.indexed - summary.failed if not summary.stopped_early else 0
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,1 @@
+"""Retrieval side of vidseek: the Milvus store, search with rescoring and CLIPRerank, metrics, eval."""

@@ -1,0 +1,180 @@
+"""Text search over a vidseek store: candidates → frame rescoring → CLIPRerank fusion → one hit per video.
+
+1. First stage: ANN over video vectors (mean, or learned) ∪ ANN over frame vectors grouped per video
+   (Milvus ``group_by_field`` = max pooling in one call), ``depth`` candidates each.
+2. The candidates' frame vectors are fetched in one round trip and scored with the chosen aggregation
+   (``mean`` | ``max`` | ``query-weighted`` | ``learned``): the initial score M.
+3. CLIPRerank: the fine score S = max over frames of cos(t, frame) is fused with M,
+   α·minmax(M) + (1−α)·minmax(S) over the top-``depth`` candidates by M.
+4. Each hit carries its best moment: the best-matching frame's span, grown over neighbouring frames whose
+   similarity stays within ``MOMENT_SLACK`` of the best (relative to that video's best−worst range).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from operators.aggregate import get_scorer, frame_similarities, pad_frames
+from operators.encode import LoadedClip, encode_texts, load_clip
+from retrieval.filters import all_of, in_list
+from retrieval.fusion import rerank
+from retrieval.store import StoreError, VideoStore, check_same_model
+
+MOMENT_SLACK = 0.1
+MAX_FILTERED_IDS = 20_000  # above this, a metadata filter restricts the video-level stage only
+
+
+@dataclass
+class SearchParams:
+    k: int = 10
+    aggregation: str = "query-weighted"
+    tau: float = 0.1
+    rerank: bool = True
+    alpha: float = 0.4
+    depth: int = 100
+    filter: str = ""  # a safe expression from retrieval.filters (never raw user text)
+
+    def validate(self) -> "SearchParams":
+        if self.k < 1 or self.depth < 1:
+            raise ValueError("k and depth must be ≥ 1")
+        if self.aggregation != "learned":
+            get_scorer(self.aggregation)
+        if self.tau <= 0:
+            raise ValueError("tau must be > 0")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError("alpha must be in [0, 1]")
+        return self
+
+
+@dataclass
+class Hit:
+    video_id: str
+    path: str
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)  # initial, fine, fused (when reranked)
+    moment: tuple[float, float] = (0.0, 0.0)
+    best_t: float = 0.0
+    metadata: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["moment"] = list(self.moment)
+        return d
+
+
+class Searcher:
+    """``Searcher(store).search("a dog on a beach", k=10)``; also ``search([q1, q2, …])`` for a batch."""
+
+    def __init__(self, store: VideoStore | str, clip: LoadedClip | None = None, device: str = "auto"):
+        self.store = VideoStore(store) if isinstance(store, str) else store
+        self.store.require_ready()
+        stamp = self.store.model_stamp()
+        if clip is None:
+            clip = load_clip(stamp["model"], stamp.get("pretrained"), device=device)
+        check_same_model(stamp, clip.stamp(), self.store.uri)
+        self.clip = clip
+
+    def encode_queries(self, queries: list[str]) -> np.ndarray:
+        q = encode_texts(self.clip, queries)  # [Q, D] raw
+        return q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+
+    def search(self, query: str | list[str], params: SearchParams | None = None, **overrides) -> list:
+        """Hits for one query (list[Hit]) or for each of a list of queries (list[list[Hit]])."""
+        params = SearchParams(**{**asdict(params or SearchParams()), **overrides}).validate()
+        single = isinstance(query, str)
+        queries = [query] if single else list(query)
+        if not queries:
+            return []
+        if any(not q.strip() for q in queries):
+            raise ValueError("empty query")
+        qvec = self.encode_queries(queries)
+        results = self.search_vectors(qvec, params)
+        return results[0] if single else results
+
+    def search_vectors(self, qvec: np.ndarray, params: SearchParams) -> list[list[Hit]]:
+        candidates = self._first_stage(qvec, params)
+        union = sorted({v for c in candidates for v in c})
+        if not union:
+            return [[] for _ in qvec]
+        frames = self.store.frames_of(union)
+        union = [v for v in union if v in frames]
+        fields = ["video_id", "path", "metadata"] + (["learned_vec", "learned_head"]
+                                                      if params.aggregation == "learned" else [])
+        videos = self.store.get_videos(union, fields)
+        F, mask = pad_frames([frames[v]["vectors"] for v in union], self.store.dim)  # [V, T, D], [V, T]
+        q = torch.from_numpy(qvec)
+        sims = frame_similarities(q, F, mask).numpy()  # [Q, V, T]
+        fine = sims.max(-1)  # [Q, V] max pooling
+        initial = self._aggregate(q, F, mask, union, videos, params).numpy()  # [Q, V]
+        col = {v: j for j, v in enumerate(union)}
+        out = []
+        for qi, cands in enumerate(candidates):
+            js = np.array([col[v] for v in cands if v in col], dtype=int)
+            if not len(js):
+                out.append([])
+                continue
+            js = js[np.argsort(-initial[qi, js], kind="stable")]  # first-stage order by M
+            m, s = initial[qi, js], fine[qi, js]
+            if params.rerank:
+                order, fused = rerank(m, s, params.alpha, params.depth)
+                final = np.where(np.isnan(fused), -np.inf, fused)
+            else:
+                order, final = np.arange(len(js)), m
+            hits = []
+            for o in order[: params.k]:
+                j, vid = js[o], union[js[o]]
+                scores = {"initial": float(m[o]), "fine": float(s[o])}
+                if params.rerank:
+                    scores["fused"] = float(final[o])
+                start, end, best_t = best_moment(sims[qi, j], mask[j].numpy(), frames[vid])
+                hits.append(Hit(vid, videos.get(vid, {}).get("path", ""), float(final[o]), scores,
+                                (start, end), best_t, dict(videos.get(vid, {}).get("metadata") or {})))
+            out.append(hits)
+        return out
+
+    def _aggregate(self, q, F, mask, union, videos, params: SearchParams) -> torch.Tensor:
+        if params.aggregation == "learned":
+            missing = [v for v in union if not videos.get(v, {}).get("learned_head")]
+            if missing:
+                raise StoreError(f"{len(missing)} videos have no learned vectors: add a head with "
+                                 "`vidseek index … --aggregator learned:HEAD.pt` first")
+            vecs = torch.tensor(np.array([videos[v]["learned_vec"] for v in union]), dtype=torch.float32)
+            return torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(vecs, dim=-1).T
+        scorer = get_scorer(params.aggregation)
+        if params.aggregation == "query-weighted":
+            return scorer(q, F, mask, tau=params.tau)
+        return scorer(q, F, mask)
+
+    def _first_stage(self, qvec: np.ndarray, params: SearchParams) -> list[list[str]]:
+        depth = max(params.depth, params.k)
+        ok = all_of('status == "ok"', params.filter)
+        vec_field = "learned_vec" if params.aggregation == "learned" else "mean_vec"
+        by_video = self.store.search_videos(qvec, depth, field=vec_field, filter=ok, fields=["video_id"])
+        frame_filter = ""
+        if params.filter:
+            allowed = self.store.video_records(ok, fields=["video_id"])
+            if len(allowed) > MAX_FILTERED_IDS:
+                return [[h["video_id"] for h in hits] for hits in by_video]
+            frame_filter = in_list("video_id", [r["video_id"] for r in allowed])
+        by_frame = self.store.search_frames_grouped(qvec, depth, filter=frame_filter)
+        out = []
+        for a, b in zip(by_video, by_frame):
+            seen = dict.fromkeys([h["video_id"] for h in a] + [h["video_id"] for h in b])
+            out.append(list(seen))
+        return out
+
+
+def best_moment(sims: np.ndarray, mask: np.ndarray, frames: dict) -> tuple[float, float, float]:
+    """(start, end, t) of the best-matching frames of one video; sims [T] for one query."""
+    n = int(mask.sum())
+    s = sims[:n]
+    best = int(np.argmax(s))
+    floor = s[best] - MOMENT_SLACK * (s[best] - s.min())
+    lo = hi = best
+    while lo > 0 and s[lo - 1] >= floor:
+        lo -= 1
+    while hi < n - 1 and s[hi + 1] >= floor:
+        hi += 1
+    return float(frames["t_start"][lo]), float(frames["t_end"][hi]), float(frames["t"][best])

@@ -1,0 +1,301 @@
+"""The vidseek store: three Milvus collections behind one small API, same code for Lite and a server.
+
+    {prefix}_videos  one row per video: id, path, status/stage/error, duration, frames, metadata (JSON),
+                     mean_vec (CLIP4Clip meanP, unit) and learned_vec (temporal head, zeros when absent)
+    {prefix}_frames  one row per sampled frame: pk "<video_id>:<idx>", video_id, idx, t, span, vec
+                     (unit frame vector, IP index = cosine) and norm (raw = vec · norm, for query weighting)
+    {prefix}_meta    the model stamp: which embedding space this store holds
+
+``uri``: a local path (Milvus Lite; the path is a directory, one process at a time) or
+``http(s)://host:19530`` (a Milvus server).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from retrieval.filters import in_list, quote
+
+# pymilvus probes an RPC that Milvus Lite does not implement and grpc logs a traceback for it on every
+# insert; the call has a client-side fallback, so the log is noise.
+logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)  # Lite: no mvccTs RPC
+
+log = logging.getLogger(__name__)
+
+VIDEO_FIELDS = ["video_id", "path", "status", "stage", "error", "duration", "n_frames", "lost", "decoder",
+                "sampling", "learned_head", "metadata"]
+FRAME_FIELDS = ["pk", "video_id", "idx", "t", "t_start", "t_end", "norm"]
+ID_LEN, PATH_LEN, ERR_LEN = 64, 4096, 2048
+PAGE = 4096
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked; the message says what to do."""
+
+
+class ModelMismatchError(StoreError):
+    pass
+
+
+def is_server_uri(uri: str) -> bool:
+    return uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+
+
+def frame_pk(video_id: str, idx: int) -> str:
+    return f"{video_id}:{int(idx):06d}"
+
+
+class VideoStore:
+    def __init__(self, uri: str = "./vidseek.db", prefix: str = "vidseek", token: str = ""):
+        from pymilvus import MilvusClient  # imported here: importing pymilvus costs ~0.5 s
+
+        self.uri = uri
+        self.prefix = prefix
+        self.videos, self.frames, self.meta = f"{prefix}_videos", f"{prefix}_frames", f"{prefix}_meta"
+        self.dim: int | None = None
+        if not is_server_uri(uri):
+            Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client = MilvusClient(uri=str(uri), token=token) if is_server_uri(uri) else MilvusClient(str(uri))
+        except Exception as e:  # noqa: BLE001 — pymilvus/Lite raise many types; name the store either way
+            hint = ("is another vidseek process (index job or server) using it? Milvus Lite allows one process "
+                    "per store: stop it, or search through `vidseek serve`, or use a Milvus server URI")
+            raise StoreError(f"cannot open store {uri}: {type(e).__name__}: {e}. {hint}") from e
+        if self.client.has_collection(self.meta):
+            self._load()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def _load(self) -> None:
+        for name in (self.meta, self.videos, self.frames):
+            if self.client.has_collection(name):
+                self.client.load_collection(name)
+        stamp = self.model_stamp()
+        self.dim = int(stamp["embed_dim"]) if stamp else None
+
+    def close(self) -> None:
+        """Close the client and, for Milvus Lite, release the file lock now (not at process exit)."""
+        try:
+            self.client.close()
+        finally:
+            if not is_server_uri(self.uri):
+                release_lite(self.uri)
+
+    def __enter__(self) -> "VideoStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- model stamp ------------------------------------------------------------------------------
+    def model_stamp(self) -> dict | None:
+        if not self.client.has_collection(self.meta):
+            return None
+        rows = self.client.query(self.meta, filter='key == "model"', output_fields=["value"])
+        return dict(rows[0]["value"]) if rows else None
+
+    def ensure_model(self, stamp: dict) -> None:
+        """Create the collections for ``stamp``'s embedding space, or check an existing store matches it."""
+        existing = self.model_stamp()
+        if existing is not None:
+            check_same_model(existing, stamp, self.uri)
+            self.dim = int(existing["embed_dim"])
+            return
+        self._create(stamp)
+
+    def _create(self, stamp: dict) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        dim = int(stamp["embed_dim"])
+        c = self.client
+        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        s.add_field("video_id", DataType.VARCHAR, is_primary=True, max_length=ID_LEN)
+        s.add_field("path", DataType.VARCHAR, max_length=PATH_LEN)
+        s.add_field("status", DataType.VARCHAR, max_length=16)
+        s.add_field("stage", DataType.VARCHAR, max_length=32)
+        s.add_field("error", DataType.VARCHAR, max_length=ERR_LEN)
+        s.add_field("duration", DataType.FLOAT)
+        s.add_field("n_frames", DataType.INT64)
+        s.add_field("lost", DataType.INT64)
+        s.add_field("decoder", DataType.VARCHAR, max_length=16)
+        s.add_field("sampling", DataType.VARCHAR, max_length=32)
+        s.add_field("learned_head", DataType.VARCHAR, max_length=128)
+        s.add_field("metadata", DataType.JSON)
+        s.add_field("mean_vec", DataType.FLOAT_VECTOR, dim=dim)
+        s.add_field("learned_vec", DataType.FLOAT_VECTOR, dim=dim)
+        ip = c.prepare_index_params()
+        ip.add_index("mean_vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
+        ip.add_index("learned_vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
+        c.create_collection(self.videos, schema=s, index_params=ip)
+
+        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        s.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=ID_LEN + 8)
+        s.add_field("video_id", DataType.VARCHAR, max_length=ID_LEN)
+        s.add_field("idx", DataType.INT64)
+        s.add_field("t", DataType.FLOAT)
+        s.add_field("t_start", DataType.FLOAT)
+        s.add_field("t_end", DataType.FLOAT)
+        s.add_field("norm", DataType.FLOAT)
+        s.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+        ip = c.prepare_index_params()
+        ip.add_index("vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
+        c.create_collection(self.frames, schema=s, index_params=ip)
+
+        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
+        s.add_field("value", DataType.JSON)
+        s.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus requires one vector field
+        ip = c.prepare_index_params()
+        ip.add_index("dummy", index_type="FLAT", metric_type="L2")
+        c.create_collection(self.meta, schema=s, index_params=ip)
+        # The stamp goes in last: a store without it is treated as empty and re-created.
+        c.insert(self.meta, [{"key": "model", "value": stamp, "dummy": [0.0, 0.0]}])
+        self.dim = dim
+
+    def require_ready(self) -> None:
+        if self.dim is None:
+            raise StoreError(f"store {self.uri} is empty: run `vidseek index SOURCE --store {self.uri}` first")
+
+    # -- writes -----------------------------------------------------------------------------------
+    def insert_frames(self, video_id: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray,
+                      t_end: np.ndarray, vectors: np.ndarray) -> int:
+        """Frame rows of one video; ``vectors`` are raw [n, D] CLIP features."""
+        if not len(idx):
+            return 0
+        norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
+        unit = vectors / np.maximum(norms, 1e-12)[:, None]  # [n, D]
+        rows = [
+            {"pk": frame_pk(video_id, i), "video_id": video_id, "idx": int(i), "t": float(a), "t_start": float(b),
+             "t_end": float(c), "norm": float(n), "vec": u}
+            for i, a, b, c, n, u in zip(idx, t, t_start, t_end, norms, unit.astype(np.float32))
+        ]
+        self.client.insert(self.frames, rows)
+        return len(rows)
+
+    def upsert_videos(self, rows: list[dict]) -> None:
+        """Video rows; missing vectors become zeros (error records, or no learned head)."""
+        if not rows:
+            return
+        zeros = np.zeros(self.dim, np.float32)
+        out = []
+        for r in rows:
+            r = dict(r)
+            r["error"] = str(r.get("error", ""))[:ERR_LEN]
+            r["path"] = str(r["path"])[:PATH_LEN]
+            r.setdefault("metadata", {})
+            for f in ("mean_vec", "learned_vec"):
+                v = r.get(f)
+                r[f] = zeros if v is None else np.asarray(v, np.float32)
+            for f, default in (("status", "ok"), ("stage", ""), ("decoder", ""), ("sampling", ""),
+                               ("learned_head", ""), ("duration", 0.0), ("n_frames", 0), ("lost", 0)):
+                r.setdefault(f, default)
+            out.append(r)
+        self.client.upsert(self.videos, out)
+
+    def delete_videos(self, video_ids: Iterable[str]) -> None:
+        """All rows (video and frames) of these videos."""
+        ids = list(video_ids)
+        for i in range(0, len(ids), 512):
+            part = ids[i:i + 512]
+            self.client.delete(self.frames, filter=in_list("video_id", part))
+            self.client.delete(self.videos, filter=in_list("video_id", part))
+
+    def delete_frames(self, video_ids: Iterable[str]) -> None:
+        ids = list(video_ids)
+        for i in range(0, len(ids), 512):
+            self.client.delete(self.frames, filter=in_list("video_id", ids[i:i + 512]))
+
+    # -- reads ------------------------------------------------------------------------------------
+    def iter_query(self, collection: str, filter: str, fields: list[str]) -> Iterator[dict]:
+        it = self.client.query_iterator(collection, batch_size=PAGE, filter=filter, output_fields=fields)
+        try:
+            while batch := it.next():
+                yield from batch
+        finally:
+            it.close()
+
+    def video_records(self, filter: str = 'video_id != ""', fields: list[str] | None = None) -> list[dict]:
+        if self.dim is None:
+            return []
+        return list(self.iter_query(self.videos, filter, fields or VIDEO_FIELDS))
+
+    def get_videos(self, video_ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for i in range(0, len(video_ids), 512):
+            rows = self.client.query(self.videos, filter=in_list("video_id", video_ids[i:i + 512]),
+                                     output_fields=fields or VIDEO_FIELDS)
+            out.update({r["video_id"]: dict(r) for r in rows})
+        return out
+
+    def frames_of(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
+        """Frame data per video, sorted by idx: t, t_start, t_end [T], raw vectors [T, D]."""
+        rows: list[dict] = []
+        for i in range(0, len(video_ids), 256):
+            rows.extend(self.iter_query(self.frames, in_list("video_id", video_ids[i:i + 256]),
+                                        ["video_id", "idx", "t", "t_start", "t_end", "norm", "vec"]))
+        by: dict[str, list[dict]] = {}
+        for r in rows:
+            by.setdefault(r["video_id"], []).append(r)
+        out = {}
+        for vid, rs in by.items():
+            rs.sort(key=lambda r: r["idx"])
+            vec = np.asarray([r["vec"] for r in rs], np.float32)  # [T, D] unit
+            norm = np.asarray([r["norm"] for r in rs], np.float32)
+            out[vid] = {
+                "idx": np.asarray([r["idx"] for r in rs]),
+                "t": np.asarray([r["t"] for r in rs], np.float32),
+                "t_start": np.asarray([r["t_start"] for r in rs], np.float32),
+                "t_end": np.asarray([r["t_end"] for r in rs], np.float32),
+                "vectors": vec * norm[:, None],  # raw features [T, D]
+            }
+        return out
+
+    def count(self, collection: str | None = None, filter: str = "") -> int:
+        if self.dim is None:
+            return 0
+        rows = self.client.query(collection or self.videos, filter=filter, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def count_frames(self, video_id: str | None = None) -> int:
+        return self.count(self.frames, f"video_id == {quote(video_id)}" if video_id else "")
+
+    # -- search -----------------------------------------------------------------------------------
+    def search_videos(self, queries: np.ndarray, k: int, field: str = "mean_vec", filter: str = "",
+                      fields: list[str] | None = None) -> list[list[dict]]:
+        """ANN over video vectors; queries [Q, D] unit. Per query: [{video_id, score, ...fields}]."""
+        res = self.client.search(self.videos, data=[q.astype(np.float32) for q in queries], limit=k,
+                                 anns_field=field, filter=filter, output_fields=fields or ["path"],
+                                 search_params={"metric_type": "IP", "params": {"ef": max(64, k)}})
+        return [[{**h["entity"], "video_id": h["video_id"], "score": float(h["distance"])} for h in hits] for hits in res]
+
+    def search_frames_grouped(self, queries: np.ndarray, k: int, filter: str = "") -> list[list[dict]]:
+        """Best frame per video (max pooling in one call via group_by): [{video_id, score, t, t_start, t_end}]."""
+        res = self.client.search(self.frames, data=[q.astype(np.float32) for q in queries], limit=k,
+                                 anns_field="vec", filter=filter, group_by_field="video_id",
+                                 output_fields=["video_id", "t", "t_start", "t_end"],
+                                 search_params={"metric_type": "IP", "params": {"ef": max(64, k * 4)}})
+        return [[{"score": float(h["distance"]), **h["entity"]} for h in hits] for hits in res]
+
+
+def check_same_model(existing: dict, stamp: dict, uri: str) -> None:
+    keys = ("model", "weights", "embed_dim", "preprocess")
+    diff = {k: (existing.get(k), stamp.get(k)) for k in keys if existing.get(k) != stamp.get(k)}
+    if diff:
+        detail = "; ".join(f"{k}: store has {a!r}, you asked for {b!r}" for k, (a, b) in diff.items())
+        raise ModelMismatchError(
+            f"store {uri} holds vectors of another embedding model ({detail}). Use --model "
+            f"{existing.get('model')} (weights {existing.get('weights')}) with this store, or a new --store path."
+        )
+
+
+def release_lite(uri: str) -> None:
+    """Free Milvus Lite's per-process lock on ``uri`` so another process may open it."""
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:
+        return
+    server_manager_instance.release_server(str(uri))
+
