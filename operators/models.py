@@ -141,3 +141,20 @@ register_model(
     ),
     config=CONFIG_DIR / "tiny-random.json",
 )
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+register_model(
+    ModelEntry(
+        name="testbed",
+        arch="testbed",
+        default_pretrained=str(WEIGHTS_DIR / "testbed.safetensors"),
+        seed=0,
+        description=(
+            "tiny CLIP (64-d, 64 px) trained on the synthetic testbed world's frames; finds shapes by size, "
+            "colour and kind. Rebuild: python -m retrieval.testbed.train_clip "
+            "--out operators/weights/testbed.safetensors --seed 0"
+        ),
+    ),
+    config=CONFIG_DIR / "testbed.json",
+)

@@ -60,6 +60,7 @@ class IndexSummary:
     wall_s: float = 0.0
     stopped_early: bool = False
     errors: list[dict] = field(default_factory=list)
+    nodes: dict[str, set] = field(default_factory=dict)  # stage -> Ray node ids that ran it
 
     @property
     def frames_per_s(self) -> float:
@@ -70,6 +71,7 @@ class IndexSummary:
         d["frames_per_s"] = round(self.frames_per_s, 2)
         d["video_seconds_per_s"] = round(self.video_seconds / self.wall_s, 2) if self.wall_s else 0.0
         d["top_errors"] = top_reasons(self.errors)
+        d["nodes"] = {k: sorted(v) for k, v in self.nodes.items()}
         return d
 
     def render(self) -> str:
@@ -170,10 +172,8 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
     import ray
     from tqdm import tqdm
 
-    from operators.decode import VideoDecoder
-    from operators.encode import ImageEncoder
     from pipeline.resources import cluster_resources, map_batches_kwargs, plan_resources
-    from pipeline.writer import StoreWriter
+    from pipeline.stages import DecodeStage, EncodeStage, WriteStage
 
     started = _init_ray(cfg)
     try:
@@ -192,22 +192,24 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
                  for s in todo]
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
         ds = ds.map_batches(
-            VideoDecoder, fn_constructor_kwargs={"preprocess": preprocess, "sampling": sampling,
+            DecodeStage, fn_constructor_kwargs={"preprocess": preprocess, "sampling": sampling,
                                                  "chunk_frames": cfg.chunk_frames},
             **map_batches_kwargs(res.decode))
         ds = ds.map_batches(
-            ImageEncoder, fn_constructor_kwargs={"model": cfg.model, "pretrained": cfg.pretrained,
+            EncodeStage, fn_constructor_kwargs={"model": cfg.model, "pretrained": cfg.pretrained,
                                                  "device": cfg.device, "precision": cfg.precision,
                                                  "batch_size": res.encode.batch_size},
             **map_batches_kwargs(res.encode))
         ds = ds.map_batches(
-            StoreWriter, fn_constructor_kwargs={"uri": cfg.store, "stamp": stamp, "sampling": sampling,
-                                                "prefix": cfg.prefix},
+            WriteStage, fn_constructor_kwargs={"uri": cfg.store, "stamp": stamp, "sampling": sampling,
+                                                "prefix": cfg.prefix, "expected": len(todo)},
             **map_batches_kwargs(res.write, **writer_args))
         bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
         t_start = time.perf_counter()
         for row in ds.iter_rows():
             bar.update(1)
+            for stage, nodes in json.loads(row.get("nodes") or "{}").items():
+                summary.nodes.setdefault(stage, set()).update(nodes)
             if row["status"] == "ok":
                 summary.indexed += 1
                 summary.frames += int(row["n_frames"])

@@ -39,7 +39,7 @@ class StoreWriter:
     """Callable stage: encoded row batches in -> one result row per finished video out."""
 
     def __init__(self, uri: str, stamp: dict, sampling: str, prefix: str = "vidseek", flush_rows: int = 2048,
-                 head=None):
+                 head=None, expected: int | None = None):
         self.store = VideoStore(uri, prefix)
         self.store.ensure_model(stamp)
         self.sampling = sampling
@@ -47,6 +47,8 @@ class StoreWriter:
         self.head = head  # optional learned temporal head: callable(frames [1,T,D], mask) -> [1, D]
         self.pending: dict[str, _Pending] = {}
         self.buffered = 0
+        self.expected = expected  # videos in the job: once all are written, release the store at once
+        self.finished = 0
 
     def __call__(self, batch: dict) -> dict:
         self._absorb(batch)
@@ -56,6 +58,11 @@ class StoreWriter:
         rows = [self._finish(vid) for vid in done]
         self.store.upsert_videos(rows)  # after the frames: a video row marks a durable, complete video
         results = [{c: r.get(c, "") for c in RESULT_COLUMNS} for r in rows]
+        self.finished += len(rows)
+        if self.expected is not None and self.finished >= self.expected and not self.pending:
+            # Milvus Lite holds a per-process lock; Ray may keep this actor alive after the job, so free
+            # the store now for the driver (search right after indexing) or the next job.
+            self.store.close()
         return {c: np.array([r[c] for r in results], dtype=object if c in ("video_id", "path", "status", "stage",
                 "error", "decoder") else None) for c in RESULT_COLUMNS}
 

@@ -106,9 +106,9 @@ def test_decord_and_pyav_agree_on_h264(h264_mp4, pre_cfg):
     td, _, _, fd, _, _ = decode(h264_mp4, pre_cfg, "fps:2", backend="decord")
     tp, _, _, fp, _, _ = decode(h264_mp4, pre_cfg, "fps:2", backend="pyav")
     assert np.allclose(td, tp, atol=1e-3) and len(fd) == 12
-    diff = np.abs(fd.astype(float) - fp.astype(float)).mean()
-    assert diff < 3.0, diff  # same frames (different scalers); next frame differs far more:
-    assert np.abs(fd[:-1].astype(float) - fp[1:].astype(float)).mean() > 4 * diff
+    pair = np.abs(fd[:, None].astype(float) - fp[None].astype(float)).mean((2, 3, 4))  # [12, 12]
+    assert pair.diagonal().max() < 5.0, pair.diagonal()  # same frames; the scalers differ a little (~3.6)
+    assert np.array_equal(pair.argmin(1), np.arange(12))  # each frame's best match is its own time's
 
 
 @pytest.mark.parametrize("backend", ["decord", "pyav"])

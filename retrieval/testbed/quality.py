@@ -1,0 +1,168 @@
+"""In-memory quality table for the testbed world (issue 6, item 3 without the store).
+
+    python -m retrieval.testbed.quality --world /tmp/vidseek-testbed/eval --seed 7
+
+Decodes every eval clip with ``operators.decode`` (``fps:2`` by default), encodes frames and queries with
+``load_clip("testbed")`` once, and scores every (query, video) pair of the whole gallery with each method
+over *the same vectors*:
+
+- ``mean``: CLIP4Clip meanP (``operators.aggregate.mean_score``: normalise frames, mean, normalise);
+- ``max``: max over frames of cos(q, frame);
+- ``qw τ=…``: CLIP-Hitchhiker query-weighted pooling at τ ∈ {0.01, 0.05, 0.1, 0.2, 0.5, 1};
+- ``mean + CLIPRerank k=…``: per query, the top-k videos by mean are re-scored with
+  0.4 · minmax(mean) + 0.6 · minmax(max) (min-max over that top-k); the rest keep their mean order below.
+
+Ranks are 1-based with pessimistic ties: rank = 1 + #{other videos with score ≥ the ground truth's}.
+Per family: R@1/5/10 (%), median rank; for ``order`` also pair accuracy: the share of queries whose clip
+scores strictly above its reversed partner.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from operators.aggregate import max_score, mean_score, pad_frames, query_weighted_score
+from operators.decode import decode_frames
+from operators.encode import encode_images, encode_texts, load_clip
+from retrieval.testbed.world import generate_world, load_manifest
+
+TAUS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+FAMILIES = ("content", "brief", "order")
+EVAL_SEED = 7  # the training world uses 1000 + training seed
+
+
+def encode_world(world_dir: Path, manifest: dict, clip, sampling: str = "fps:2") -> tuple[list, list]:
+    """Per clip: video name and raw frame features [T_i, D] (float32)."""
+    videos, feats = [], []
+    for c in manifest["clips"]:
+        frames, _, _, _ = decode_frames(str(Path(world_dir) / c["video"]), clip.preprocess, sampling)
+        videos.append(c["video"])
+        feats.append(encode_images(clip, frames))
+    return videos, feats
+
+
+def clip_rerank(first: torch.Tensor, fine: torch.Tensor, k: int, alpha: float = 0.4) -> torch.Tensor:
+    """CLIPRerank over the top-k of ``first`` [Q, V]: alpha·minmax(first) + (1-alpha)·minmax(fine).
+
+    Videos outside the top-k score below every reranked one and keep their first-stage order.
+    """
+    k = min(k, first.shape[1])
+    top = first.topk(k, dim=1).indices  # [Q, k]
+
+    def minmax(x):  # per query, over the top-k
+        lo, hi = x.min(1, keepdim=True).values, x.max(1, keepdim=True).values
+        return (x - lo) / (hi - lo).clamp_min(1e-12)
+
+    fused = alpha * minmax(first.gather(1, top)) + (1 - alpha) * minmax(fine.gather(1, top))  # [Q, k] in [0, 1]
+    out = first - 10.0  # cosines are ≥ -1, so these all sit below 0 ≤ fused
+    return out.scatter(1, top, fused)
+
+
+def gt_ranks(scores: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
+    """1-based pessimistic ranks [Q]: 1 + #{j ≠ gt : S_j ≥ S_gt}."""
+    s_gt = scores.gather(1, gt[:, None])  # [Q, 1]
+    ge = (scores >= s_gt).sum(1) - 1  # minus the gt itself
+    return (ge + 1).numpy()
+
+
+def family_metrics(r: np.ndarray) -> dict:
+    return {"R@1": 100 * float(np.mean(r <= 1)), "R@5": 100 * float(np.mean(r <= 5)),
+            "R@10": 100 * float(np.mean(r <= 10)), "MdR": float(np.median(r)), "n": int(len(r))}
+
+
+def method_scores(q: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, taus=TAUS,
+                  rerank_ks=(20, None), alpha: float = 0.4) -> dict[str, torch.Tensor]:
+    """Every method's [Q, V] scores over the same query and frame vectors."""
+    mean_s = mean_score(q, frames, mask)
+    max_s = max_score(q, frames, mask)
+    out = {"mean": mean_s, "max": max_s}
+    for tau in taus:
+        out[f"qw τ={tau:g}"] = query_weighted_score(q, frames, mask, tau=tau)
+    for k in rerank_ks:
+        name = f"mean + CLIPRerank k={'all' if k is None else k}"
+        out[name] = clip_rerank(mean_s, max_s, k or mean_s.shape[1], alpha)
+    return out
+
+
+def evaluate(world_dir: str | Path, model: str = "testbed", sampling: str = "fps:2", threads: int = 1,
+             taus=TAUS, rerank_ks=(20, None), alpha: float = 0.4) -> dict:
+    torch.set_num_threads(threads)
+    world_dir = Path(world_dir)
+    manifest = load_manifest(world_dir)
+    t0 = time.time()
+    clip = load_clip(model, device="cpu")
+    videos, feats = encode_world(world_dir, manifest, clip, sampling)
+    t_encode = time.time() - t0
+    frames, mask = pad_frames(feats, clip.embed_dim)  # [V, T, D], [V, T]
+    queries = manifest["queries"]
+    q = torch.from_numpy(encode_texts(clip, [x["query"] for x in queries]))  # [Q, D]
+    vid = {v: i for i, v in enumerate(videos)}
+    gt = torch.tensor([vid[x["video"]] for x in queries])
+    fam = np.array([x["family"] for x in queries])
+    partner = torch.tensor([vid.get(x.get("partner", x["video"])) for x in queries])
+    results = {"world": str(world_dir), "seed": manifest["seed"], "model": model, "sampling": sampling,
+               "n_videos": len(videos), "n_frames": int(mask.sum()), "encode_s": round(t_encode, 1),
+               "alpha": alpha, "methods": {}}
+    for name, s in method_scores(q, frames, mask, taus, rerank_ks, alpha).items():
+        r = gt_ranks(s, gt)
+        row = {f: family_metrics(r[fam == f]) for f in FAMILIES if (fam == f).any()}
+        if "order" in row:
+            sel = torch.from_numpy(fam == "order")
+            s_gt = s.gather(1, gt[:, None])[:, 0][sel]
+            s_pa = s.gather(1, partner[:, None])[:, 0][sel]
+            row["order"]["pair"] = 100 * float((s_gt > s_pa).float().mean())
+        results["methods"][name] = row
+    return results
+
+
+def format_table(results: dict) -> str:
+    fams = [f for f in FAMILIES if any(f in row for row in results["methods"].values())]
+    head = ["method"]
+    for f in fams:
+        head += [f"{f} R@1", "R@5", "R@10", "MdR"] + (["pair"] if f == "order" else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in results["methods"].items():
+        cells = [name]
+        for f in fams:
+            m = row[f]
+            cells += [f"{m['R@1']:.1f}", f"{m['R@5']:.1f}", f"{m['R@10']:.1f}", f"{m['MdR']:g}"]
+            if f == "order":
+                cells.append(f"{m['pair']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    n = {f: next(iter(results["methods"].values()))[f]["n"] for f in fams}
+    lines.append("")
+    lines.append(f"gallery {results['n_videos']} videos, {results['n_frames']} frames ({results['sampling']}); "
+                 f"queries {n}; model {results['model']}; ranks 1-based, ties pessimistic")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--world", type=Path, default=Path("/tmp/vidseek-testbed/eval"),
+                   help="eval world directory (generated with --seed when it has no manifest.json)")
+    p.add_argument("--seed", type=int, default=EVAL_SEED)
+    p.add_argument("--model", default="testbed")
+    p.add_argument("--sampling", default="fps:2")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    a = p.parse_args(argv)
+    if not (a.world / "manifest.json").exists():
+        t0 = time.time()
+        generate_world(a.world, a.seed)
+        print(f"generated eval world seed {a.seed} in {a.world} ({time.time() - t0:.0f}s)", flush=True)
+    elif load_manifest(a.world)["seed"] != a.seed:
+        raise SystemExit(f"{a.world} holds the world of seed {load_manifest(a.world)['seed']}, not {a.seed}: "
+                         "pass that seed or another --world directory")
+    res = evaluate(a.world, a.model, a.sampling, a.threads)
+    print(format_table(res))
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Train the ``testbed`` CLIP on frame-level captions of a synthetic training world (issue 6, item 2).
+
+    python -m retrieval.testbed.train_clip --out operators/weights/testbed.safetensors --seed 0
+
+1. Generate a training world (seed ``1000 + seed``; the eval world uses another seed) of H.264 clips in
+   which objects stream in and out, one to three at a time.
+2. Decode every frame with the project's decoder (``operators.decode``) at the model's own preprocessing,
+   so training sees the same compression and resizing as indexing will.
+3. Caption each frame from the measured ground truth: all objects present in the frame ("a big red circle
+   and a small blue square", random order) or, half the time, one of them ("a small blue square").
+4. Train open_clip's ``testbed`` architecture (``operators/model_configs/testbed.json``) with a symmetric
+   InfoNCE in which every pair describing the same set of objects counts as a positive (a batch holds
+   duplicates); AdamW, warm-up then cosine, gradient clipping; fixed seed and a single thread by default,
+   so a rerun reproduces the same weights.
+5. Save the weights in fp16 safetensors (open_clip loads them into an fp32 model).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+
+import operators.models  # noqa: F401  (registers the testbed architecture with open_clip)
+from operators.decode import VideoDecoder
+from operators.preprocess import PreprocessConfig, normalize_frames
+from retrieval.testbed.world import TYPES, frame_objects, generate_training_world, phrase, type_key
+
+ARCH = "testbed"
+TRAIN_WORLD_SEED_OFFSET = 1000
+
+
+def build_frames(world_dir: Path, manifest: dict, pre: PreprocessConfig) -> tuple[np.ndarray, list, np.ndarray]:
+    """Decoded frames [N, S, S, 3] uint8, the object types present in each, and each frame's clip index."""
+    fps = manifest["fps"]
+    dec = VideoDecoder(pre, f"fps:{fps}", chunk_frames=256)
+    frames, objs, clip_of = [], [], []
+    for ci, clip in enumerate(manifest["clips"]):
+        for chunk in dec.decode(str(world_dir / clip["video"])):
+            for img, t in zip(chunk.frames, chunk.t):
+                present = frame_objects(clip, int(round(float(t) * fps)))
+                if not present:
+                    continue  # nothing to describe
+                frames.append(img)
+                objs.append(tuple(sorted(TYPES.index(type_key(tr)) for tr in present)))
+                clip_of.append(ci)
+    return np.stack(frames), objs, np.array(clip_of)
+
+
+def sample_captions(objs: list[tuple], rng: np.random.Generator) -> tuple[list[str], list[frozenset]]:
+    """One caption per frame and the set of objects it names (the key that decides positives)."""
+    caps, keys = [], []
+    for o in objs:
+        if len(o) > 1 and rng.random() < 0.5:
+            o = (o[int(rng.integers(len(o)))],)
+        else:
+            o = tuple(rng.permutation(o))
+        caps.append(" and ".join(phrase(TYPES[i]) for i in o))
+        keys.append(frozenset(o))
+    return caps, keys
+
+
+def multi_positive_infonce(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, keys: list) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch [B, D] x [B, D]; pairs with equal keys are all positives."""
+    logits = scale * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T  # [B, B]
+    ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    kid = torch.tensor([ids[k] for k in keys])
+    pos = (kid[:, None] == kid[None, :]).float()  # [B, B]
+    target = pos / pos.sum(1, keepdim=True)
+    i2t = -(target * logits.log_softmax(1)).sum(1).mean()
+    t2i = -(target * logits.log_softmax(0)).sum(0).mean()
+    return (i2t + t2i) / 2
+
+
+def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+@torch.no_grad()
+def frame_accuracy(model, tokenizer, frames: torch.Tensor, objs: list, pre: PreprocessConfig) -> float:
+    """Held-out frames: share whose best caption, among all full captions of these frames, names its objects."""
+    model.eval()
+    cands = sorted(set(objs))
+    texts = [" and ".join(phrase(TYPES[i]) for i in o) for o in cands]
+    t = F.normalize(model.encode_text(tokenizer(texts)), dim=-1)  # [C, D]
+    hits = 0
+    for lo in range(0, len(frames), 512):
+        x = normalize_frames(frames[lo:lo + 512], pre, torch.float32)
+        best = (F.normalize(model.encode_image(x), dim=-1) @ t.T).argmax(1)  # [b]
+        hits += sum(cands[int(b)] == o for b, o in zip(best, objs[lo:lo + 512]))
+    model.train()
+    return hits / max(1, len(frames))
+
+
+def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int, n_clips: int, clip_s: float,
+          world_dir: Path | None) -> dict:
+    t_start = time.time()
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    tmp = None
+    if world_dir is None:
+        tmp = Path(tempfile.mkdtemp(prefix="vidseek-trainworld-"))
+        world_dir = tmp
+    try:
+        manifest = generate_training_world(world_dir, TRAIN_WORLD_SEED_OFFSET + seed, n_clips=n_clips,
+                                           duration=clip_s)
+        model = open_clip.create_model(ARCH)  # random init under the seed above
+        pre = PreprocessConfig.from_open_clip(open_clip.get_model_preprocess_cfg(model))
+        frames_np, objs, clip_of = build_frames(world_dir, manifest, pre)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    t_data = time.time() - t_start
+    held = clip_of >= n_clips - 2  # last two clips: held-out check
+    frames = torch.from_numpy(frames_np)
+    tr_idx = np.flatnonzero(~held)
+    va_frames, va_objs = frames[held], [objs[i] for i in np.flatnonzero(held)]
+    print(f"training frames {len(tr_idx)}, held-out {int(held.sum())}, data {t_data:.1f}s", flush=True)
+
+    tokenizer = open_clip.get_tokenizer(ARCH)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    warmup = max(1, steps // 20)
+    model.train()
+    order = rng.permutation(tr_idx)
+    pos = 0
+    for step in range(steps):
+        if pos + batch > len(order):
+            order, pos = rng.permutation(tr_idx), 0
+        idx = order[pos:pos + batch]
+        pos += batch
+        caps, keys = sample_captions([objs[i] for i in idx], rng)
+        x = frames[idx]  # [B, S, S, 3] uint8
+        flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
+        x = torch.where(flip[:, None, None, None], x.flip(2), x)  # mirror left-right (no shape changes)
+        uniq = list(dict.fromkeys(caps))
+        where = torch.tensor([uniq.index(c) for c in caps])
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, warmup)
+        img = model.encode_image(normalize_frames(x, pre, torch.float32))  # [B, D]
+        txt = model.encode_text(tokenizer(uniq))[where]  # [B, D]: each distinct caption encoded once
+        loss = multi_positive_infonce(img, txt, model.logit_scale.exp(), keys)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        if step % 100 == 0 or step == steps - 1:
+            print(f"step {step:4d} loss {loss.item():.3f} scale {model.logit_scale.exp().item():.1f} "
+                  f"t {time.time() - t_start:.0f}s", flush=True)
+    acc = frame_accuracy(model, tokenizer, va_frames, va_objs, pre)
+    wall = time.time() - t_start
+    info = {"seed": seed, "steps": steps, "batch": batch, "lr": lr, "threads": threads, "n_clips": n_clips,
+            "clip_s": clip_s, "train_frames": int(len(tr_idx)), "heldout_frame_acc": round(acc, 4),
+            "wall_s": round(wall, 1), "arch": ARCH,
+            "command": f"python -m retrieval.testbed.train_clip --out {out} --seed {seed}"}
+    save(model, out, info)
+    print(json.dumps(info), flush=True)
+    return info
+
+
+def save(model: torch.nn.Module, out: Path, info: dict) -> None:
+    from safetensors.torch import save_file
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out), metadata={k: str(v) for k, v in info.items()})
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="checkpoint path (.safetensors)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 = bit-reproducible)")
+    p.add_argument("--n-clips", type=int, default=48, help="training-world clips")
+    p.add_argument("--clip-s", type=float, default=45.0, help="seconds per training-world clip")
+    p.add_argument("--world-dir", type=Path, default=None, help="keep the training world here (default: temp)")
+    a = p.parse_args(argv)
+    train(a.out, a.seed, a.steps, a.batch, a.lr, a.threads, a.n_clips, a.clip_s, a.world_dir)
+
+
+if __name__ == "__main__":
+    main()

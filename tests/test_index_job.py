@@ -1,0 +1,141 @@
+"""The index job on a real local Ray: counts, resume, replace, prune, metadata, model stamp, search after."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from operators.models import ModelEntry, register_model
+from pipeline.index_job import IndexConfig, run_index
+from pipeline.sources import video_id_for
+from retrieval.filters import parse_user_filter
+from retrieval.search import Searcher
+from retrieval.store import ModelMismatchError, VideoStore
+
+pytestmark = pytest.mark.ray
+
+
+def make_clip(path: Path, seconds: float, pattern: str = "testsrc") -> Path:
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"{pattern}=duration={seconds}:size=96x72:rate=10", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def library(tmp_path) -> Path:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    make_clip(lib / "a.mp4", 2)
+    make_clip(lib / "b.mp4", 3, "smptebars")
+    make_clip(lib / "c with space.mp4", 4, "rgbtestsrc")
+    (lib / "broken.mp4").write_bytes(os.urandom(3000))
+    return lib
+
+
+def store_rows(uri: str) -> tuple[dict[str, dict], dict[str, int], int]:
+    """Video rows by id, frame rows per video (counted by distinct key), and total frame rows."""
+    with VideoStore(uri) as s:
+        videos = {r["video_id"]: r for r in s.video_records()}
+        pks = [r["pk"] for r in s.iter_query(s.frames, 'video_id != ""', ["pk", "video_id"])]
+    per_video: dict[str, int] = {}
+    for pk in set(pks):
+        vid = pk.split(":")[0]
+        per_video[vid] = per_video.get(vid, 0) + 1
+    return videos, per_video, len(pks)
+
+
+def assert_exactly_once(uri: str) -> dict[str, dict]:
+    videos, per_video, total = store_rows(uri)
+    assert total == sum(per_video.values()), "duplicate frame keys"
+    ok = {v: r for v, r in videos.items() if r["status"] == "ok"}
+    for vid, r in ok.items():
+        assert per_video.get(vid, 0) == r["n_frames"] > 0, r["path"]
+    orphans = set(per_video) - set(ok)
+    assert not orphans, f"frames without a finished video: {orphans}"
+    return videos
+
+
+def test_index_resume_replace_prune(ray_local, library, tmp_path):
+    uri = str(tmp_path / "s.db")
+    cfg = IndexConfig(source=str(library), store=uri, progress=False)
+
+    first = run_index(cfg)
+    assert (first.indexed, first.failed, first.skipped) == (3, 1, 0)
+    assert first.frames == 2 + 3 + 4  # fps:1 -> one frame per second
+    assert first.errors[0]["path"].endswith("broken.mp4") and first.errors[0]["stage"] == "decode"
+    videos = assert_exactly_once(uri)
+    assert len(videos) == 4
+    failed = [r for r in videos.values() if r["status"] == "failed"]
+    assert len(failed) == 1 and "broken.mp4" in failed[0]["error"]
+
+    again = run_index(cfg)
+    assert (again.indexed, again.failed, again.skipped) == (0, 0, 4)
+    assert store_rows(uri)[2] == first.frames
+
+    old_id = video_id_for(library / "a.mp4")
+    make_clip(library / "a.mp4", 5)  # changed content: new identity, old rows replaced
+    changed = run_index(cfg)
+    assert (changed.indexed, changed.replaced, changed.skipped) == (1, 1, 3)
+    videos = assert_exactly_once(uri)
+    assert old_id not in videos
+    assert videos[video_id_for(library / "a.mp4")]["n_frames"] == 5
+
+    gone = video_id_for(library / "b.mp4")
+    (library / "b.mp4").unlink()
+    kept = run_index(cfg)  # without --prune the rows of a deleted file stay
+    assert kept.pruned == 0 and gone in store_rows(uri)[0]
+    pruned = run_index(IndexConfig(source=str(library), store=uri, progress=False, prune=True))
+    assert pruned.pruned == 1
+    videos = assert_exactly_once(uri)
+    assert gone not in videos and len(videos) == 3
+
+
+def test_metadata_filter_and_search(ray_local, library, tmp_path):
+    uri = str(tmp_path / "m.db")
+    listing = tmp_path / "list.jsonl"
+    listing.write_text("\n".join(json.dumps(r) for r in [
+        {"path": str(library / "a.mp4"), "lang": "en", "year": 2020},
+        {"path": str(library / "b.mp4"), "lang": "de", "year": 2021},
+        {"path": "lib/c with space.mp4", "lang": "de", "year": 2019},  # relative to the list file
+    ]))
+    summary = run_index(IndexConfig(source=str(listing), store=uri, progress=False, sampling="uniform:4"))
+    assert summary.indexed == 3 and summary.frames == 12
+
+    searcher = Searcher(uri)
+    try:
+        hits = searcher.search("colour bars", k=10)
+        assert sorted(Path(h.path).name for h in hits) == ["a.mp4", "b.mp4", "c with space.mp4"]
+        durations = {"a.mp4": 2, "b.mp4": 3, "c with space.mp4": 4}
+        for h in hits:
+            assert 0 <= h.moment[0] <= h.best_t <= h.moment[1] <= durations[Path(h.path).name] + 1e-3
+        de = searcher.search("colour bars", k=10, filter=parse_user_filter("lang=de"))
+        assert sorted(Path(h.path).name for h in de) == ["b.mp4", "c with space.mp4"]
+        recent = searcher.search("x", k=10, filter=parse_user_filter("year>=2020"), aggregation="mean")
+        assert {h.metadata["year"] for h in recent} == {2020, 2021}
+        assert len(searcher.search("x", k=2, rerank=False, aggregation="max")) == 2
+    finally:
+        searcher.store.close()
+
+
+def test_store_refuses_another_model(ray_local, library, tmp_path):
+    uri = str(tmp_path / "x.db")
+    run_index(IndexConfig(source=str(library / "a.mp4"), store=uri, progress=False))
+    register_model(ModelEntry(name="tiny-random-seed1", arch="tiny-random", seed=1))
+    with pytest.raises(ModelMismatchError, match="another embedding model"):
+        run_index(IndexConfig(source=str(library), store=uri, model="tiny-random-seed1", progress=False))
+    videos, _, total = store_rows(uri)
+    assert len(videos) == 1 and total == 2  # nothing written by the refused job
