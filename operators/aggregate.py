@@ -63,7 +63,8 @@ def query_weighted_weights(queries, frames, mask=None, tau: float = 0.1) -> torc
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
     sims = frame_similarities(queries, frames, mask)
-    return torch.softmax(sims / tau, dim=-1) * _mask(_as_tensor(frames), mask).unsqueeze(0)
+    w = torch.softmax(sims / tau, dim=-1) * _mask(_as_tensor(frames), mask).unsqueeze(0)
+    return w / w.sum(-1, keepdim=True).clamp_min(EPS)  # NEG / large tau is no longer -inf: renormalise
 
 
 def query_weighted_score(queries, frames, mask=None, tau: float = 0.1) -> torch.Tensor:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 from operators.encode import load_clip
 from operators.sampling import SamplingPlan
+from pipeline.faults import fault_spec_from_env
 from pipeline.sources import VideoSource, discover
 from retrieval.store import VideoStore, is_server_uri
 
@@ -202,7 +203,8 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
             **map_batches_kwargs(res.encode))
         ds = ds.map_batches(
             WriteStage, fn_constructor_kwargs={"uri": cfg.store, "stamp": stamp, "sampling": sampling,
-                                                "prefix": cfg.prefix, "expected": len(todo)},
+                                                "prefix": cfg.prefix, "expected": len(todo),
+                                                "fault": fault_spec_from_env(), "driver_pid": os.getpid()},
             **map_batches_kwargs(res.write, **writer_args))
         bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
         t_start = time.perf_counter()

@@ -52,7 +52,9 @@ def plan_resources(cpus: float, gpus: float, encode_batch: int | None = None,
     """
     if cpus < 1:
         raise ValueError("the Ray cluster reports no CPUs")
-    writer = StageResources("write", num_cpus=0.1, batch_size=None)
+    # The writer mostly waits on the store; zero CPUs means it always fits beside the stages that saturate
+    # a node (it is pinned to the driver's node for Milvus Lite, which may be full).
+    writer = StageResources("write", num_cpus=0.0, batch_size=None)
     if gpus >= 1:
         n_gpu = int(gpus)
         encode = StageResources("encode", num_cpus=1, num_gpus=1, batch_size=encode_batch or 512,

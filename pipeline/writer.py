@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from operators.aggregate import mean_pool
+from pipeline.faults import FaultInjector
 from retrieval.store import VideoStore
 
 RESULT_COLUMNS = ("video_id", "path", "status", "stage", "error", "n_frames", "duration", "lost", "decoder")
@@ -39,7 +40,7 @@ class StoreWriter:
     """Callable stage: encoded row batches in -> one result row per finished video out."""
 
     def __init__(self, uri: str, stamp: dict, sampling: str, prefix: str = "vidseek", flush_rows: int = 2048,
-                 head=None, expected: int | None = None):
+                 head=None, expected: int | None = None, fault: str | None = None, driver_pid: int | None = None):
         self.store = VideoStore(uri, prefix)
         self.store.ensure_model(stamp)
         self.sampling = sampling
@@ -49,14 +50,19 @@ class StoreWriter:
         self.buffered = 0
         self.expected = expected  # videos in the job: once all are written, release the store at once
         self.finished = 0
+        self.fault = FaultInjector(fault, driver_pid)
 
     def __call__(self, batch: dict) -> dict:
         self._absorb(batch)
         done = [vid for vid, p in self.pending.items() if p.complete()]
         if done or self.buffered >= self.flush_rows:
+            self.fault.reached("before_frames")
             self._flush_frames(done if self.buffered < self.flush_rows else list(self.pending))
+            self.fault.reached("after_frames")
         rows = [self._finish(vid) for vid in done]
         self.store.upsert_videos(rows)  # after the frames: a video row marks a durable, complete video
+        if rows:
+            self.fault.reached("after_videos")
         results = [{c: r.get(c, "") for c in RESULT_COLUMNS} for r in rows]
         self.finished += len(rows)
         if self.expected is not None and self.finished >= self.expected and not self.pending:

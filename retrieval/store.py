@@ -22,7 +22,6 @@ from retrieval.filters import in_list, quote
 # pymilvus probes an RPC that Milvus Lite does not implement and grpc logs a traceback for it on every
 # insert; the call has a client-side fallback, so the log is noise.
 logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)  # Lite: no mvccTs RPC
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +51,9 @@ def frame_pk(video_id: str, idx: int) -> str:
 class VideoStore:
     def __init__(self, uri: str = "./vidseek.db", prefix: str = "vidseek", token: str = ""):
         from pymilvus import MilvusClient  # imported here: importing pymilvus costs ~0.5 s
+
+        # Lite has no mvccTs RPC; the iterator falls back to client time and warns on every call.
+        logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
 
         self.uri = uri
         self.prefix = prefix

@@ -61,7 +61,8 @@ def h264_mp4(media) -> Path:
 
 @pytest.fixture(scope="session")
 def vp9_webm(media) -> Path:
-    return _make(media, "vp9.webm", *_testsrc(4), "-c:v", "libvpx-vp9", "-b:v", "200k", "-g", "25")
+    return _make(media, "vp9.webm", *_testsrc(4), "-c:v", "libvpx-vp9", "-b:v", "200k", "-g", "25",
+                 "-deadline", "good", "-cpu-used", "5")
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +87,7 @@ def mjpeg_avi(media) -> Path:
 @pytest.fixture(scope="session")
 def av1_mp4(media, encoders) -> Path:
     if "libaom-av1" in encoders:
-        enc = ("-c:v", "libaom-av1", "-cpu-used", "8", "-b:v", "100k")
+        enc = ("-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-b:v", "100k")
     elif "libsvtav1" in encoders:
         enc = ("-c:v", "libsvtav1", "-preset", "12")
     else:

@@ -157,10 +157,9 @@ REASONS = {
 
 
 @pytest.mark.parametrize("name", sorted(REASONS))
-@pytest.mark.parametrize("backend", ["auto", "pyav"])
-def test_bad_input_one_failed_end_row(bad_inputs, pre_cfg, name, backend):
+def test_bad_input_one_failed_end_row(bad_inputs, pre_cfg, name):
     path = bad_inputs[name]
-    out = rows(path, pre_cfg, backend=backend)  # must not raise
+    out = rows(path, pre_cfg)  # must not raise
     assert len(out) == 1 and list(out[0]["kind"]) == ["end"] and out[0]["n_frames"][0] == 0
     err = out[0]["error"][0]
     assert out[0]["status"][0] == "failed" and str(path) in err and REASONS[name] in err, err
@@ -187,12 +186,10 @@ def test_truncated_mid_stream_keeps_first_part(truncated_mid, pre_cfg, backend):
 
 @pytest.fixture(scope="module")
 def corrupt_h264(long_h264, tmp_path_factory):
-    """10 s H.264 with 2000 random bytes written at 30 % and 60 % of the file."""
+    """10 s H.264 (GOP 25) with 2000 random bytes written over the middle of the file."""
     data = bytearray(long_h264.read_bytes())
-    rng = np.random.default_rng(0)
-    for frac in (0.3, 0.6):
-        pos = int(len(data) * frac)
-        data[pos:pos + 2000] = rng.integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    pos = len(data) // 2
+    data[pos:pos + 2000] = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
     out = tmp_path_factory.mktemp("corrupt") / "corrupt.mp4"
     out.write_bytes(bytes(data))
     return out
@@ -200,13 +197,17 @@ def corrupt_h264(long_h264, tmp_path_factory):
 
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
 def test_mid_stream_corruption_loses_only_some_frames(corrupt_h264, pre_cfg, backend):
-    """Bad packets cost their own frames, not the video: most samples survive and losses are counted."""
+    """Bad packets cost frames near them, not the video. Seen: PyAV loses frames ~115-138 (always the
+    same); decord ~37-49 frames from ~113 on, varying run to run (its seeks fail past the next key frame)."""
     t, _, _, frames, s, _ = decode(corrupt_h264, pre_cfg, "fps:25", backend=backend)
-    assert s.lost > 0 and len(frames) >= 0.7 * 250 and t.max() > 9.0
+    got = set(np.round(t * 25).astype(int))
+    assert s.lost > 0 and len(frames) >= 0.75 * 250
+    assert set(range(100)) <= got and set(range(175, 250)) <= got  # damage stays local
+    assert not set(range(115, 125)) & got  # the damaged stretch itself is dropped (counted), not faked
     if backend == "decord":  # every sample is either emitted or counted as lost
         assert len(frames) + s.lost == 250
     end = rows(corrupt_h264, pre_cfg, "fps:1", backend=backend)[-1]
-    assert end["status"][0] == "ok" and end["n_frames"][0] >= 7
+    assert end["status"][0] == "ok" and end["n_frames"][0] >= 8
 
 
 @pytest.mark.parametrize("name", ["bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"])

@@ -1,0 +1,133 @@
+"""Model registry, load_clip (offline: tags fail fast, local checkpoints work), ImageEncoder, text encoding."""
+import logging
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from operators.encode import ImageEncoder, encode_images, encode_texts, load_clip, tokenize
+from operators.models import ModelLoadError, get_model_entry, list_models
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+
+
+def test_registry_lists_tiny_random_before_open_clip_names():
+    names = list_models()
+    assert "tiny-random" in names and names.index("tiny-random") < names.index("ViT-B-32")
+    entry = get_model_entry("tiny-random")
+    assert entry.arch == "tiny-random" and entry.default_pretrained == "none"
+
+
+def test_tiny_random_shape_and_determinism(tiny_clip, frames):
+    """Two loads of the seeded random model give identical features (store stamps rely on it)."""
+    other = load_clip("tiny-random", device="cpu")
+    a, b = encode_images(tiny_clip, frames), encode_images(other, frames)
+    assert a.shape == (4, 64) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert not np.allclose(a[0], a[1])  # different pictures, different vectors
+    assert tiny_clip.preprocess.size == 64 and tiny_clip.embed_dim == 64
+    assert tiny_clip.stamp() == other.stamp() and tiny_clip.stamp()["weights"] == "none"
+    assert np.array_equal(encode_texts(tiny_clip, ["a dog"]), encode_texts(other, ["a dog"]))
+
+
+def test_unknown_model_is_a_helpful_error():
+    with pytest.raises(ModelLoadError, match=r"unknown model 'no-such-model'.*tiny-random"):
+        load_clip("no-such-model")
+
+
+def test_unknown_tag_lists_known_tags():
+    with pytest.raises(ModelLoadError, match=r"no pretrained tag 'bogus'.*laion2b_s34b_b79k.*local checkpoint"):
+        load_clip("ViT-B-32", pretrained="bogus")
+
+
+def test_unreachable_tag_fails_fast_with_checkpoint_hint():
+    """No hub here: a real tag must fail in seconds and say how to use a local checkpoint instead."""
+    t0 = time.monotonic()
+    with pytest.raises(ModelLoadError) as info:
+        load_clip("ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu")
+    assert time.monotonic() - t0 < 10
+    msg = str(info.value)
+    assert "laion2b_s34b_b79k" in msg and "--pretrained /path/to/" in msg and ".safetensors" in msg
+
+
+def test_missing_checkpoint_file():
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_clip("tiny-random", pretrained="/nonexistent/dir/weights.pt")
+
+
+def test_local_checkpoint_loads_its_weights(tiny_clip, frames, tmp_path):
+    """Weights saved to a .pt load back via pretrained=path; changed weights really change the output."""
+    state = {k: v.clone() for k, v in tiny_clip.model.state_dict().items()}
+    same = tmp_path / "same.pt"
+    torch.save(state, same)
+    loaded = load_clip("tiny-random", pretrained=str(same), device="cpu")
+    assert np.array_equal(encode_images(loaded, frames), encode_images(tiny_clip, frames))
+    stamp = loaded.stamp()
+    assert stamp["weights"].startswith("sha256:") and stamp != tiny_clip.stamp()
+
+    state["visual.proj"] = state["visual.proj"] * -2.0
+    changed = tmp_path / "changed.pt"
+    torch.save(state, changed)
+    other = load_clip("tiny-random", pretrained=str(changed), device="cpu")
+    assert np.allclose(encode_images(other, frames), -2.0 * encode_images(tiny_clip, frames), atol=1e-5)
+    assert other.stamp()["weights"] != stamp["weights"]  # the content hash tells the files apart
+
+
+def test_image_encoder_skips_end_rows(frames):
+    enc = ImageEncoder("tiny-random", device="cpu", batch_size=2)
+    batch = {"kind": np.array(["frame", "end", "frame", "end"], dtype=object),
+             "video_id": np.array(["a", "a", "b", "b"], dtype=object), "frame": frames}
+    out = enc(batch)
+    assert "frame" not in out and list(out["video_id"]) == ["a", "a", "b", "b"]
+    emb = out["embedding"]
+    assert emb.shape == (4, 64) and emb.dtype == np.float32
+    assert not emb[[1, 3]].any() and np.abs(emb[[0, 2]]).sum(1).min() > 0
+    assert np.allclose(emb[[0, 2]], encode_images(enc.clip, frames[[0, 2]]), atol=1e-5)
+    assert "frame" in ImageEncoder("tiny-random", device="cpu", keep_frames=True)(batch)
+
+
+def test_image_encoder_without_kind_and_other_sizes(tiny_clip):
+    big = np.random.default_rng(1).integers(0, 256, (2, 96, 128, 3), dtype=np.uint8)
+    out = ImageEncoder("tiny-random", device="cpu")({"frame": big})
+    assert out["embedding"].shape == (2, 64) and np.abs(out["embedding"]).sum(1).min() > 0
+    with pytest.raises(ValueError, match="frames must be"):
+        encode_images(tiny_clip, big[..., 0])
+
+
+LONG = " ".join(["red", "green", "blue", "dog", "cat"] * 10)  # 50 one-token words; context is 32 tokens
+
+
+def test_long_text_fixture_is_long(tiny_clip):
+    assert tiny_clip.context_length == 32
+    assert len(tiny_clip.tokenizer.encode(LONG)) == 50  # every word is one BPE token
+
+
+def test_long_text_truncate_warns(tiny_clip, caplog):
+    with caplog.at_level(logging.WARNING, logger="operators.encode"):
+        short = encode_texts(tiny_clip, ["a red dog"])
+    assert not caplog.records and short.shape == (1, 64)
+    with caplog.at_level(logging.WARNING, logger="operators.encode"):
+        out = encode_texts(tiny_clip, [LONG], long_text="truncate")
+    assert any("query of 52 tokens truncated" in r.getMessage() for r in caplog.records)
+    words = LONG.split()  # truncation keeps the first 30 words (+ start/end tokens)
+    assert np.allclose(out, encode_texts(tiny_clip, [" ".join(words[:30])]), atol=1e-5)
+
+
+def test_long_text_chunk_averages_normalised_windows(tiny_clip):
+    words = LONG.split()
+    tokens, owners = tokenize(tiny_clip, ["a cat", LONG], long_text="chunk")
+    assert owners == [1, 2] and tokens.shape == (3, 32)
+    out = encode_texts(tiny_clip, ["a cat", LONG], long_text="chunk")
+    pieces = encode_texts(tiny_clip, [" ".join(words[:30]), " ".join(words[30:])])
+    unit = pieces / np.linalg.norm(pieces, axis=1, keepdims=True)
+    assert np.allclose(out[1], unit.mean(0), atol=1e-5)  # mean of unit vectors of 30- and 20-word windows
+    short = encode_texts(tiny_clip, ["a cat"])[0]  # short text: same direction (here returned unit-norm)
+    assert np.allclose(out[0], short / np.linalg.norm(short), atol=1e-5)
+
+
+def test_long_text_error_raises(tiny_clip):
+    with pytest.raises(ValueError, match="52 tokens, model context is 32"):
+        encode_texts(tiny_clip, ["fine", LONG], long_text="error")

@@ -1,0 +1,79 @@
+"""Slow index-job tests: the driver SIGKILLed at several points then re-run, and a real two-node cluster."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.index_job import IndexConfig, run_index
+from test_index_job import assert_exactly_once, make_clip, store_rows
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def six_clips(tmp_path) -> Path:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(6):
+        make_clip(lib / f"clip{i}.mp4", 2 + i % 3)
+    (lib / "bad.mp4").write_bytes(b"\x00" * 100)
+    return lib
+
+
+def index_cli(lib: Path, uri: str, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    env.pop("VIDSEEK_FAULT", None)
+    if fault:
+        env["VIDSEEK_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", "index", str(lib), "--store", uri, "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_driver_killed_at_several_points_then_rerun(six_clips, tmp_path):
+    uri = str(tmp_path / "k.db")
+    for fault in ("before_frames:1", "after_frames:1", "after_videos:2"):
+        proc = index_cli(six_clips, uri, fault)
+        assert proc.returncode == -9, f"{fault}: job was not killed: {proc.returncode} {proc.stderr[-2000:]}"
+        videos = assert_exactly_once(uri)  # whatever survived is whole, never half a video
+        assert len(videos) < 7
+        if fault.startswith("after_videos"):
+            assert len(videos) >= 1  # the kill came after durable video rows
+    proc = index_cli(six_clips, uri)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    videos = assert_exactly_once(uri)
+    assert len(videos) == 7
+    assert sum(r["status"] == "failed" for r in videos.values()) == 1  # the error record, not duplicated
+    again = index_cli(six_clips, uri)
+    assert '"indexed": 0' in again.stdout and '"skipped": 7' in again.stdout
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent))
+    port = "6391"
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="1")
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    subprocess.run([ray, "start", "--head", "--port", port, "--include-dashboard=false",
+                    "--resources", '{"head_node": 1}', *common], check=True, env=env, capture_output=True)
+    try:
+        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--resources", '{"worker_node": 1}',
+                        *common], check=True, env=env, capture_output=True)
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
+
+
+def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path):
+    uri = str(tmp_path / "c.db")
+    summary = run_index(IndexConfig(source=str(six_clips), store=uri, address=two_node_cluster, progress=False))
+    assert (summary.indexed, summary.failed) == (6, 1)
+    used = set().union(*summary.nodes.values())
+    assert len(used) == 2, summary.nodes  # decode and encode landed on different nodes
+    assert_exactly_once(uri)
+
