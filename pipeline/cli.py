@@ -1,4 +1,4 @@
-"""The ``vidseek`` command line (typer): index, search, models, demo, info."""
+"""The ``vidseek`` command line (typer): index, search, rerank, eval, eval-run, models, info, demo."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -106,6 +107,115 @@ def format_hits(query: str, hits: list) -> str:
         lines.append(f"  {i:2d}. {h.score:7.4f}  {Path(h.path).name}  moment {h.moment[0]:.1f}–{h.moment[1]:.1f} s "
                      f"(best {h.best_t:.1f} s)")
     return "\n".join(lines)
+
+
+@app.command("rerank")
+def rerank_cmd(
+    run: Path = typer.Option(..., exists=True, dir_okay=False, help="TREC run (qid Q0 docid rank score tag) or JSONL"),
+    out: Path = typer.Option(..., help="output run, same format as RUN, ranks rewritten"),
+    queries: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="TSV qid<TAB>text or TREC topics"),
+    store: Optional[str] = typer.Option(None, help="take frame vectors of indexed videos from this store"),
+    video_root: Optional[Path] = typer.Option(None, file_okay=False, help="decode unindexed candidates from here"),
+    model: str = typer.Option("tiny-random", help="model when no store is given (a store knows its own)"),
+    pretrained: Optional[str] = typer.Option(None),
+    sampling: str = typer.Option("fps:1", help="frame sampling for videos decoded on the fly"),
+    alpha: float = typer.Option(0.4, help="weight of the run's own score"),
+    depth: int = typer.Option(100, help="candidates rescored per query"),
+    cache_dir: Optional[Path] = typer.Option(None, help="frame-vector cache (default ~/.cache/vidseek/frames)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """CLIPRerank another system's result list with CLIP frame evidence (no vidseek index needed)."""
+    _quiet_logs(verbose)
+    from operators.encode import load_clip
+    from operators.models import ModelLoadError
+    from retrieval.rerank import DEFAULT_CACHE, FrameEvidence, rerank_run
+    from retrieval.runfiles import read_queries, read_run, write_run
+    from retrieval.store import StoreError, VideoStore
+
+    if store is None and video_root is None:
+        _fail("give --store, --video-root, or both (candidates need frame evidence from somewhere)")
+    vs = None
+    try:
+        run_queries, fmt = read_run(run)
+        texts = read_queries(queries) if queries else None
+        if store is not None:
+            vs = VideoStore(store)
+            vs.require_ready()
+            stamp = vs.model_stamp()
+            model, pretrained = stamp["model"], stamp.get("pretrained")
+        clip = load_clip(model, pretrained)
+        evidence = FrameEvidence(clip, vs, video_root, sampling, cache_dir or DEFAULT_CACHE)
+        reranked, report = rerank_run(run_queries, evidence, alpha, depth, texts)
+        write_run(out, reranked, fmt, tag="vidseek-rerank", score_from_rank=True)
+    except (ValueError, StoreError, ModelLoadError, FileNotFoundError) as e:
+        _fail(str(e))
+    finally:
+        if vs is not None:
+            vs.close()
+    typer.echo(f"reranked {report.queries} queries ({report.rescored} candidates rescored; evidence "
+               f"{report.evidence}); {len(report.without_evidence)} without evidence kept their rank → {out}")
+
+
+@app.command("eval")
+def eval_cmd(
+    dataset: Path = typer.Option(..., exists=True, dir_okay=False, help="MSR-VTT JSON, CSV or JSONL captions"),
+    store: str = typer.Option("./vidseek.db", help=STORE_HELP),
+    config: list[str] = typer.Option([], "--config", help="mean | max | query-weighted[:tau] | learned, "
+                                     "optionally +rerank (repeatable; default: a standard set)"),
+    split: Optional[str] = typer.Option(None, help="MSR-VTT JSON split (train/validate/test)"),
+    depth: int = typer.Option(100, help="rerank depth"),
+    alpha: float = typer.Option(0.4),
+    out: Optional[Path] = typer.Option(None, help="write eval.md, eval.json and recall_at_k.png here"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """R@1/5/10, MdR, MnR of text→video retrieval per configuration (ties counted pessimistically)."""
+    _quiet_logs(False)
+    from retrieval.datasets import load_captions
+    from retrieval.evaluate import DEFAULT_CONFIGS, evaluate, markdown_table, parse_config, save_outputs
+    from retrieval.search import Searcher
+    from retrieval.store import StoreError
+
+    try:
+        configs = [parse_config(c, depth, alpha) for c in (config or DEFAULT_CONFIGS)]
+        pairs = load_captions(dataset, split)
+        searcher = Searcher(store)
+        rows = evaluate(searcher, pairs, configs, str(dataset))
+        searcher.store.close()
+    except (ValueError, StoreError, FileNotFoundError) as e:
+        _fail(str(e))
+    if out:
+        save_outputs(rows, out, title=f"{dataset.name} on {store}")
+    if as_json:
+        typer.echo(json.dumps([{"config": r.config, **r.metrics} for r in rows]))
+    else:
+        typer.echo(markdown_table(rows))
+
+
+@app.command("eval-run")
+def eval_run_cmd(
+    run: Path = typer.Argument(..., exists=True, dir_okay=False),
+    qrels: Path = typer.Argument(..., exists=True, dir_okay=False),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """MAP, nDCG@10 and P@10 of a TREC/JSONL run against qrels, computed by pytrec_eval (trec_eval)."""
+    import pytrec_eval
+
+    from retrieval.runfiles import read_qrels, read_run, run_to_dict
+
+    try:
+        queries, _ = read_run(run)
+        rels = read_qrels(qrels)
+    except ValueError as e:
+        _fail(str(e))
+    evaluator = pytrec_eval.RelevanceEvaluator(rels, {"map", "ndcg_cut.10", "P.10"})
+    per_query = evaluator.evaluate(run_to_dict(queries))
+    if not per_query:
+        _fail("no query of the run has judgments in the qrels")
+    keys = {"map": "map", "ndcg_cut_10": "nDCG@10", "P_10": "P@10"}
+    means = {name: float(np.mean([q[k] for q in per_query.values()])) for k, name in keys.items()}
+    means["queries"] = len(per_query)
+    typer.echo(json.dumps(means) if as_json else "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+                                                           for k, v in means.items()))
 
 
 @app.command()

@@ -93,8 +93,10 @@ class Searcher:
         results = self.search_vectors(qvec, params)
         return results[0] if single else results
 
-    def search_vectors(self, qvec: np.ndarray, params: SearchParams) -> list[list[Hit]]:
-        candidates = self._first_stage(qvec, params)
+    def search_vectors(self, qvec: np.ndarray, params: SearchParams,
+                       first_stage_depth: int | None = None) -> list[list[Hit]]:
+        """Hits per query for unit query vectors [Q, D]; ``first_stage_depth`` defaults to max(depth, k)."""
+        candidates = self._first_stage(qvec, params, first_stage_depth or max(params.depth, params.k))
         union = sorted({v for c in candidates for v in c})
         if not union:
             return [[] for _ in qvec]
@@ -147,8 +149,7 @@ class Searcher:
             return scorer(q, F, mask, tau=params.tau)
         return scorer(q, F, mask)
 
-    def _first_stage(self, qvec: np.ndarray, params: SearchParams) -> list[list[str]]:
-        depth = max(params.depth, params.k)
+    def _first_stage(self, qvec: np.ndarray, params: SearchParams, depth: int) -> list[list[str]]:
         ok = all_of('status == "ok"', params.filter)
         vec_field = "learned_vec" if params.aggregation == "learned" else "mean_vec"
         by_video = self.store.search_videos(qvec, depth, field=vec_field, filter=ok, fields=["video_id"])

@@ -76,8 +76,13 @@ def test_local_checkpoint_loads_its_weights(tiny_clip, frames, tmp_path):
     assert other.stamp()["weights"] != stamp["weights"]  # the content hash tells the files apart
 
 
-def test_image_encoder_skips_end_rows(frames):
-    enc = ImageEncoder("tiny-random", device="cpu", batch_size=2)
+@pytest.fixture(scope="module")
+def encoder():
+    return ImageEncoder("tiny-random", device="cpu", batch_size=2)
+
+
+def test_image_encoder_skips_end_rows(encoder, frames):
+    enc = encoder
     batch = {"kind": np.array(["frame", "end", "frame", "end"], dtype=object),
              "video_id": np.array(["a", "a", "b", "b"], dtype=object), "frame": frames}
     out = enc(batch)
@@ -86,12 +91,13 @@ def test_image_encoder_skips_end_rows(frames):
     assert emb.shape == (4, 64) and emb.dtype == np.float32
     assert not emb[[1, 3]].any() and np.abs(emb[[0, 2]]).sum(1).min() > 0
     assert np.allclose(emb[[0, 2]], encode_images(enc.clip, frames[[0, 2]]), atol=1e-5)
-    assert "frame" in ImageEncoder("tiny-random", device="cpu", keep_frames=True)(batch)
+    keep = ImageEncoder("tiny-random", device="cpu", keep_frames=True)(batch)
+    assert keep["frame"] is frames and np.array_equal(keep["embedding"], emb)
 
 
-def test_image_encoder_without_kind_and_other_sizes(tiny_clip):
+def test_image_encoder_without_kind_and_other_sizes(encoder, tiny_clip):
     big = np.random.default_rng(1).integers(0, 256, (2, 96, 128, 3), dtype=np.uint8)
-    out = ImageEncoder("tiny-random", device="cpu")({"frame": big})
+    out = encoder({"frame": big})  # no "kind" column: every row is a frame; 96x128 is resized to 64
     assert out["embedding"].shape == (2, 64) and np.abs(out["embedding"]).sum(1).min() > 0
     with pytest.raises(ValueError, match="frames must be"):
         encode_images(tiny_clip, big[..., 0])
