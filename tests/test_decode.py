@@ -71,9 +71,9 @@ def test_vp9_realtime_decodes_whatever_decord_thread_count(vp9_realtime_webm, pr
     _, _, _, frames, s, _ = decode(vp9_realtime_webm, pre_cfg, "fps:1", threads=threads)
     assert len(frames) == 4 and s.lost == 0
     if threads == 1:
-        assert s.decoder == "decord"
-    if s.decoder == "pyav":
-        assert any("decord decoded no frames" in n for n in s.notes)
+        assert s.decoder == "decord" and not s.notes
+    else:  # seen with decord2 3.4.0: every sampled frame fails, so the whole video goes to PyAV
+        assert s.decoder == "pyav" and any("decord decoded no frames (4 lost)" in n for n in s.notes)
     ref, *_ = decode(vp9_realtime_webm, pre_cfg, "fps:1", backend="pyav")
     assert np.allclose(decode(vp9_realtime_webm, pre_cfg, "fps:1", threads=threads)[0], ref)
 

@@ -1,0 +1,96 @@
+"""Search over a store with planted frame vectors: aggregation semantics, CLIPRerank, moments, filters."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from operators.aggregate import mean_score, query_weighted_score
+from planted import BRIEF_IDX, QUERY, build_planted_store
+from retrieval.filters import parse_user_filter
+from retrieval.search import Searcher, SearchParams
+from retrieval.store import StoreError, VideoStore
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, tiny_clip):
+    uri = str(tmp_path_factory.mktemp("planted") / "p.db")
+    meta = {"brief": {"genre": "sport", "year": 2020}, "diffuse": {"genre": "news", "year": 2019}}
+    videos = build_planted_store(uri, tiny_clip, metadata=meta)
+    searcher = Searcher(uri, clip=tiny_clip)
+    yield searcher, videos
+    searcher.store.close()
+
+
+def order(hits) -> list[str]:
+    return [h.video_id for h in hits]
+
+
+def test_mean_prefers_diffuse_weighted_and_max_prefer_brief(planted):
+    searcher, _ = planted
+    assert order(searcher.search(QUERY, aggregation="mean", rerank=False))[0] == "diffuse"
+    assert order(searcher.search(QUERY, aggregation="max", rerank=False))[0] == "brief"
+    assert order(searcher.search(QUERY, aggregation="query-weighted", tau=0.1, rerank=False))[0] == "brief"
+    # τ → ∞ is the raw-frame mean: the brief event is diluted again
+    assert order(searcher.search(QUERY, aggregation="query-weighted", tau=100.0, rerank=False))[0] == "diffuse"
+
+
+def test_scores_match_operator_reference(planted, tiny_clip):
+    searcher, videos = planted
+    q = searcher.encode_queries([QUERY])
+    hits = {h.video_id: h for h in searcher.search(QUERY, aggregation="query-weighted", rerank=False, k=10)}
+    assert set(hits) == set(videos)  # one hit per video, none lost
+    for vid, vecs in videos.items():
+        ref = float(query_weighted_score(q, vecs[None].astype(np.float32))[0, 0])
+        assert hits[vid].score == pytest.approx(ref, abs=1e-4)
+    mean_hits = {h.video_id: h.score for h in searcher.search(QUERY, aggregation="mean", rerank=False, k=10)}
+    for vid, vecs in videos.items():
+        assert mean_hits[vid] == pytest.approx(float(mean_score(q, vecs[None].astype(np.float32))[0, 0]), abs=1e-4)
+
+
+def test_rerank_alpha_moves_between_first_stage_and_max(planted):
+    searcher, _ = planted
+    assert order(searcher.search(QUERY, aggregation="mean", rerank=True, alpha=1.0))[0] == "diffuse"
+    assert order(searcher.search(QUERY, aggregation="mean", rerank=True, alpha=0.2))[0] == "brief"
+    by_max = order(searcher.search(QUERY, aggregation="max", rerank=False, k=10))
+    assert order(searcher.search(QUERY, aggregation="mean", rerank=True, alpha=0.0, k=10)) == by_max
+    hit = searcher.search(QUERY, aggregation="mean", rerank=True, alpha=0.2)[0]
+    assert set(hit.scores) == {"initial", "fine", "fused"} and 0.0 <= hit.scores["fused"] <= 1.0
+
+
+def test_best_moment_points_at_the_event(planted):
+    searcher, _ = planted
+    hit = next(h for h in searcher.search(QUERY, aggregation="max", rerank=False) if h.video_id == "brief")
+    assert hit.moment == (float(BRIEF_IDX), float(BRIEF_IDX + 1))
+    assert hit.best_t == pytest.approx(BRIEF_IDX + 0.5)
+
+
+def test_filters_and_batches(planted):
+    searcher, _ = planted
+    news = searcher.search(QUERY, filter=parse_user_filter("genre=news"), k=10)
+    assert order(news) == ["diffuse"]
+    recent = searcher.search(QUERY, filter=parse_user_filter("year>=2020"), k=10)
+    assert order(recent) == ["brief"]
+    hostile = parse_user_filter('genre=news" or video_id != "')  # quoted as one string value
+    assert searcher.search(QUERY, filter=hostile, k=10) == []
+    batch = searcher.search([QUERY, "something else"], k=3, rerank=False, aggregation="max")
+    single = searcher.search(QUERY, k=3, rerank=False, aggregation="max")
+    assert len(batch) == 2 and len(batch[1]) == 3
+    # the noise videos are exactly orthogonal to the query (tied at ~0), so compare scores, not their order
+    assert [h.score for h in batch[0]] == pytest.approx([h.score for h in single], abs=1e-5)
+    assert order(batch[0])[:2] == order(single)[:2] == ["brief", "diffuse"]
+
+
+def test_bad_parameters_and_empty_store(planted, tmp_path, tiny_clip):
+    searcher, _ = planted
+    with pytest.raises(ValueError, match="aggregation"):
+        searcher.search(QUERY, aggregation="median")
+    with pytest.raises(ValueError):
+        SearchParams(k=0).validate()
+    with pytest.raises(ValueError, match="alpha"):
+        searcher.search(QUERY, alpha=1.5)
+    with pytest.raises(StoreError, match="learned"):
+        searcher.search(QUERY, aggregation="learned")
+    empty = VideoStore(str(tmp_path / "empty.db"))
+    with pytest.raises(StoreError, match="vidseek index"):
+        Searcher(empty, clip=tiny_clip)
+    empty.close()
