@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -22,6 +23,8 @@ from retrieval.filters import in_list, quote
 # pymilvus probes an RPC that Milvus Lite does not implement and grpc logs a traceback for it on every
 # insert; the call has a client-side fallback, so the log is noise.
 logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+# Lite logs a traceback when a store is locked by another process; StoreError reports it with what to do.
+logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,8 @@ def frame_pk(video_id: str, idx: int) -> str:
 
 
 class VideoStore:
-    def __init__(self, uri: str = "./vidseek.db", prefix: str = "vidseek", token: str = ""):
+    def __init__(self, uri: str = "./vidseek.db", prefix: str = "vidseek", token: str = "",
+                 lock_wait_s: float = 15.0):
         from pymilvus import MilvusClient  # imported here: importing pymilvus costs ~0.5 s
 
         # Lite has no mvccTs RPC; the iterator falls back to client time and warns on every call.
@@ -61,16 +65,28 @@ class VideoStore:
         self.dim: int | None = None
         if not is_server_uri(uri):
             Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.client = MilvusClient(uri=str(uri), token=token) if is_server_uri(uri) else MilvusClient(str(uri))
-        except Exception as e:  # noqa: BLE001 — pymilvus/Lite raise many types; name the store either way
-            hint = ("is another vidseek process (index job or server) using it? Milvus Lite allows one process "
-                    "per store: stop it, or search through `vidseek serve`, or use a Milvus server URI")
-            raise StoreError(f"cannot open store {uri}: {type(e).__name__}: {e}. {hint}") from e
+        self.client = self._connect(MilvusClient, token, lock_wait_s)
         if self.client.has_collection(self.meta):
             self._load()
 
     # -- lifecycle --------------------------------------------------------------------------------
+    def _connect(self, client_cls, token: str, lock_wait_s: float):
+        """Open the client; a Lite store locked by another process is retried for ``lock_wait_s`` (the
+        workers of a job that was just killed can take a few seconds to exit and free it)."""
+        deadline = time.monotonic() + lock_wait_s
+        while True:
+            try:
+                if is_server_uri(self.uri):
+                    return client_cls(uri=str(self.uri), token=token)
+                return client_cls(str(self.uri))
+            except Exception as e:  # noqa: BLE001 — pymilvus/Lite raise many types; name the store either way
+                if not is_server_uri(self.uri) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                hint = ("is another vidseek process (index job or server) using it? Milvus Lite allows one process "
+                        "per store: wait for it or stop it, search through `vidseek serve`, or use a Milvus server URI")
+                raise StoreError(f"cannot open store {self.uri}: {type(e).__name__}: {e}. {hint}") from e
+
     def _load(self) -> None:
         for name in (self.meta, self.videos, self.frames):
             if self.client.has_collection(name):

