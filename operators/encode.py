@@ -177,12 +177,10 @@ def encode_texts(clip: LoadedClip, texts: list[str], long_text: str = "truncate"
         texts = [texts]
     tokens, owners = tokenize(clip, list(texts), long_text)
     feats = clip.model.encode_text(tokens.to(clip.device)).float()  # [M, D]
-    if all(n == 1 for n in owners):
-        return feats.cpu().numpy()
-    feats = torch.nn.functional.normalize(feats, dim=-1)
     out, i = [], 0
     for n in owners:
-        out.append(feats[i:i + n].mean(0))
+        # a chunked text is the mean of its unit chunk vectors; a text that fits stays raw like the rest
+        out.append(feats[i] if n == 1 else torch.nn.functional.normalize(feats[i:i + n], dim=-1).mean(0))
         i += n
     return torch.stack(out).cpu().numpy()
 

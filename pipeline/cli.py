@@ -47,7 +47,7 @@ def index(
     """Index SOURCE into STORE (resumable: finished videos are skipped, changed files replaced)."""
     _quiet_logs(verbose)
     from operators.models import ModelLoadError
-    from pipeline.index_job import IndexConfig, run_index
+    from pipeline.index_job import IndexConfig, JobError, run_index
     from pipeline.sources import SourceError
     from retrieval.store import StoreError
 
@@ -56,7 +56,7 @@ def index(
                       chunk_frames=chunk_frames, device=device, progress=not as_json and sys.stderr.isatty())
     try:
         summary = run_index(cfg)
-    except (SourceError, StoreError, ModelLoadError, ValueError) as e:
+    except (SourceError, StoreError, ModelLoadError, JobError, ValueError) as e:
         _fail(str(e))
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))

@@ -27,6 +27,10 @@ from retrieval.store import VideoStore, is_server_uri
 log = logging.getLogger(__name__)
 
 
+class JobError(RuntimeError):
+    """The job could not run (not a per-video failure); the message says what to do."""
+
+
 @dataclass
 class IndexConfig:
     source: str
@@ -135,12 +139,17 @@ def _init_ray(cfg: IndexConfig) -> bool:
 
     if ray.is_initialized():
         return False
-    if cfg.address:
-        ray.init(address=cfg.address, log_to_driver=False)
-        return True
-    tmp = os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}")
-    ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
-             _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+    try:
+        if cfg.address:
+            ray.init(address=cfg.address, log_to_driver=False)
+            return True
+        tmp = os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}")
+        ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
+                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+    except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception on startup timeouts
+        where = f"the Ray cluster at {cfg.address}" if cfg.address else "a local Ray instance"
+        raise JobError(f"could not start or join {where}: {e}. Check `ray status`, free memory/CPU, "
+                       "or retry: re-running the same command continues where this one stopped") from e
     return True
 
 

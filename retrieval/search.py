@@ -19,6 +19,7 @@ import torch
 from operators.aggregate import get_scorer, frame_similarities, pad_frames
 from operators.encode import LoadedClip, encode_texts, load_clip
 from retrieval.filters import all_of, in_list
+from retrieval.frame_cache import FrameCache
 from retrieval.fusion import rerank
 from retrieval.store import StoreError, VideoStore, check_same_model
 
@@ -67,8 +68,10 @@ class Hit:
 class Searcher:
     """``Searcher(store).search("a dog on a beach", k=10)``; also ``search([q1, q2, …])`` for a batch."""
 
-    def __init__(self, store: VideoStore | str, clip: LoadedClip | None = None, device: str = "auto"):
+    def __init__(self, store: VideoStore | str, clip: LoadedClip | None = None, device: str = "auto",
+                 cache_vectors: int = 500_000):
         self.store = VideoStore(store) if isinstance(store, str) else store
+        self.frames = FrameCache(self.store.frames_of, cache_vectors)
         self.store.require_ready()
         stamp = self.store.model_stamp()
         if clip is None:
@@ -100,7 +103,7 @@ class Searcher:
         union = sorted({v for c in candidates for v in c})
         if not union:
             return [[] for _ in qvec]
-        frames = self.store.frames_of(union)
+        frames = self.frames.get(union)
         union = [v for v in union if v in frames]
         fields = ["video_id", "path", "metadata"] + (["learned_vec", "learned_head"]
                                                       if params.aggregation == "learned" else [])

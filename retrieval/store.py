@@ -33,6 +33,7 @@ VIDEO_FIELDS = ["video_id", "path", "status", "stage", "error", "duration", "n_f
 FRAME_FIELDS = ["pk", "video_id", "idx", "t", "t_start", "t_end", "norm"]
 ID_LEN, PATH_LEN, ERR_LEN = 64, 4096, 2048
 PAGE = 4096
+QUERY_LIMIT = 16_384  # Milvus' largest offset + limit of one query
 
 
 class StoreError(RuntimeError):
@@ -251,9 +252,12 @@ class VideoStore:
     def frames_of(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
         """Frame data per video, sorted by idx: t, t_start, t_end [T], raw vectors [T, D]."""
         rows: list[dict] = []
+        fields = ["video_id", "idx", "t", "t_start", "t_end", "norm", "vec"]
         for i in range(0, len(video_ids), 256):
-            rows.extend(self.iter_query(self.frames, in_list("video_id", video_ids[i:i + 256]),
-                                        ["video_id", "idx", "t", "t_start", "t_end", "norm", "vec"]))
+            expr = in_list("video_id", video_ids[i:i + 256])
+            # One plain query per 256 videos (an iterator costs extra round trips); page only when it fills.
+            part = self.client.query(self.frames, filter=expr, output_fields=fields, limit=QUERY_LIMIT)
+            rows.extend(part if len(part) < QUERY_LIMIT else self.iter_query(self.frames, expr, fields))
         by: dict[str, list[dict]] = {}
         for r in rows:
             by.setdefault(r["video_id"], []).append(r)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 import operators.models  # noqa: F401  (registers the testbed architecture with open_clip)
 from operators.decode import VideoDecoder
 from operators.preprocess import PreprocessConfig, normalize_frames
+from retrieval.testbed.render import COLOURS
 from retrieval.testbed.world import TYPES, frame_objects, generate_training_world, phrase, type_key
 
 ARCH = "testbed"
@@ -55,17 +56,36 @@ def build_frames(world_dir: Path, manifest: dict, pre: PreprocessConfig) -> tupl
     return np.stack(frames), objs, np.array(clip_of)
 
 
-def sample_captions(objs: list[tuple], rng: np.random.Generator) -> tuple[list[str], list[frozenset]]:
-    """One caption per frame and the set of objects it names (the key that decides positives)."""
+def sample_captions(objs: list[tuple], rng: np.random.Generator, focus: list[int | None] | None = None,
+                    single: float = 0.5) -> tuple[list[str], list[frozenset]]:
+    """One caption per frame and the set of objects it names (the key that decides positives).
+
+    With probability ``single`` a caption names one present object (``focus`` when given), else all of them
+    (at most two, in random order, keeping ``focus``).
+    """
     caps, keys = [], []
-    for o in objs:
-        if len(o) > 1 and rng.random() < 0.5:
-            o = (o[int(rng.integers(len(o)))],)
+    for j, o in enumerate(objs):
+        f = focus[j] if focus is not None else None
+        if len(o) > 1 and rng.random() < single:
+            o = (f if f is not None else o[int(rng.integers(len(o)))],)
         else:
             o = tuple(rng.permutation(o))
+            if len(o) > 2:
+                rest = [i for i in o if i != f]
+                o = tuple(rng.permutation([f, rest[0]] if f is not None else o[:2]))
         caps.append(" and ".join(phrase(TYPES[i]) for i in o))
         keys.append(frozenset(o))
     return caps, keys
+
+
+def hard_batch(rng: np.random.Generator, batch: int, by_colour: dict) -> tuple[np.ndarray, list[int]]:
+    """Frames showing objects of two random colours, each captioned by such an object: the in-batch
+    negatives then differ mostly in shape and size, which uniform batches (colour separates most pairs)
+    teach slowly."""
+    colours = rng.choice(len(by_colour), 2, replace=False)
+    pool = np.concatenate([by_colour[int(c)] for c in colours])  # [(frame, type)] rows
+    rows = pool[rng.integers(len(pool), size=batch)]
+    return rows[:, 0], [int(t) for t in rows[:, 1]]
 
 
 def multi_positive_infonce(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, keys: list) -> torch.Tensor:
@@ -87,23 +107,29 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 
 @torch.no_grad()
-def frame_accuracy(model, tokenizer, frames: torch.Tensor, objs: list, pre: PreprocessConfig) -> float:
-    """Held-out frames: share whose best caption, among all full captions of these frames, names its objects."""
+def heldout_accuracy(model, tokenizer, frames: torch.Tensor, objs: list, pre: PreprocessConfig) -> dict:
+    """Held-out frames. ``full``: the best of all full captions of these frames names exactly the frame's
+    objects; ``type`` (and per attribute): single-object frames, best of the 96 one-object phrases."""
     model.eval()
+    img = torch.cat([F.normalize(model.encode_image(normalize_frames(frames[lo:lo + 512], pre, torch.float32)),
+                                 dim=-1) for lo in range(0, len(frames), 512)])  # [N, D]
     cands = sorted(set(objs))
-    texts = [" and ".join(phrase(TYPES[i]) for i in o) for o in cands]
-    t = F.normalize(model.encode_text(tokenizer(texts)), dim=-1)  # [C, D]
-    hits = 0
-    for lo in range(0, len(frames), 512):
-        x = normalize_frames(frames[lo:lo + 512], pre, torch.float32)
-        best = (F.normalize(model.encode_image(x), dim=-1) @ t.T).argmax(1)  # [b]
-        hits += sum(cands[int(b)] == o for b, o in zip(best, objs[lo:lo + 512]))
+    t = F.normalize(model.encode_text(tokenizer([" and ".join(phrase(TYPES[i]) for i in o) for o in cands])), dim=-1)
+    best = (img @ t.T).argmax(1)
+    out = {"full": float(np.mean([cands[int(b)] == o for b, o in zip(best, objs)]))}
+    single = np.array([len(o) == 1 for o in objs])
+    t1 = F.normalize(model.encode_text(tokenizer([phrase(x) for x in TYPES])), dim=-1)  # [96, D]
+    pred = (img[torch.from_numpy(single)] @ t1.T).argmax(1).numpy()
+    true = np.array([o[0] for o, s in zip(objs, single) if s])
+    out["type"] = float(np.mean(pred == true))
+    for j, name in enumerate(("size", "colour", "shape")):
+        out[name] = float(np.mean([TYPES[a][j] == TYPES[b][j] for a, b in zip(pred, true)]))
     model.train()
-    return hits / max(1, len(frames))
+    return {k: round(v, 4) for k, v in out.items()}
 
 
 def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int, n_clips: int, clip_s: float,
-          world_dir: Path | None) -> dict:
+          world_dir: Path | None, hard: float = 0.5) -> dict:
     t_start = time.time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -135,14 +161,20 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
                             lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warmup = max(1, steps // 20)
     model.train()
+    colour_of = {i: list(COLOURS).index(t[1]) for i, t in enumerate(TYPES)}
+    by_colour = {c: np.array([(i, k) for i in tr_idx for k in objs[i] if colour_of[k] == c])
+                 for c in range(len(COLOURS))}
     order = rng.permutation(tr_idx)
     pos = 0
     for step in range(steps):
-        if pos + batch > len(order):
-            order, pos = rng.permutation(tr_idx), 0
-        idx = order[pos:pos + batch]
-        pos += batch
-        caps, keys = sample_captions([objs[i] for i in idx], rng)
+        if rng.random() < hard:
+            idx, focus = hard_batch(rng, batch, by_colour)
+        else:
+            if pos + batch > len(order):
+                order, pos = rng.permutation(tr_idx), 0
+            idx, focus = order[pos:pos + batch], None
+            pos += batch
+        caps, keys = sample_captions([objs[i] for i in idx], rng, focus)
         x = frames[idx]  # [B, S, S, 3] uint8
         flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
         x = torch.where(flip[:, None, None, None], x.flip(2), x)  # mirror left-right (no shape changes)
@@ -160,12 +192,14 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         if step % 100 == 0 or step == steps - 1:
+            if step % 400 == 0 and step:
+                print("held-out", heldout_accuracy(model, tokenizer, va_frames, va_objs, pre), flush=True)
             print(f"step {step:4d} loss {loss.item():.3f} scale {model.logit_scale.exp().item():.1f} "
                   f"t {time.time() - t_start:.0f}s", flush=True)
-    acc = frame_accuracy(model, tokenizer, va_frames, va_objs, pre)
+    acc = heldout_accuracy(model, tokenizer, va_frames, va_objs, pre)
     wall = time.time() - t_start
     info = {"seed": seed, "steps": steps, "batch": batch, "lr": lr, "threads": threads, "n_clips": n_clips,
-            "clip_s": clip_s, "train_frames": int(len(tr_idx)), "heldout_frame_acc": round(acc, 4),
+            "clip_s": clip_s, "train_frames": int(len(tr_idx)), "heldout": acc,
             "wall_s": round(wall, 1), "arch": ARCH,
             "command": f"python -m retrieval.testbed.train_clip --out {out} --seed {seed}"}
     save(model, out, info)
@@ -191,9 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 = bit-reproducible)")
     p.add_argument("--n-clips", type=int, default=48, help="training-world clips")
     p.add_argument("--clip-s", type=float, default=45.0, help="seconds per training-world clip")
+    p.add_argument("--hard", type=float, default=0.5, help="share of colour-grouped (hard-negative) batches")
     p.add_argument("--world-dir", type=Path, default=None, help="keep the training world here (default: temp)")
     a = p.parse_args(argv)
-    train(a.out, a.seed, a.steps, a.batch, a.lr, a.threads, a.n_clips, a.clip_s, a.world_dir)
+    train(a.out, a.seed, a.steps, a.batch, a.lr, a.threads, a.n_clips, a.clip_s, a.world_dir, a.hard)
 
 
 if __name__ == "__main__":

@@ -91,12 +91,19 @@ def _intervals(mask: np.ndarray) -> list[list[int]]:
     return [[int(a), int(b)] for a, b in zip(starts, ends)]
 
 
+def render_manifest_clip(clip: dict, side: int, fps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Re-render a clip from its manifest entry alone: frames [N, S, S, 3] and visible fractions [N, K]."""
+    bg, _ = background(np.random.default_rng(clip["background"]["seed"]), side)
+    return render_clip(clip["tracks"], bg, clip["duration"], fps)
+
+
 def _finish_clip(out_dir: Path, clip: dict, rng: np.random.Generator, side: int, fps: int,
-                 write: bool = True) -> np.ndarray:
-    """Render, write the mp4 and add measured presence to every track; returns visible fractions [N, K]."""
-    bg, bg_info = background(rng, side)
-    frames, vis = render_clip(clip["tracks"], bg, clip["duration"], fps)
-    clip["background"] = bg_info
+                 write: bool = True) -> None:
+    """Render, write the mp4 and add the measured presence of every track to the manifest entry."""
+    bg_seed = int(rng.integers(2**31))
+    _, bg_info = background(np.random.default_rng(bg_seed), side)
+    clip["background"] = {"seed": bg_seed, **bg_info}
+    frames, vis = render_manifest_clip(clip, side, fps)
     clip["n_frames"] = len(frames)
     for k, tr in enumerate(clip["tracks"]):
         tr["present"] = _intervals(vis[:, k] >= PRESENT)
@@ -104,7 +111,6 @@ def _finish_clip(out_dir: Path, clip: dict, rng: np.random.Generator, side: int,
         tr["n_visible"] = int((vis[:, k] > 0).sum())
     if write:
         write_mp4(out_dir / clip["video"], frames, fps)
-    return vis
 
 
 class _Vocab:

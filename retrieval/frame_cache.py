@@ -1,0 +1,55 @@
+"""An LRU cache of candidates' frame vectors for the searcher.
+
+Fetching frame rows dominates a search on Milvus Lite (its engine costs ~0.1 ms per returned row). A video's
+frames never change under its id: ``video_id`` hashes the file's identity, a changed file gets a new id,
+and a re-index of a failed video only happens while it has no ``ok`` row (the search never asks for it).
+So cached entries need no invalidation; deleted videos simply stop being asked for and age out.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
+
+import numpy as np
+
+FrameData = dict[str, np.ndarray]
+
+
+class FrameCache:
+    def __init__(self, fetch: Callable[[list[str]], dict[str, FrameData]], max_vectors: int = 500_000):
+        self.fetch = fetch
+        self.max_vectors = max_vectors
+        self._entries: OrderedDict[str, FrameData] = OrderedDict()
+        self._size = 0
+        self.hits = self.misses = 0
+
+    def get(self, video_ids: list[str]) -> dict[str, FrameData]:
+        out, missing = {}, []
+        for vid in video_ids:
+            entry = self._entries.get(vid)
+            if entry is None:
+                missing.append(vid)
+            else:
+                self._entries.move_to_end(vid)
+                out[vid] = entry
+        self.hits += len(out)
+        self.misses += len(missing)
+        if missing:
+            fetched = self.fetch(missing)
+            out.update(fetched)
+            for vid, entry in fetched.items():
+                self._put(vid, entry)
+        return out
+
+    def _put(self, vid: str, entry: FrameData) -> None:
+        n = len(entry["vectors"])
+        if n > self.max_vectors:
+            return
+        self._entries[vid] = entry
+        self._size += n
+        while self._size > self.max_vectors:
+            _, old = self._entries.popitem(last=False)
+            self._size -= len(old["vectors"])
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,142 @@
+"""Testbed world and model (issue 6): determinism, ground truth against pixels, the committed model."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from operators.aggregate import mean_score  # noqa: E402
+from operators.decode import decode_frames  # noqa: E402
+from operators.encode import encode_images, encode_texts, load_clip  # noqa: E402
+from operators.models import get_model_entry  # noqa: E402
+from retrieval.testbed.world import (  # noqa: E402
+    check_world,
+    generate_world,
+    render_manifest_clip,
+    type_key,
+)
+
+SMALL = dict(n_content=8, n_brief=3, n_order=2)
+SEED = 3
+
+
+def _digest(d: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("world")
+    return d, generate_world(d, seed=SEED, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def testbed():
+    torch.set_num_threads(1)
+    return load_clip("testbed", device="cpu")
+
+
+def test_world_is_deterministic(world, tmp_path):
+    d, m = world
+    again = generate_world(tmp_path, seed=SEED, **SMALL)
+    assert again == m
+    assert _digest(tmp_path) == _digest(d)  # manifest, queries, captions and the mp4 bytes
+    assert generate_world(tmp_path / "other", seed=SEED + 1, **SMALL) != m
+
+
+def test_world_files(world):
+    d, m = world
+    assert {p.name for p in d.iterdir()} >= {"manifest.json", "queries.jsonl", "captions.csv"}
+    assert (d / "captions.csv").read_text().splitlines()[0] == "video,caption"
+    assert len((d / "queries.jsonl").read_text().splitlines()) == len(m["queries"]) == 8 + 3 + 2 * 2
+    for q in m["queries"]:
+        assert (d / q["video"]).exists()
+
+
+def test_files_decode_and_match_ground_truth(world, testbed):
+    """Every file decodes with operators.decode; its pixels are what the manifest re-renders to."""
+    d, m = world
+    for clip in m["clips"]:
+        frames, t0, _, summary = decode_frames(str(d / clip["video"]), testbed.preprocess, "fps:2")
+        assert len(frames) == int(clip["duration"] * 2) and summary.lost == 0
+    for clip in m["clips"][::4]:
+        rendered, vis = render_manifest_clip(clip, m["side"], m["fps"])
+        with av.open(str(d / clip["video"])) as c:
+            decoded = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+        assert decoded.shape == rendered.shape
+        assert np.abs(decoded.astype(int) - rendered).mean() < 4.0  # H.264 at CRF 20
+        for k, tr in enumerate(clip["tracks"]):
+            assert tr["n_visible"] == int((vis[:, k] > 0).sum())
+
+
+def test_brief_events_are_brief(world):
+    """≤ 10% of frames show any pixel of the target, checked by rendering the clip without it."""
+    _, m = world
+    briefs = [c for c in m["clips"] if c["family"] == "brief"]
+    assert len(briefs) == 3
+    for clip in briefs:
+        with_t, _ = render_manifest_clip(clip, m["side"], m["fps"])
+        without = dict(clip, tracks=[tr for i, tr in enumerate(clip["tracks"]) if i != clip["target"]])
+        no_t, _ = render_manifest_clip(without, m["side"], m["fps"])
+        changed = (with_t != no_t).any(axis=(1, 2, 3))
+        assert 0 < changed.sum() <= 0.1 * len(with_t)
+        assert changed.sum() == clip["tracks"][clip["target"]]["n_visible"]
+        others = [tr for i, tr in enumerate(clip["tracks"]) if i != clip["target"]]
+        on = np.flatnonzero(changed)
+        assert any(a <= on[len(on) // 2] <= b for tr in others for a, b in tr["present"])  # amid distractors
+
+
+def test_order_pairs_are_reversed(world):
+    _, m = world
+    by_video = {c["video"]: c for c in m["clips"]}
+    order = [q for q in m["queries"] if q["family"] == "order"]
+    assert len(order) == 4
+    for q in order:
+        a, b = by_video[q["video"]]["tracks"], by_video[q["partner"]]["tracks"]
+        assert [type_key(t) for t in a] == [type_key(t) for t in b][::-1]
+        assert a[0]["present"][-1][1] < a[1]["present"][0][0]
+        assert " then " in q["query"] and q["query"].split(" then ")[0] == q["objects"][0]
+
+
+def test_ground_truth_is_unique_and_checked(world):
+    _, m = world
+    check_world(m)
+    import copy
+
+    bad = copy.deepcopy(m)
+    brief = next(c for c in bad["clips"] if c["family"] == "brief")
+    intruder = dict(brief["tracks"][brief["target"]])
+    next(c for c in bad["clips"] if c["family"] == "content")["tracks"].append(intruder)
+    with pytest.raises(AssertionError, match="brief target also occurs"):
+        check_world(bad)
+
+
+def test_testbed_model_loads_offline(testbed):
+    path = Path(get_model_entry("testbed").default_pretrained)
+    assert path.exists() and path.stat().st_size <= 20 * 2**20
+    model = testbed.model
+    assert testbed.embed_dim == model.transformer.width  # CLIP4Clip head initialised from text blocks
+    assert len(model.transformer.resblocks) >= 4
+    assert testbed.stamp()["weights"].startswith("sha256:")
+
+
+def test_testbed_model_finds_content(world, testbed):
+    """Mean-pooled clip vs its own caption and every other content caption: far above chance (50%)."""
+    d, m = world
+    qs = [q for q in m["queries"] if q["family"] == "content"]
+    feats = [encode_images(testbed, decode_frames(str(d / q["video"]), testbed.preprocess, "fps:2")[0]) for q in qs]
+    frames = torch.from_numpy(np.stack(feats))  # [V, T, D]: content clips all have 24 samples
+    s = mean_score(torch.from_numpy(encode_texts(testbed, [q["query"] for q in qs])), frames)  # [Q, V]
+    own = s.diag()
+    wins = (own[None, :] > s).float()  # caption i scored on clip j: own caption j must beat caption i
+    acc = (wins.sum() - wins.diag().sum()) / (len(qs) * (len(qs) - 1))
+    assert acc >= 0.85, f"own caption beats a wrong one in only {acc:.0%} of pairs"
+    assert (s.argmax(1) == torch.arange(len(qs))).float().mean() >= 0.6  # text→video among 8 (chance 12.5%)
