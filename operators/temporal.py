@@ -1,9 +1,18 @@
-"""CLIP4Clip ``seqTransf`` temporal head (Luo et al., 2021), as in the official code (DESIGN §5).
+"""CLIP4Clip temporal heads (Luo et al., 2021), as in the official code (DESIGN §5).
+
+``seqTransf``:
 
 frames F [B, T, D] + frame position embeddings P (init: CLIP *text* positional embedding, 77 rows)
 -> 4 pre-LN CLIP residual blocks (init: CLIP text blocks 0-3), no causal mask, padded frames masked as keys
 with an additive -1e6, no dropout, no final LayerNorm -> + F (residual to the original features)
 -> meanP (normalise, masked mean, normalise) -> video vector [B, D].
+
+``seqLSTM``: a 1-layer unidirectional LSTM (hidden = D) over the frames, + F (residual), then meanP. The
+official code packs the sequences by length; a forward LSTM is causal, so running it on the zero-padded
+batch gives the same outputs on real frames as long as padding comes *after* them (``pad_frames`` layout);
+padded positions are zeroed like ``pad_packed_sequence`` does.
+
+Checkpoints, model-stamp checks and per-video vectors for the index writer: ``operators.heads``.
 """
 from __future__ import annotations
 
@@ -65,6 +74,24 @@ class SeqTransfHead(nn.Module):
         for block in self.resblocks:
             x = block(x, attn_mask=attn_mask)
         return x + frames  # residual to the original features
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Video vectors [B, D], unit norm."""
+        if mask is None:
+            mask = torch.ones(frames.shape[:2], device=frames.device)
+        return mean_pool(self.contextualise(frames, mask), mask)
+
+
+class SeqLSTMHead(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.width = width
+        self.lstm = nn.LSTM(input_size=width, hidden_size=width, num_layers=1, batch_first=True)
+
+    def contextualise(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Frames [B, T, D], mask [B, T] (1 = real, real frames first) -> [B, T, D] before pooling."""
+        out, _ = self.lstm(frames)
+        return out * mask.to(frames.dtype).unsqueeze(-1) + frames  # residual to the original features
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Video vectors [B, D], unit norm."""

@@ -17,6 +17,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import Iterator
 
 from operators.encode import load_clip
 from operators.sampling import SamplingPlan
@@ -96,6 +97,14 @@ class IndexSummary:
         return "\n".join(lines)
 
 
+def _write_in_driver(ds, writer) -> Iterator[dict]:
+    """Result rows of a writer running in this process over the encoded stream (shared-store mode)."""
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        out = writer(batch)
+        for i in range(len(out["video_id"])):
+            yield {k: v[i] for k, v in out.items()}
+
+
 def top_reasons(errors: list[dict], n: int = 5) -> list[tuple[str, int]]:
     def reason(e: dict) -> str:
         msg = e["reason"]
@@ -153,8 +162,12 @@ def _init_ray(cfg: IndexConfig) -> bool:
     return True
 
 
-def run_index(cfg: IndexConfig) -> IndexSummary:
-    """Index ``cfg.source`` into ``cfg.store``; see the module docstring for the stages."""
+def run_index(cfg: IndexConfig, store: VideoStore | None = None) -> IndexSummary:
+    """Index ``cfg.source`` into ``cfg.store``; see the module docstring for the stages.
+
+    ``store``: an open store owned by the caller (e.g. the search service, which holds Milvus Lite's lock);
+    the job then writes through it from this process instead of from a writer actor, and leaves it open.
+    """
     t0 = time.perf_counter()
     plan_spec = SamplingPlan.parse(cfg.sampling)
     sources = discover(cfg.source)
@@ -162,23 +175,25 @@ def run_index(cfg: IndexConfig) -> IndexSummary:
     stamp, preprocess = clip.stamp(), clip.preprocess.as_dict()
     del clip
 
-    store = VideoStore(cfg.store, cfg.prefix)
+    own = store is None
+    store = VideoStore(cfg.store, cfg.prefix) if own else store
     try:
         store.ensure_model(stamp)
         plan = plan_job(store, sources, cfg.prune, cfg.retry_failed)
         if plan.stale:
             store.delete_videos(plan.stale)
     finally:
-        store.close()  # release Milvus Lite's lock for the writer actor
+        if own:
+            store.close()  # release Milvus Lite's lock for the writer actor
     summary = IndexSummary(skipped=plan.skipped, pruned=len(plan.pruned), replaced=plan.replaced)
     if plan.todo:
-        _run_stages(cfg, plan.todo, stamp, preprocess, str(plan_spec), summary)
+        _run_stages(cfg, plan.todo, stamp, preprocess, str(plan_spec), summary, None if own else store)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
 
 def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
-                summary: IndexSummary) -> None:
+                summary: IndexSummary, shared_store: VideoStore | None) -> None:
     import ray
     from tqdm import tqdm
 
@@ -210,14 +225,17 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
                                                  "device": cfg.device, "precision": cfg.precision,
                                                  "batch_size": res.encode.batch_size},
             **map_batches_kwargs(res.encode))
-        ds = ds.map_batches(
-            WriteStage, fn_constructor_kwargs={"uri": cfg.store, "stamp": stamp, "sampling": sampling,
-                                                "prefix": cfg.prefix, "expected": len(todo),
-                                                "fault": fault_spec_from_env(), "driver_pid": os.getpid()},
-            **map_batches_kwargs(res.write, **writer_args))
+        writer_kwargs = {"stamp": stamp, "sampling": sampling, "prefix": cfg.prefix, "expected": len(todo),
+                         "fault": fault_spec_from_env(), "driver_pid": os.getpid()}
+        if shared_store is None:
+            ds = ds.map_batches(WriteStage, fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
+                                **map_batches_kwargs(res.write, **writer_args))
+            rows = ds.iter_rows()
+        else:
+            rows = _write_in_driver(ds, WriteStage(shared_store, **writer_kwargs))
         bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
         t_start = time.perf_counter()
-        for row in ds.iter_rows():
+        for row in rows:
             bar.update(1)
             for stage, nodes in json.loads(row.get("nodes") or "{}").items():
                 summary.nodes.setdefault(stage, set()).update(nodes)

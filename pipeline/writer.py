@@ -39,9 +39,12 @@ class _Pending:
 class StoreWriter:
     """Callable stage: encoded row batches in -> one result row per finished video out."""
 
-    def __init__(self, uri: str, stamp: dict, sampling: str, prefix: str = "vidseek", flush_rows: int = 2048,
-                 head=None, expected: int | None = None, fault: str | None = None, driver_pid: int | None = None):
-        self.store = VideoStore(uri, prefix)
+    def __init__(self, uri: str | VideoStore, stamp: dict, sampling: str, prefix: str = "vidseek",
+                 flush_rows: int = 2048, head=None, expected: int | None = None, fault: str | None = None,
+                 driver_pid: int | None = None):
+        # A VideoStore passed in is shared with its owner (a service that also searches) and stays open.
+        self.owns_store = not isinstance(uri, VideoStore)
+        self.store = VideoStore(uri, prefix) if self.owns_store else uri
         self.store.ensure_model(stamp)
         self.sampling = sampling
         self.flush_rows = flush_rows
@@ -65,7 +68,7 @@ class StoreWriter:
             self.fault.reached("after_videos")
         results = [{c: r.get(c, "") for c in RESULT_COLUMNS} for r in rows]
         self.finished += len(rows)
-        if self.expected is not None and self.finished >= self.expected and not self.pending:
+        if self.owns_store and self.expected is not None and self.finished >= self.expected and not self.pending:
             # Milvus Lite holds a per-process lock; Ray may keep this actor alive after the job, so free
             # the store now for the driver (search right after indexing) or the next job.
             self.store.close()

@@ -1,0 +1,452 @@
+"""``vidseek train``: train a CLIP4Clip temporal head (seqTransf / seqLSTM) with CLIP frozen (DESIGN §5).
+
+Data: a caption dataset in any ``load_captions`` layout. Frame vectors come from a store (the raw CLIP
+image features the index wrote, matched to the dataset's videos by id, absolute path or file stem, like
+``vidseek eval``); videos not in the store are decoded and encoded on the fly from ``video_root`` (kept in
+memory for the process), else the run stops naming them. Per video, ``frames`` vectors are sampled at
+uniform chunk midpoints (all of them, padded and masked, when a video has fewer). Caption features come
+from the frozen text tower once, encoded exactly as ``vidseek search`` encodes queries (full context, no
+CLIP4Clip 32-token cut), so that training and search see the same text vectors.
+
+Loss: symmetric InfoNCE, mean of the cross-entropies over rows (text→video) and columns (video→text) of
+logit_scale · cos(text, video), logit_scale = exp(CLIP's logit_scale) clamped ≤ 100 and frozen.
+
+Batches: every epoch draws **one random caption per training video** and shuffles the videos, so a batch
+never holds the same video twice (MSR-VTT has 20 captions per video: iterating over captions would put
+duplicates of a video in one batch as false negatives). Off-diagonal pairs whose captions are the very same
+string are left out of the negatives too (they are not negatives).
+
+Optimiser: AdamW (β 0.9/0.999, ε 1e-6 as CLIP4Clip's BertAdam), lr 1e-4, weight decay 0.2 on weight
+matrices only (not biases, LayerNorm, or position embeddings), linear warm-up over the first 10% of steps
+then cosine decay to 0, gradient-norm clip 1.0, batch 128, 5 epochs.
+
+Validation: a seeded split by video (default 10%); each epoch reports text→video R@1/5/10 and MdR (ranks
+pessimistic on ties) over the held-out captions against the held-out videos, for the head and for meanP
+over the same sampled frames (the baseline the head has to beat).
+
+Reproducible: the same seed gives the same loss curve (head init, split and each epoch's caption draw and
+order derive from the seed and the epoch number). Resumable: after every epoch ``OUT.partial`` holds head,
+optimiser, scheduler, RNG state and history; ``resume=True`` continues from it and ends with the same head
+an uninterrupted run gives. The final checkpoint (``operators.heads.save_head``) records the embedding model
+stamp, the training config and the validation metrics.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from operators.aggregate import mean_pool
+from operators.heads import DEFAULT_FRAMES, HEAD_TYPES, new_head, save_head
+from operators.temporal import uniform_frame_indices
+from retrieval.datasets import find_video, load_captions
+from retrieval.metrics import ranks_from_scores, retrieval_metrics
+
+PARTIAL_FORMAT = "vidseek-train-partial"
+_ENCODED: dict[tuple, np.ndarray] = {}  # on-the-fly frame vectors, per (file, model, sampling)
+
+
+@dataclass
+class TrainConfig:
+    dataset: str  # captions: MSR-VTT JSON, CSV or JSONL
+    out: str = "head.pt"
+    store: str | None = None  # frame vectors from here (its model stamp picks the encoder)
+    video_root: str | None = None  # decode + encode dataset videos the store lacks
+    split: str | None = None  # MSR-VTT JSON split to train on
+    aggregator: str = "seqTransf"  # seqTransf | seqLSTM
+    frames: int = DEFAULT_FRAMES
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-4
+    weight_decay: float = 0.2
+    warmup: float = 0.1  # fraction of all steps
+    grad_clip: float = 1.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    model: str | None = None  # without a store: registry name (default tiny-random); with one: must match
+    pretrained: str | None = None
+    sampling: str = "fps:1"  # for videos decoded on the fly
+    prefix: str = "vidseek"
+    device: str = "auto"
+    resume: bool = False
+    stop_after: int | None = None  # end this run after that many epochs (partial checkpoint kept)
+    progress: bool = True
+    verbose: bool = True
+
+
+@dataclass
+class TrainResult:
+    out: str | None  # final checkpoint, None when stopped early (see partial)
+    head_id: str
+    history: list[dict]  # per epoch: epoch, loss, lr, val (metrics), seconds, clips_per_s
+    baseline: dict | None  # meanP validation metrics over the same frames
+    n_train_videos: int
+    n_val_videos: int
+    n_train_captions: int
+    n_val_captions: int
+    device: str
+    clips_per_s: float
+    resumed_from: int = 0
+    finished: bool = True
+    partial: str = ""
+    skipped: list[str] = field(default_factory=list)  # videos that could not be decoded (left out)
+
+    def render(self) -> str:
+        lines = [f"trained on {self.n_train_videos} videos ({self.n_train_captions} captions), validated on "
+                 f"{self.n_val_videos} videos ({self.n_val_captions} captions), {self.device}, "
+                 f"{self.clips_per_s:.0f} clips/s" + (f", resumed after epoch {self.resumed_from}"
+                                                      if self.resumed_from else "")]
+        lines += [format_epoch(h, self.baseline) for h in self.history]
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} videos could not be decoded and were left out: {self.skipped[:5]}")
+        lines.append(f"head → {self.out} ({self.head_id})" if self.finished else
+                     f"stopped after epoch {self.history[-1]['epoch'] if self.history else 0}; "
+                     f"continue with --resume (partial checkpoint {self.partial})")
+        return "\n".join(lines)
+
+
+def format_epoch(h: dict, baseline: dict | None = None) -> str:
+    s = f"epoch {h['epoch']}: loss {h['loss']:.4f}  lr {h['lr']:.2e}"
+    if h.get("val"):
+        v = h["val"]
+        s += f" | val R@1 {v['R@1']:.1f} R@5 {v['R@5']:.1f} R@10 {v['R@10']:.1f} MdR {v['MdR']:g}"
+        if baseline:
+            s += f" (meanP R@1 {baseline['R@1']:.1f} R@5 {baseline['R@5']:.1f} R@10 {baseline['R@10']:.1f} " \
+                 f"MdR {baseline['MdR']:g})"
+    return s
+
+
+# ---------------------------------------------------------------------------------------- data
+
+def _sampled(vectors: np.ndarray, k: int) -> np.ndarray:
+    return np.asarray(vectors[uniform_frame_indices(len(vectors), k)], np.float32)
+
+
+def _store_index(store) -> dict[str, str]:
+    """Lookup key -> store video id: id, path and file stem (as retrieval.evaluate.map_videos matches)."""
+    index: dict[str, str] = {}
+    for r in store.video_records('status == "ok"', ["video_id", "path"]):
+        index.setdefault(Path(r["path"]).stem, r["video_id"])
+        index[r["path"]] = r["video_id"]
+        index[r["video_id"]] = r["video_id"]
+    return index
+
+
+def _lookup(index: dict[str, str], video: str) -> str | None:
+    for key in (video, str(Path(video).absolute()), Path(video).stem):
+        if key in index:
+            return index[key]
+    return None
+
+
+def _encode_file(clip, path: Path, sampling: str) -> np.ndarray:
+    from operators.decode import decode_frames
+    from operators.encode import encode_images
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, clip.name, clip.stamp()["weights"], sampling)
+    if key not in _ENCODED:
+        frames, _, _, _ = decode_frames(str(path), clip.preprocess, sampling)
+        _ENCODED[key] = encode_images(clip, frames)
+    return _ENCODED[key]
+
+
+def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str | None = None,
+                   sampling: str = "fps:1", dataset: str = "dataset") -> tuple[dict[str, np.ndarray], list[str]]:
+    """Sampled raw frame vectors [≤k, D] per dataset video, and the videos whose decoding failed."""
+    out: dict[str, np.ndarray] = {}
+    missing = list(videos)
+    if store is not None:
+        index = _store_index(store)
+        found = {v: sid for v in videos if (sid := _lookup(index, v)) is not None}
+        ids = sorted(set(found.values()))
+        frames: dict[str, dict] = {}
+        for i in range(0, len(ids), 1024):
+            frames.update(store.frames_of(ids[i:i + 1024]))
+        for v, sid in found.items():
+            if sid in frames and len(frames[sid]["vectors"]):
+                out[v] = _sampled(frames[sid]["vectors"], k)
+        missing = [v for v in videos if v not in out]
+    failed: list[str] = []
+    if missing and video_root is None:
+        where = f"store {store.uri}" if store is not None else "no store given"
+        raise ValueError(f"{len(missing)} of {len(videos)} videos of {dataset} have no frame vectors ({where}); "
+                         f"first: {missing[:10]}. Index them first (`vidseek index`) or pass --video-root to "
+                         "decode and encode them on the fly")
+    if missing:
+        paths = {v: find_video(video_root, v) for v in missing}
+        absent = [v for v, p in paths.items() if p is None]
+        if absent:
+            raise FileNotFoundError(f"{len(absent)} videos of {dataset} are neither in the store nor under "
+                                    f"{video_root}; first: {absent[:10]}")
+        from operators.decode import DecodeError
+
+        for v, p in paths.items():
+            try:
+                out[v] = _sampled(_encode_file(clip, p, sampling), k)
+            except DecodeError:
+                failed.append(v)
+    return out, failed
+
+
+def _pad(per_video: list[np.ndarray], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    t = max((len(x) for x in per_video), default=1)
+    frames = torch.zeros(len(per_video), t, dim)
+    mask = torch.zeros(len(per_video), t)
+    for i, x in enumerate(per_video):
+        frames[i, :len(x)] = torch.from_numpy(x)
+        mask[i, :len(x)] = 1.0
+    return frames, mask
+
+
+@torch.no_grad()
+def text_features(clip, captions: list[str], batch: int = 512) -> torch.Tensor:
+    from operators.encode import encode_texts
+
+    out = [torch.from_numpy(encode_texts(clip, captions[i:i + batch])) for i in range(0, len(captions), batch)]
+    return F.normalize(torch.cat(out).float(), dim=-1)
+
+
+# ---------------------------------------------------------------------------------------- training
+
+def contrastive_loss(text: torch.Tensor, video: torch.Tensor, scale: float,
+                     caption_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch of unit text [B, D] and video [B, D] vectors (pair i = positive)."""
+    logits = scale * text @ video.T  # [B text, B video]
+    if caption_ids is not None:
+        same = (caption_ids[:, None] == caption_ids[None, :]) & ~torch.eye(len(text), dtype=torch.bool,
+                                                                          device=text.device)
+        logits = logits.masked_fill(same, float("-inf"))
+    target = torch.arange(len(text), device=text.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def param_groups(head: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices only: not on biases, LayerNorm or embeddings."""
+    decay, no_decay = [], []
+    for name, p in head.named_parameters():
+        (no_decay if p.ndim < 2 or "embedding" in name or "ln_" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Linear warm-up to 1 over warmup_steps (never a zero-lr step), then cosine decay towards 0."""
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+@torch.no_grad()
+def evaluate_split(video_vecs: torch.Tensor, text: torch.Tensor, gt: np.ndarray) -> dict:
+    """R@1/5/10, MdR, MnR of captions [Q, D] against videos [V, D] (both unit), pessimistic ranks."""
+    scores = (text @ video_vecs.T).double().cpu().numpy()
+    return retrieval_metrics(ranks_from_scores(scores, gt))
+
+
+@torch.no_grad()
+def pool_with(head, frames: torch.Tensor, mask: torch.Tensor, device, batch: int = 512) -> torch.Tensor:
+    head.eval()
+    out = [head(frames[i:i + batch].to(device), mask[i:i + batch].to(device)).float().cpu()
+           for i in range(0, len(frames), batch)]
+    return torch.cat(out) if out else torch.zeros(0, frames.shape[-1])
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _fingerprint(cfg: TrainConfig, stamp: dict) -> dict:
+    """What a partial checkpoint must agree on to be resumed (anything that changes the run's course)."""
+    keep = ("split", "aggregator", "frames", "epochs", "batch_size", "lr", "weight_decay", "warmup", "grad_clip",
+            "val_fraction", "seed", "sampling")
+    return {**{k: getattr(cfg, k) for k in keep}, "dataset_sha256": _file_digest(cfg.dataset),
+            "model": stamp.get("model"), "weights": stamp.get("weights")}
+
+
+def _save_partial(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load_clip_for(cfg: TrainConfig, store):
+    from operators.encode import load_clip
+    from retrieval.store import check_same_model
+
+    if store is None:
+        return load_clip(cfg.model or "tiny-random", cfg.pretrained, cfg.device)
+    store.require_ready()
+    stamp = store.model_stamp()
+    clip = load_clip(cfg.model or stamp["model"], cfg.pretrained if cfg.model else stamp.get("pretrained"),
+                     cfg.device)
+    check_same_model(stamp, clip.stamp(), store.uri)
+    return clip
+
+
+def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainResult:
+    """Train (or resume) a temporal head; see the module notes. ``echo`` prints epoch summaries."""
+    from tqdm.auto import tqdm
+
+    if cfg.aggregator not in HEAD_TYPES:
+        raise ValueError(f"unknown aggregator {cfg.aggregator!r}; choose from {list(HEAD_TYPES)}")
+    if cfg.frames < 1 or cfg.epochs < 1 or cfg.batch_size < 2 or not 0 <= cfg.val_fraction < 1:
+        raise ValueError("need frames ≥ 1, epochs ≥ 1, batch size ≥ 2 and 0 ≤ val fraction < 1")
+    say = echo or (print if cfg.verbose else (lambda s: None))
+    pairs = load_captions(cfg.dataset, cfg.split)
+    videos = list(dict.fromkeys(p.video for p in pairs))
+
+    store = None
+    if cfg.store is not None:
+        from retrieval.store import VideoStore
+
+        store = VideoStore(cfg.store, cfg.prefix)
+    try:
+        clip = _load_clip_for(cfg, store)
+        frames_by_video, skipped = collect_frames(videos, clip, cfg.frames, store, cfg.video_root, cfg.sampling,
+                                                  cfg.dataset)
+    finally:
+        if store is not None:
+            store.close()  # Milvus Lite: one process per store; free it for search/index while we train
+    videos = [v for v in videos if v in frames_by_video]
+    pairs = [p for p in pairs if p.video in frames_by_video]
+    stamp = clip.stamp()
+    dim = clip.embed_dim
+    device = clip.device
+
+    # split by video (seeded), captions follow their video
+    perm = np.random.default_rng(cfg.seed).permutation(len(videos))
+    n_val = int(round(cfg.val_fraction * len(videos))) if cfg.val_fraction > 0 else 0
+    if cfg.val_fraction > 0 and len(videos) >= 3:
+        n_val = max(1, n_val)
+    if len(videos) - n_val < 2:
+        raise ValueError(f"{len(videos)} usable videos: need at least 2 for training after the validation split")
+    val_videos = [videos[i] for i in sorted(perm[:n_val])]
+    train_videos = [videos[i] for i in sorted(perm[n_val:])]
+
+    captions = list(dict.fromkeys(p.caption for p in pairs))
+    cap_index = {c: i for i, c in enumerate(captions)}
+    text = text_features(clip, captions)  # [C, D] unit, frozen
+    caps_of: dict[str, list[int]] = {}
+    for p in pairs:
+        caps_of.setdefault(p.video, []).append(cap_index[p.caption])
+
+    tr_frames, tr_mask = _pad([frames_by_video[v] for v in train_videos], dim)
+    train_caps = [np.array(caps_of[v]) for v in train_videos]
+    n_train_caps = sum(len(c) for c in train_caps)
+    if n_val:
+        va_frames, va_mask = _pad([frames_by_video[v] for v in val_videos], dim)
+        col = {v: i for i, v in enumerate(val_videos)}
+        val_pairs = [(c, col[v]) for v in val_videos for c in caps_of[v]]
+        va_text = text[[c for c, _ in val_pairs]]
+        va_gt = np.array([g for _, g in val_pairs], dtype=np.int64)
+        baseline = evaluate_split(mean_pool(va_frames, va_mask), va_text, va_gt)
+    else:
+        val_pairs, baseline = [], None
+
+    # model, optimiser, schedule
+    torch.manual_seed(cfg.seed)
+    head = new_head(cfg.aggregator, clip.model, width=dim).float().to(device)
+    head.requires_grad_(True)
+    scale = float(clip.model.logit_scale.detach().float().exp().clamp(max=100.0))
+    optimizer = torch.optim.AdamW(param_groups(head, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6)
+    steps_per_epoch = math.ceil(len(train_videos) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, int(round(cfg.warmup * total))))
+
+    out = Path(cfg.out)
+    partial = out.with_name(out.name + ".partial")
+    fingerprint = _fingerprint(cfg, stamp)
+    history: list[dict] = []
+    start = 0
+    if cfg.resume and partial.exists():
+        state = torch.load(partial, map_location="cpu", weights_only=True)
+        if state.get("format") != PARTIAL_FORMAT:
+            raise ValueError(f"{partial}: not a vidseek training checkpoint")
+        diff = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
+        if diff:
+            raise ValueError(f"cannot resume from {partial}: it was written with other settings ({', '.join(diff)}"
+                             " differ); use the same options, or delete it to start over")
+        head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        history, start = list(state["history"]), int(state["epoch"])
+        say(f"resuming from {partial} after epoch {start}")
+    elif cfg.resume:
+        say(f"no partial checkpoint at {partial}: starting from scratch")
+    resumed_from = start
+
+    tr_frames, tr_mask = tr_frames.to(device), tr_mask.to(device)
+    text_dev = text.to(device)
+    train_time, train_clips = 0.0, 0
+    last = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, start + cfg.stop_after)
+    for epoch in range(start, last):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        pick = torch.tensor([int(c[rng.integers(len(c))]) for c in train_caps], device=device)  # one caption each
+        order = torch.from_numpy(rng.permutation(len(train_videos))).to(device)
+        head.train()
+        t0, losses = time.perf_counter(), []
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
+                   leave=False, unit="step")
+        for s in bar:
+            idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            cap = pick[idx]
+            video = head(tr_frames[idx], tr_mask[idx])
+            loss = contrastive_loss(text_dev[cap], video, scale, cap)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss))
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        train_time += seconds
+        train_clips += len(train_videos)
+        entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(scheduler.get_last_lr()[0]),
+                 "seconds": round(seconds, 3), "clips_per_s": round(len(train_videos) / max(seconds, 1e-9), 1),
+                 "val": None}
+        if n_val:
+            entry["val"] = evaluate_split(pool_with(head, va_frames, va_mask, device), va_text, va_gt)
+        history.append(entry)
+        say(format_epoch(entry, baseline))
+        _save_partial(partial, {
+            "format": PARTIAL_FORMAT, "fingerprint": fingerprint, "epoch": epoch + 1,
+            "head": {k: v.detach().cpu() for k, v in head.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "history": history})
+
+    result = TrainResult(
+        out=None, head_id="", history=history, baseline=baseline, n_train_videos=len(train_videos),
+        n_val_videos=n_val, n_train_captions=n_train_caps, n_val_captions=len(val_pairs), device=str(device),
+        clips_per_s=round(train_clips / train_time, 1) if train_time else 0.0, resumed_from=resumed_from,
+        finished=bool(history) and history[-1]["epoch"] >= cfg.epochs, partial=str(partial), skipped=skipped)
+    if not result.finished:
+        return result
+    extra = {"train_config": asdict(cfg), "history": history, "val": history[-1]["val"], "val_mean_pool": baseline,
+             "data": {"train_videos": len(train_videos), "val_videos": n_val, "train_captions": n_train_caps,
+                      "val_captions": len(val_pairs), "skipped": skipped}, "logit_scale": scale}
+    head.cpu()
+    result.head_id = save_head(out, head, {"n_frames": cfg.frames, "aggregator": cfg.aggregator}, stamp, extra)
+    result.out = str(out)
+    partial.unlink(missing_ok=True)
+    return result
+
