@@ -64,6 +64,7 @@ class IndexSummary:
     frames: int = 0
     video_seconds: float = 0.0
     wall_s: float = 0.0
+    stream_s: float = 0.0  # streaming execution: first batch requested → last video written (no Ray start-up)
     stopped_early: bool = False
     errors: list[dict] = field(default_factory=list)
     nodes: dict[str, set] = field(default_factory=dict)  # stage -> Ray node ids that ran it
@@ -247,6 +248,7 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
                 summary.failed += 1
                 summary.errors.append({"path": row["path"], "stage": row["stage"], "reason": row["error"]})
             elapsed = time.perf_counter() - t_start
+            summary.stream_s = elapsed
             bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
             if cfg.max_failures is not None and summary.failed > cfg.max_failures:
                 summary.stopped_early = True

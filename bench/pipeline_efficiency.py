@@ -1,0 +1,172 @@
+"""Pipeline efficiency and peers, measured in one run on the same videos and model.
+
+Figures (sampled frames per second):
+  decode-only   VideoDecoder over the library in one process per core (what decoding alone can do)
+  encode-only   ImageEncoder on already-decoded frames with all cores (what CLIP alone can do)
+  vidseek       `run_index` end to end (local Ray, Milvus Lite): wall clock including Ray start-up, and
+                steady state (first to last finished video), the number that scales to big libraries
+  peer (a)      sequential loop: decode, encode, insert one video at a time (Towhee / clip-video-encode style)
+  peer (b)      decode every frame, then sample (how Ray Data's read_videos feeds a pipeline), then encode
+Efficiency = vidseek ÷ min(decode-only, encode-only). Ratios are what to compare across machines.
+
+    python bench/pipeline_efficiency.py --model tiny-random --resolution 360p
+    python bench/pipeline_efficiency.py --model ViT-B-32 --resolution 720p --sampling keyframes
+    python bench/pipeline_efficiency.py --smoke --json        # tiny sizes, checks that it runs (CI)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from media import make_library  # noqa: E402
+
+from operators.decode import VideoDecoder, decode_frames  # noqa: E402
+from operators.encode import encode_images, load_clip  # noqa: E402
+from operators.sampling import SamplingPlan  # noqa: E402
+
+
+def _decode_one(args) -> tuple[int, float]:
+    path, preprocess, sampling = args
+    frames, _, _, summary = decode_frames(path, preprocess, sampling)
+    return len(frames), summary.duration
+
+
+def decode_only(paths: list[str], preprocess, sampling: str, procs: int) -> tuple[float, int, float]:
+    with mp.get_context("spawn").Pool(procs) as pool:
+        pool.map(_decode_one, [(paths[0], preprocess, "uniform:1")] * procs, chunksize=1)  # imports, warm-up
+        t = time.perf_counter()
+        res = pool.map(_decode_one, [(p, preprocess, sampling) for p in paths], chunksize=1)
+        dt = time.perf_counter() - t
+    n = sum(r[0] for r in res)
+    return n / dt, n, sum(r[1] for r in res)
+
+
+def encode_only(clip, n_frames: int, batch: int) -> float:
+    s = clip.preprocess.size
+    frames = np.random.default_rng(0).integers(0, 255, (min(n_frames, 2048), s, s, 3), dtype=np.uint8)
+    encode_images(clip, frames[:batch], batch)  # warm-up
+    t = time.perf_counter()
+    encode_images(clip, frames, batch)
+    return len(frames) / (time.perf_counter() - t)
+
+
+def vidseek_index(lib: Path, model: str, sampling: str, store: str) -> dict:
+    from pipeline.index_job import IndexConfig, run_index
+
+    t = time.perf_counter()
+    s = run_index(IndexConfig(source=str(lib), store=store, model=model, pretrained="none", sampling=sampling,
+                              progress=False))
+    wall = time.perf_counter() - t
+    return {"frames": s.frames, "wall_fps": s.frames / wall, "steady_fps": s.frames / s.stream_s
+            if s.stream_s else 0.0, "wall_s": wall, "stream_s": s.stream_s}
+
+
+def peer_sequential(paths: list[str], clip, sampling: str, store: str) -> float:
+    """Decode, encode, insert one video at a time (no overlap between stages)."""
+    import torch
+
+    from operators.aggregate import mean_pool
+    from retrieval.store import VideoStore
+
+    vs = VideoStore(store)
+    vs.ensure_model(clip.stamp())
+    t = time.perf_counter()
+    n = 0
+    for i, p in enumerate(paths):
+        frames, t0, t1, _ = decode_frames(p, clip.preprocess, sampling)
+        vec = encode_images(clip, frames)
+        vs.insert_frames(f"seq{i}", np.arange(len(vec)), (t0 + t1) / 2, t0, t1, vec)
+        vs.upsert_videos([{"video_id": f"seq{i}", "path": p, "n_frames": len(vec),
+                           "mean_vec": mean_pool(torch.from_numpy(vec)[None])[0].numpy()}])
+        n += len(vec)
+    dt = time.perf_counter() - t
+    vs.close()
+    return n / dt
+
+
+def peer_decode_all(paths: list[str], clip, sampling: str) -> float:
+    """Decode every frame (resized), then keep the sampled ones, then encode."""
+    import av
+
+    plan = SamplingPlan.parse(sampling)
+    t = time.perf_counter()
+    n = 0
+    for p in paths:
+        with av.open(p) as c:
+            s = c.streams.video[0]
+            s.thread_type = "AUTO"
+            frames, times = [], []
+            for f in c.decode(s):
+                frames.append(f.to_ndarray(width=clip.preprocess.size, height=clip.preprocess.size, format="rgb24"))
+                times.append(f.time)
+        times = np.array(times)
+        want = plan.spans(float(times[-1]))[0] if plan.kind != "keyframes" else times[::250]
+        idx = np.clip(np.searchsorted(times, want, side="right") - 1, 0, len(times) - 1)
+        vec = encode_images(clip, np.stack([frames[i] for i in idx]))
+        n += len(vec)
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="tiny-random")
+    ap.add_argument("--resolution", default="360p", choices=["360p", "720p", "1080p"])
+    ap.add_argument("--videos", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--sampling", default="fps:1")
+    ap.add_argument("--media", default=os.environ.get("VIDSEEK_BENCH_MEDIA", "/tmp/vidseek-bench-media"))
+    ap.add_argument("--peers", action="store_true", help="also run the two peer pipelines")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.smoke:
+        args.videos, args.seconds, args.peers = 2, 4, True
+    lib = make_library(Path(args.media), args.resolution, args.videos, args.seconds)
+    paths = sorted(str(p) for p in lib.glob("*.mp4"))
+    clip = load_clip(args.model, "none", device="auto")
+    procs = os.cpu_count() or 1
+    dec_fps, n_frames, video_s = decode_only(paths, clip.preprocess, args.sampling, procs)
+    enc_fps = encode_only(clip, n_frames, 64 if clip.device.type == "cpu" else 512)
+    tmp = Path(tempfile.mkdtemp(prefix="vidseek-bench-"))
+    try:
+        e2e = vidseek_index(lib, args.model, args.sampling, str(tmp / "e2e.db"))
+        peers = {}
+        if args.peers:
+            peers["sequential"] = peer_sequential(paths, clip, args.sampling, str(tmp / "seq.db"))
+            peers["decode_all"] = peer_decode_all(paths, clip, args.sampling)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ceiling = min(dec_fps, enc_fps)
+    out = {
+        "model": args.model, "resolution": args.resolution, "sampling": args.sampling, "videos": len(paths),
+        "video_seconds": round(video_s, 1), "frames": n_frames, "cores": procs, "device": str(clip.device),
+        "decode_only_fps": round(dec_fps, 2), "encode_only_fps": round(enc_fps, 2),
+        "vidseek_wall_fps": round(e2e["wall_fps"], 2), "vidseek_steady_fps": round(e2e["steady_fps"], 2),
+        "ray_and_setup_s": round(e2e["wall_s"] - e2e["stream_s"], 1),
+        "efficiency_wall": round(e2e["wall_fps"] / ceiling, 3),
+        "efficiency_steady": round(e2e["steady_fps"] / ceiling, 3),
+    }
+    for name, fps in peers.items():
+        out[f"peer_{name}_fps"] = round(fps, 2)
+        out[f"vidseek_vs_{name}_steady"] = round(e2e["steady_fps"] / fps, 2)
+        out[f"vidseek_vs_{name}_wall"] = round(e2e["wall_fps"] / fps, 2)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:32s} {v}")
+
+
+if __name__ == "__main__":
+    main()

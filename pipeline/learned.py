@@ -1,0 +1,46 @@
+"""Learned video vectors for videos already in a store, from their stored frame vectors.
+
+Adding a head to an existing store needs no decoding and no encoding: the store keeps every sampled frame's
+raw CLIP vector, so ``apply_head_to_store`` reads them back, runs the head (``HeadAggregator.pool``, batched)
+and rewrites the video rows with ``learned_vec`` and ``learned_head`` (the head's content id), keeping every
+other field — the mean vectors stay as they are.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from operators.heads import HeadAggregator
+from retrieval.store import VIDEO_FIELDS, VideoStore
+
+
+def apply_head_to_store(store: VideoStore, agg: HeadAggregator, video_ids: Iterable[str] | None = None,
+                        batch: int = 256, only_missing: bool = False,
+                        progress: Callable[[int], None] | None = None) -> int:
+    """Write learned vectors for ``video_ids`` (default: every ``ok`` video); returns how many were written.
+
+    ``agg`` must have been loaded with this store's stamp (``HeadAggregator(path, store.model_stamp())``),
+    which refuses a head trained on another embedding model. ``only_missing`` skips videos whose
+    ``learned_head`` already equals ``agg.id`` (a re-run after an interruption).
+    """
+    store.require_ready()
+    if video_ids is None:
+        recs = store.video_records('status == "ok"', ["video_id", "learned_head"])
+        ids = [r["video_id"] for r in recs if not (only_missing and r["learned_head"] == agg.id)]
+    else:
+        ids = list(video_ids)
+    written = 0
+    for i in range(0, len(ids), batch):
+        chunk = ids[i:i + batch]
+        frames = store.frames_of(chunk)
+        recs = store.get_videos(chunk, VIDEO_FIELDS + ["mean_vec"])
+        have = [v for v in chunk if v in frames and v in recs and recs[v].get("status") == "ok"]
+        if only_missing:
+            have = [v for v in have if recs[v].get("learned_head") != agg.id]
+        if not have:
+            continue
+        vecs = agg.pool([frames[v]["vectors"] for v in have])
+        store.upsert_videos([{**recs[v], "learned_vec": vec, "learned_head": agg.id} for v, vec in zip(have, vecs)])
+        written += len(have)
+        if progress is not None:
+            progress(len(have))
+    return written
