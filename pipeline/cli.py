@@ -40,6 +40,8 @@ def index(
     retry_failed: bool = typer.Option(False, help="re-attempt videos recorded as failed"),
     max_failures: Optional[int] = typer.Option(None, help="stop once more than this many videos failed"),
     chunk_frames: int = typer.Option(32, help="most frames per decoded batch (bounds memory)"),
+    aggregator: Optional[str] = typer.Option(None, help="learned:HEAD.pt — also write learned video vectors "
+                                             "(videos already indexed get them from stored frames)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -53,7 +55,8 @@ def index(
 
     cfg = IndexConfig(source=source, store=store, model=model, pretrained=pretrained, sampling=sampling,
                       address=address, prune=prune, retry_failed=retry_failed, max_failures=max_failures,
-                      chunk_frames=chunk_frames, device=device, progress=not as_json and sys.stderr.isatty())
+                      chunk_frames=chunk_frames, device=device, progress=not as_json and sys.stderr.isatty(),
+                      aggregator=aggregator)
     try:
         summary = run_index(cfg)
     except (SourceError, StoreError, ModelLoadError, JobError, ValueError) as e:
@@ -267,10 +270,78 @@ def demo(
     searcher.store.close()
 
 
+@app.command()
+def serve(
+    store: str = typer.Option("./vidseek.db", help=STORE_HELP),
+    host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback needs --token"),
+    port: int = typer.Option(8000, min=0, max=65535),
+    token: Optional[str] = typer.Option(None, envvar="VIDSEEK_TOKEN", show_default=False,
+                                        help="bearer token every request must carry (prefer the VIDSEEK_TOKEN "
+                                             "environment variable: arguments show up in `ps`)"),
+    ingest_root: list[Path] = typer.Option([], "--ingest-root", file_okay=False,
+                                           help="directory POST /ingest may index from (repeatable; none: ingest off)"),
+    model: str = typer.Option("tiny-random", help="model for ingesting into an empty store (a store knows its own)"),
+    pretrained: Optional[str] = typer.Option(None, help="weights for --model (empty store only)"),
+    lock_wait: float = typer.Option(3.0, help="seconds to wait for a store held by another process"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Serve STORE over HTTP: search API, thumbnails, video playback, ingest jobs, and a search page at /."""
+    _quiet_logs(verbose)
+    from retrieval.service.auth import RedactTokens, is_loopback
+
+    if token is not None and len(token) < 16:
+        _fail("the token is too short (16+ characters): make one with "
+              "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    loopback = is_loopback(host)
+    if not loopback and not token:
+        _fail(f"refusing to bind {host} without a token: anyone who can reach it could search and read your "
+              "videos. Pass --token (or set VIDSEEK_TOKEN), or bind 127.0.0.1 (the default)")
+    for root in ingest_root:
+        if not root.is_dir():
+            _fail(f"--ingest-root {root}: not a directory")
+
+    import uvicorn
+
+    from retrieval.service import create_app
+    from retrieval.store import StoreError
+
+    allowed = ({"localhost", "127.0.0.1", "::1", host.strip("[]").lower()} if loopback else None)
+    try:
+        api = create_app(store, token=token, ingest_roots=[str(r) for r in ingest_root], model=model,
+                         pretrained=pretrained, allowed_hosts=allowed, lock_wait_s=lock_wait)
+    except StoreError as e:
+        if str(e).startswith("cannot open store"):
+            _fail(f"cannot serve {store}: another process holds it (an index job or another service?). Milvus "
+                  "Lite allows one process per store: wait for the job to finish, or stop it and index through "
+                  f"this service instead (start it, then POST /ingest), or use a Milvus server URI. "
+                  f"({str(e).split('. is another')[0]})")
+        _fail(str(e))
+    except Exception as e:  # noqa: BLE001 — the model may fail to load (its message says what to do)
+        from operators.models import ModelLoadError
+
+        if isinstance(e, ModelLoadError):
+            _fail(str(e))
+        raise
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    typer.echo(f"serving {store} on {url}" + (" (token required)" if token else ""), err=True)
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="info" if verbose else "warning", server_header=False,
+                    access_log=verbose, timeout_graceful_shutdown=5)
+    finally:
+        api.state.service.close()
+
+
 def main() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     app()
 
 
+from pipeline import cli_train  # noqa: E402,F401 — registers train and import-clip4clip on `app`
+
+
 if __name__ == "__main__":
-    main()
+    # run through the importable module: that is where every command module registers its commands
+    from pipeline.cli import main as registered_main
+
+    registered_main()

@@ -10,6 +10,7 @@ The official ``pytorch_model.bin`` (github.com/ArrowLuo/CLIP4Clip) holds
 - seqTransf: ``frame_position_embeddings.weight`` [77, width] and ``transformerClip.resblocks.{0..3}.*``
   (``attn.in_proj_weight/bias``, ``attn.out_proj.*``, ``ln_1``, ``mlp.c_fc``, ``mlp.c_proj``, ``ln_2``; QuickGELU;
   ``heads = width // 64`` as the official code sets it) → ``SeqTransfHead`` with ``quick_gelu=True``;
+  ``clip.input_resolution/context_length/vocab_size`` (JIT metadata, when present) are ignored;
 - seqLSTM: ``lstm_visual.*`` → ``SeqLSTMHead`` (its ``frame_position_embeddings`` is unused by the official
   forward and reported as such); meanP: no head tensors (encoder only).
 
@@ -100,7 +101,8 @@ def _config_matches(cfg: dict, arch: dict) -> bool:
             and v.get("width") == arch["vision"]["width"] and v.get("patch_size") == arch["vision"]["patch_size"]
             and v.get("layers") == arch["vision"]["layers"] and t.get("width", 512) == arch["text"]["width"]
             and t.get("context_length", 77) == arch["text"]["context_length"]
-            and t.get("vocab_size", 49408) == arch["text"]["vocab_size"] and t.get("layers", 12) == arch["text"]["layers"]
+            and t.get("vocab_size", 49408) == arch["text"]["vocab_size"]
+            and t.get("layers", 12) == arch["text"]["layers"]
             and "hf_model_name" not in t and "timm_model_name" not in v)
 
 
@@ -148,6 +150,9 @@ def import_clip4clip(state_dict_path: str | Path, out: str | Path, model_name: s
     if any(k.startswith(("cross.", "similarity_dense")) for k in rest):
         raise ValueError("tightTransf checkpoints (cross.*, similarity_dense) are not supported: their scoring "
                          "runs a transformer on every (text, video) pair and cannot be indexed")
+    if "visual.conv2.weight" in clip_sd:
+        raise ValueError("3D linear-patch checkpoints (CLIP4Clip --linear_patch 3d: clip.visual.conv2) are not "
+                         "supported: open_clip's ViT embeds each frame on its own")
     if model_name is None:
         model_name = infer_model_name(clip_sd)
     arch = get_model_entry(model_name).arch

@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 from operators.encode import load_clip
+from operators.heads import HeadAggregator
 from operators.sampling import SamplingPlan
 from pipeline.faults import fault_spec_from_env
+from pipeline.learned import apply_head_to_store
 from pipeline.sources import VideoSource, discover
 from retrieval.store import VideoStore, is_server_uri
 
@@ -51,6 +53,7 @@ class IndexConfig:
     prefix: str = "vidseek"
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
+    aggregator: str | None = None  # "learned:HEAD.pt": also write learned vectors from a temporal head
 
 
 @dataclass
@@ -61,6 +64,7 @@ class IndexSummary:
     pruned: int = 0
     replaced: int = 0
     incomplete: int = 0  # neither indexed nor failed (writer lost them); re-run to finish
+    reaggregated: int = 0  # already-indexed videos given learned vectors from their stored frames
     frames: int = 0
     video_seconds: float = 0.0
     wall_s: float = 0.0
@@ -84,7 +88,8 @@ class IndexSummary:
     def render(self) -> str:
         lines = [
             f"indexed {self.indexed}, skipped {self.skipped} (already done), failed {self.failed}, "
-            f"pruned {self.pruned}, replaced {self.replaced}",
+            f"pruned {self.pruned}, replaced {self.replaced}"
+            + (f", learned vectors added to {self.reaggregated} indexed videos" if self.reaggregated else ""),
             f"{self.frames} frames from {self.video_seconds:.1f} s of video in {self.wall_s:.1f} s "
             f"({self.frames_per_s:.1f} frames/s, "
             f"{(self.video_seconds / self.wall_s) if self.wall_s else 0:.1f} s of video per s)",
@@ -143,6 +148,18 @@ def plan_job(store: VideoStore, sources: list[VideoSource], prune: bool, retry_f
     return IndexPlan(todo, len(sources) - len(todo), stale, pruned, len(replaced_ids))
 
 
+def parse_aggregator(spec: str | None) -> str | None:
+    """``learned:HEAD.pt`` -> the head's path (must exist); None/"" -> no learned vectors."""
+    if not spec:
+        return None
+    kind, _, path = spec.partition(":")
+    if kind != "learned" or not path:
+        raise ValueError(f"bad --aggregator {spec!r}: use learned:PATH/TO/HEAD.pt (mean vectors are always written)")
+    if not os.path.isfile(path):
+        raise ValueError(f"head checkpoint {path} not found (train one with `vidseek train`)")
+    return os.path.abspath(path)
+
+
 def _init_ray(cfg: IndexConfig) -> bool:
     """Start or join Ray; returns True when this call started it (and so should shut it down)."""
     import ray
@@ -175,6 +192,8 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None) -> IndexSummary
     clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # driver: identity and preprocess only
     stamp, preprocess = clip.stamp(), clip.preprocess.as_dict()
     del clip
+    head_path = parse_aggregator(cfg.aggregator)
+    head = HeadAggregator(head_path, stamp) if head_path else None  # a head of another model fails here
 
     own = store is None
     store = VideoStore(cfg.store, cfg.prefix) if own else store
@@ -183,18 +202,24 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None) -> IndexSummary
         plan = plan_job(store, sources, cfg.prune, cfg.retry_failed)
         if plan.stale:
             store.delete_videos(plan.stale)
+        reaggregated = 0
+        if head is not None:  # videos indexed before this head: from stored frames, no decode or encode
+            todo_ids = {v.video_id for v in plan.todo}
+            skipped_ids = [v.video_id for v in sources if v.video_id not in todo_ids]
+            reaggregated = apply_head_to_store(store, head, skipped_ids, only_missing=True) if skipped_ids else 0
     finally:
         if own:
             store.close()  # release Milvus Lite's lock for the writer actor
-    summary = IndexSummary(skipped=plan.skipped, pruned=len(plan.pruned), replaced=plan.replaced)
+    summary = IndexSummary(skipped=plan.skipped, pruned=len(plan.pruned), replaced=plan.replaced,
+                           reaggregated=reaggregated)
     if plan.todo:
-        _run_stages(cfg, plan.todo, stamp, preprocess, str(plan_spec), summary, None if own else store)
+        _run_stages(cfg, plan.todo, stamp, preprocess, str(plan_spec), summary, None if own else store, head_path)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
 
 def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
-                summary: IndexSummary, shared_store: VideoStore | None) -> None:
+                summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None) -> None:
     import ray
     from tqdm import tqdm
 
@@ -227,7 +252,7 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
                                                  "batch_size": res.encode.batch_size},
             **map_batches_kwargs(res.encode))
         writer_kwargs = {"stamp": stamp, "sampling": sampling, "prefix": cfg.prefix, "expected": len(todo),
-                         "fault": fault_spec_from_env(), "driver_pid": os.getpid()}
+                         "fault": fault_spec_from_env(), "driver_pid": os.getpid(), "head_path": head_path}
         if shared_store is None:
             ds = ds.map_batches(WriteStage, fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
                                 **map_batches_kwargs(res.write, **writer_args))

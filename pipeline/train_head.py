@@ -25,14 +25,17 @@ pessimistic on ties) over the held-out captions against the held-out videos, for
 over the same sampled frames (the baseline the head has to beat).
 
 Reproducible: the same seed gives the same loss curve (head init, split and each epoch's caption draw and
-order derive from the seed and the epoch number). Resumable: after every epoch ``OUT.partial`` holds head,
-optimiser, scheduler, RNG state and history; ``resume=True`` continues from it and ends with the same head
-an uninterrupted run gives. The final checkpoint (``operators.heads.save_head``) records the embedding model
-stamp, the training config and the validation metrics.
+order derive from the seed and the epoch number) — bit for bit on CPU (tested); on CUDA deterministic
+algorithms are requested (``CUBLAS_WORKSPACE_CONFIG`` is set when unset), not verified on a GPU here.
+Resumable: after every epoch ``OUT.partial`` holds head, optimiser, scheduler, RNG state and history;
+``resume=True`` continues from it and ends with the same head an uninterrupted run gives (a partial written
+with other settings or other data is refused). The final checkpoint (``operators.heads.save_head``) records
+the embedding model stamp, the training config and the validation metrics; the partial is then removed.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import time
@@ -76,6 +79,7 @@ class TrainConfig:
     sampling: str = "fps:1"  # for videos decoded on the fly
     prefix: str = "vidseek"
     device: str = "auto"
+    threads: int | None = None  # CPU threads for training (tiny heads run faster on 1; restored afterwards)
     resume: bool = False
     stop_after: int | None = None  # end this run after that many epochs (partial checkpoint kept)
     progress: bool = True
@@ -99,12 +103,12 @@ class TrainResult:
     partial: str = ""
     skipped: list[str] = field(default_factory=list)  # videos that could not be decoded (left out)
 
-    def render(self) -> str:
+    def render(self, epochs: bool = True) -> str:
         lines = [f"trained on {self.n_train_videos} videos ({self.n_train_captions} captions), validated on "
                  f"{self.n_val_videos} videos ({self.n_val_captions} captions), {self.device}, "
                  f"{self.clips_per_s:.0f} clips/s" + (f", resumed after epoch {self.resumed_from}"
                                                       if self.resumed_from else "")]
-        lines += [format_epoch(h, self.baseline) for h in self.history]
+        lines += [format_epoch(h, self.baseline) for h in self.history] if epochs else []
         if self.skipped:
             lines.append(f"{len(self.skipped)} videos could not be decoded and were left out: {self.skipped[:5]}")
         lines.append(f"head → {self.out} ({self.head_id})" if self.finished else
@@ -284,6 +288,21 @@ def _save_partial(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _resume_state(partial: Path, fingerprint: dict, say) -> dict | None:
+    """The partial checkpoint to continue from (None: start over); refuses one written with other settings."""
+    if not partial.exists():
+        say(f"no partial checkpoint at {partial}: starting from scratch")
+        return None
+    state = torch.load(partial, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != PARTIAL_FORMAT:
+        raise ValueError(f"{partial}: not a vidseek training checkpoint")
+    diff = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
+    if diff:
+        raise ValueError(f"cannot resume from {partial}: it was written with other settings ({', '.join(diff)} "
+                         "differ); use the same options, or delete it to start over")
+    return state
+
+
 def _load_clip_for(cfg: TrainConfig, store):
     from operators.encode import load_clip
     from retrieval.store import check_same_model
@@ -307,6 +326,7 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
     if cfg.frames < 1 or cfg.epochs < 1 or cfg.batch_size < 2 or not 0 <= cfg.val_fraction < 1:
         raise ValueError("need frames ≥ 1, epochs ≥ 1, batch size ≥ 2 and 0 ≤ val fraction < 1")
     say = echo or (print if cfg.verbose else (lambda s: None))
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (before its first use)
     pairs = load_captions(cfg.dataset, cfg.split)
     videos = list(dict.fromkeys(p.video for p in pairs))
 
@@ -317,6 +337,11 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
         store = VideoStore(cfg.store, cfg.prefix)
     try:
         clip = _load_clip_for(cfg, store)
+        stamp = clip.stamp()
+        out = Path(cfg.out)
+        partial = out.with_name(out.name + ".partial")
+        fingerprint = _fingerprint(cfg, stamp)
+        state = _resume_state(partial, fingerprint, say) if cfg.resume else None
         frames_by_video, skipped = collect_frames(videos, clip, cfg.frames, store, cfg.video_root, cfg.sampling,
                                                   cfg.dataset)
     finally:
@@ -324,7 +349,6 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
             store.close()  # Milvus Lite: one process per store; free it for search/index while we train
     videos = [v for v in videos if v in frames_by_video]
     pairs = [p for p in pairs if p.video in frames_by_video]
-    stamp = clip.stamp()
     dim = clip.embed_dim
     device = clip.device
 
@@ -368,71 +392,72 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
     total = steps_per_epoch * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, int(round(cfg.warmup * total))))
 
-    out = Path(cfg.out)
-    partial = out.with_name(out.name + ".partial")
-    fingerprint = _fingerprint(cfg, stamp)
+    data_digest = hashlib.sha256(json.dumps([train_videos, val_videos]).encode()).hexdigest()[:16]
     history: list[dict] = []
     start = 0
-    if cfg.resume and partial.exists():
-        state = torch.load(partial, map_location="cpu", weights_only=True)
-        if state.get("format") != PARTIAL_FORMAT:
-            raise ValueError(f"{partial}: not a vidseek training checkpoint")
-        diff = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
-        if diff:
-            raise ValueError(f"cannot resume from {partial}: it was written with other settings ({', '.join(diff)}"
-                             " differ); use the same options, or delete it to start over")
+    if state is not None:
+        if state.get("data_digest") != data_digest:
+            raise ValueError(f"cannot resume from {partial}: the usable training/validation videos changed since "
+                             "(store or video root content); delete it to start over")
         head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         history, start = list(state["history"]), int(state["epoch"])
         say(f"resuming from {partial} after epoch {start}")
-    elif cfg.resume:
-        say(f"no partial checkpoint at {partial}: starting from scratch")
     resumed_from = start
 
     tr_frames, tr_mask = tr_frames.to(device), tr_mask.to(device)
     text_dev = text.to(device)
     train_time, train_clips = 0.0, 0
     last = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, start + cfg.stop_after)
-    for epoch in range(start, last):
-        rng = np.random.default_rng([cfg.seed, epoch])
-        pick = torch.tensor([int(c[rng.integers(len(c))]) for c in train_caps], device=device)  # one caption each
-        order = torch.from_numpy(rng.permutation(len(train_videos))).to(device)
-        head.train()
-        t0, losses = time.perf_counter(), []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
-                   leave=False, unit="step")
-        for s in bar:
-            idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            cap = pick[idx]
-            video = head(tr_frames[idx], tr_mask[idx])
-            loss = contrastive_loss(text_dev[cap], video, scale, cap)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        bar.close()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        train_time += seconds
-        train_clips += len(train_videos)
-        entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(scheduler.get_last_lr()[0]),
-                 "seconds": round(seconds, 3), "clips_per_s": round(len(train_videos) / max(seconds, 1e-9), 1),
-                 "val": None}
-        if n_val:
-            entry["val"] = evaluate_split(pool_with(head, va_frames, va_mask, device), va_text, va_gt)
-        history.append(entry)
-        say(format_epoch(entry, baseline))
-        _save_partial(partial, {
-            "format": PARTIAL_FORMAT, "fingerprint": fingerprint, "epoch": epoch + 1,
-            "head": {k: v.detach().cpu() for k, v in head.state_dict().items()},
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "history": history})
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        for epoch in range(start, last):
+            rng = np.random.default_rng([cfg.seed, epoch])
+            pick = torch.tensor([int(c[rng.integers(len(c))]) for c in train_caps], device=device)  # 1 per video
+            order = torch.from_numpy(rng.permutation(len(train_videos))).to(device)
+            head.train()
+            t0, losses = time.perf_counter(), []
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
+                       leave=False, unit="step")
+            for s in bar:
+                idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                cap = pick[idx]
+                video = head(tr_frames[idx], tr_mask[idx])
+                loss = contrastive_loss(text_dev[cap], video, scale, cap)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.close()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            train_time += seconds
+            train_clips += len(train_videos)
+            entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(scheduler.get_last_lr()[0]),
+                     "seconds": round(seconds, 3), "clips_per_s": round(len(train_videos) / max(seconds, 1e-9), 1),
+                     "val": None}
+            if n_val:
+                entry["val"] = evaluate_split(pool_with(head, va_frames, va_mask, device), va_text, va_gt)
+            history.append(entry)
+            say(format_epoch(entry, baseline))
+            _save_partial(partial, {
+                "format": PARTIAL_FORMAT, "fingerprint": fingerprint, "data_digest": data_digest, "epoch": epoch + 1,
+                "head": {k: v.detach().cpu() for k, v in head.state_dict().items()},
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "history": history})
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
     result = TrainResult(
         out=None, head_id="", history=history, baseline=baseline, n_train_videos=len(train_videos),

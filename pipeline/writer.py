@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from operators.aggregate import mean_pool
+from operators.heads import HeadAggregator
 from pipeline.faults import FaultInjector
 from retrieval.store import VideoStore
 
@@ -41,14 +42,15 @@ class StoreWriter:
 
     def __init__(self, uri: str | VideoStore, stamp: dict, sampling: str, prefix: str = "vidseek",
                  flush_rows: int = 2048, head=None, expected: int | None = None, fault: str | None = None,
-                 driver_pid: int | None = None):
+                 driver_pid: int | None = None, head_path: str | None = None):
         # A VideoStore passed in is shared with its owner (a service that also searches) and stays open.
         self.owns_store = not isinstance(uri, VideoStore)
         self.store = VideoStore(uri, prefix) if self.owns_store else uri
         self.store.ensure_model(stamp)
         self.sampling = sampling
         self.flush_rows = flush_rows
-        self.head = head  # optional learned temporal head: callable(frames [1,T,D], mask) -> [1, D]
+        # optional learned temporal head: callable(raw frames [T, D]) -> (unit vector [D], head id)
+        self.head = head if head is not None else (HeadAggregator(head_path, stamp) if head_path else None)
         self.pending: dict[str, _Pending] = {}
         self.buffered = 0
         self.expected = expected  # videos in the job: once all are written, release the store at once
@@ -133,7 +135,7 @@ class StoreWriter:
             row.update(status="ok", stage="", error="", n_frames=len(order),
                        mean_vec=mean_pool(vectors.unsqueeze(0))[0].numpy())
             if self.head is not None:
-                row["learned_vec"], row["learned_head"] = self.head(vectors)
+                row["learned_vec"], row["learned_head"] = self.head(vectors.numpy())
         return row
 
     def close(self) -> None:

@@ -144,3 +144,36 @@ def test_store_refuses_another_model(ray_local, library, tmp_path):
         run_index(IndexConfig(source=str(library), store=uri, model="tiny-random-seed1", progress=False))
     videos, _, total = store_rows(uri)
     assert len(videos) == 1 and total == 2  # nothing written by the refused job
+
+
+def test_learned_head_at_index_time_and_added_later(ray_local, library, tmp_path, tiny_clip):
+    from operators.heads import head_id, new_head, save_head
+
+    head_path = tmp_path / "head.pt"
+    save_head(head_path, new_head("seqTransf", tiny_clip.model), {"n_frames": 12}, tiny_clip.stamp())
+    hid = head_id(head_path)
+
+    with_head = str(tmp_path / "h.db")
+    s = run_index(IndexConfig(source=str(library), store=with_head, progress=False, aggregator=f"learned:{head_path}"))
+    assert s.indexed == 3
+    with VideoStore(with_head) as st:
+        rows = st.get_videos([r["video_id"] for r in st.video_records('status == "ok"')], ["learned_head", "learned_vec"])
+    assert {r["learned_head"] for r in rows.values()} == {hid}
+    assert all(abs(np.linalg.norm(r["learned_vec"]) - 1) < 1e-4 for r in rows.values())
+
+    later = str(tmp_path / "l.db")
+    run_index(IndexConfig(source=str(library), store=later, progress=False))
+    added = run_index(IndexConfig(source=str(library), store=later, progress=False, aggregator=f"learned:{head_path}"))
+    assert (added.indexed, added.reaggregated) == (0, 3)  # from stored frames: nothing decoded again
+    with VideoStore(later) as st:
+        again = st.get_videos(list(rows), ["learned_vec"])
+    for vid, r in rows.items():  # same frames, same head -> same learned vectors either way
+        assert np.allclose(again[vid]["learned_vec"], r["learned_vec"], atol=1e-5)
+    searcher = Searcher(later, clip=tiny_clip)
+    try:
+        hits = searcher.search("colour bars", aggregation="learned", k=5)
+        assert len(hits) == 3
+    finally:
+        searcher.store.close()
+    with pytest.raises(ValueError, match="not found"):
+        run_index(IndexConfig(source=str(library), store=later, aggregator="learned:/nope.pt"))

@@ -20,6 +20,17 @@ from pipeline.train_head import TrainConfig, contrastive_loss, lr_lambda, param_
 from retrieval.store import VideoStore
 
 WORDS = ["red", "green", "blue", "yellow"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: thread start-up costs more than it saves, and badly so on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 RUN = dict(frames=12, batch_size=32, lr=1e-3, warmup=0.1, val_fraction=0.0, progress=False, verbose=False)
 
 
@@ -81,7 +92,7 @@ def test_one_step_lowers_loss(tiny_clip):
     opt.step()
     with torch.no_grad():
         after = contrastive_loss(text, head(frames, mask), 100.0)
-    assert float(after) < float(before)
+    assert float(after) < float(before.detach())
     # weight decay only on matrices: biases, LayerNorm and position embeddings have none
     no_decay = {id(p) for p in param_groups(head, 0.2)[1]["params"]}
     assert id(head.frame_position_embeddings.weight) in no_decay and id(head.resblocks[0].ln_1.weight) in no_decay
@@ -111,7 +122,7 @@ def test_order_task_head_beats_mean_pooling(order_task, tiny_clip, tmp_path):
     """Trained from a real store; meanP is exactly 50% on videos + reversals, the head well above."""
     out = tmp_path / "head.pt"
     res = train_head(TrainConfig(dataset=order_task["dataset"], store=order_task["store"], out=str(out),
-                                 epochs=25, seed=0, **RUN))
+                                 epochs=15, seed=0, **{**RUN, "lr": 3e-3}))
     assert res.finished and out.exists() and res.n_train_videos == 96
     losses = [h["loss"] for h in res.history]
     assert losses[-1] < 0.7 * losses[0]
@@ -138,7 +149,7 @@ def test_order_task_head_beats_mean_pooling(order_task, tiny_clip, tmp_path):
     assert mean_acc == 0.5
     assert head_acc >= 0.9
     extra = read_head(out)["extra"]
-    assert extra["train_config"]["epochs"] == 25 and len(extra["history"]) == 25
+    assert extra["train_config"]["epochs"] == 15 and len(extra["history"]) == 15
 
 
 def test_validation_split_reports_head_and_meanp(order_task, tmp_path, capsys):
@@ -155,14 +166,11 @@ def test_validation_split_reports_head_and_meanp(order_task, tmp_path, capsys):
 
 
 def test_deterministic_and_resumable(order_task, tmp_path):
-    cfg = dict(dataset=order_task["dataset"], store=order_task["store"], epochs=3, seed=7,
+    cfg = dict(dataset=order_task["dataset"], store=order_task["store"], epochs=2, seed=7,
                **{**RUN, "val_fraction": 0.1})
     a = train_head(TrainConfig(out=str(tmp_path / "a.pt"), **cfg))
-    b = train_head(TrainConfig(out=str(tmp_path / "b.pt"), **cfg))
-    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]  # same curve, bit for bit
-    sa, sb = read_head(tmp_path / "a.pt")["state_dict"], read_head(tmp_path / "b.pt")["state_dict"]
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
-
+    sa = read_head(tmp_path / "a.pt")["state_dict"]
+    # an independent run of the first epoch, stopped, then resumed: the same curve and head, bit for bit
     c_out = tmp_path / "c.pt"
     first = train_head(TrainConfig(out=str(c_out), stop_after=1, **cfg))
     partial = tmp_path / "c.pt.partial"
