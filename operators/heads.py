@@ -27,12 +27,11 @@ import torch
 import torch.nn as nn
 from open_clip.transformer import QuickGELU
 
-from operators.models import file_sha256
+from operators.models import file_sha256, stamp_diff
 from operators.temporal import SeqLSTMHead, SeqTransfHead, uniform_frame_indices
 
 FORMAT, VERSION = "vidseek-head", 1
 HEAD_TYPES = ("seqTransf", "seqLSTM")
-STAMP_KEYS = ("model", "weights", "embed_dim", "preprocess")
 DEFAULT_FRAMES = 12  # CLIP4Clip's max_frames
 
 
@@ -122,8 +121,8 @@ def read_head(path: str | Path) -> dict:
 
 
 def check_stamp(trained: dict, stamp: dict, what: str = "head") -> None:
-    """Raise HeadMismatchError naming both models unless the stamps agree on STAMP_KEYS."""
-    diff = {k: (trained.get(k), stamp.get(k)) for k in STAMP_KEYS if trained.get(k) != stamp.get(k)}
+    """Raise HeadMismatchError naming both models unless the stamps agree on the identity keys."""
+    diff = stamp_diff(trained, stamp)
     if diff:
         detail = "; ".join(f"{k}: head has {a!r}, here {b!r}" for k, (a, b) in diff.items())
         raise HeadMismatchError(

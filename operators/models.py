@@ -83,6 +83,14 @@ def weights_identity(pretrained: str) -> str:
     return f"tag:{pretrained}"
 
 
+IDENTITY_KEYS = ("model", "weights", "embed_dim", "preprocess")  # what makes two embedding spaces the same
+
+
+def stamp_diff(a: dict, b: dict) -> dict[str, tuple]:
+    """Fields on which two model stamps (``LoadedClip.stamp()``) disagree: {key: (a's, b's)}."""
+    return {k: (a.get(k), b.get(k)) for k in IDENTITY_KEYS if a.get(k) != b.get(k)}
+
+
 def _hub_reachable(timeout: float = 3.0) -> bool:
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return False

@@ -52,6 +52,7 @@ from operators.heads import DEFAULT_FRAMES, HEAD_TYPES, new_head, save_head
 from operators.temporal import uniform_frame_indices
 from retrieval.datasets import find_video, load_captions
 from retrieval.metrics import ranks_from_scores, retrieval_metrics
+from retrieval.store import VideoLookup
 
 PARTIAL_FORMAT = "vidseek-train-partial"
 _ENCODED: dict[tuple, np.ndarray] = {}  # on-the-fly frame vectors, per (file, model, sampling)
@@ -134,23 +135,6 @@ def _sampled(vectors: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(vectors[uniform_frame_indices(len(vectors), k)], np.float32)
 
 
-def _store_index(store) -> dict[str, str]:
-    """Lookup key -> store video id: id, path and file stem (as retrieval.evaluate.map_videos matches)."""
-    index: dict[str, str] = {}
-    for r in store.video_records('status == "ok"', ["video_id", "path"]):
-        index.setdefault(Path(r["path"]).stem, r["video_id"])
-        index[r["path"]] = r["video_id"]
-        index[r["video_id"]] = r["video_id"]
-    return index
-
-
-def _lookup(index: dict[str, str], video: str) -> str | None:
-    for key in (video, str(Path(video).absolute()), Path(video).stem):
-        if key in index:
-            return index[key]
-    return None
-
-
 def _encode_file(clip, path: Path, sampling: str) -> np.ndarray:
     from operators.decode import decode_frames
     from operators.encode import encode_images
@@ -169,8 +153,8 @@ def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str 
     out: dict[str, np.ndarray] = {}
     missing = list(videos)
     if store is not None:
-        index = _store_index(store)
-        found = {v: sid for v in videos if (sid := _lookup(index, v)) is not None}
+        lookup = VideoLookup(store)
+        found = {v: sid for v in videos if (sid := lookup.find(v)) is not None}
         ids = sorted(set(found.values()))
         frames: dict[str, dict] = {}
         for i in range(0, len(ids), 1024):

@@ -20,6 +20,7 @@ import numpy as np
 from retrieval.datasets import CaptionPair, load_captions
 from retrieval.metrics import retrieval_metrics
 from retrieval.search import Hit, Searcher, SearchParams
+from retrieval.store import VideoLookup
 
 MAX_FIRST_STAGE = 16_384  # Milvus' top-k limit
 DEFAULT_CONFIGS = ("mean", "max", "query-weighted:0.1", "mean+rerank", "query-weighted:0.1+rerank")
@@ -39,16 +40,12 @@ def parse_config(spec: str, depth: int = 100, alpha: float = 0.4) -> tuple[str, 
 
 def map_videos(pairs: list[CaptionPair], searcher: Searcher, dataset: str) -> list[str]:
     """Each pair's store video id, matched by id, absolute path or file stem; raises naming what is missing."""
-    index: dict[str, str] = {}
-    for r in searcher.store.video_records('status == "ok"', ["video_id", "path"]):
-        index.setdefault(Path(r["path"]).stem, r["video_id"])
-        index[r["path"]] = r["video_id"]
-        index[r["video_id"]] = r["video_id"]
+    lookup = VideoLookup(searcher.store)
     out, missing = [], []
     for p in pairs:
-        key = next((k for k in (p.video, str(Path(p.video).absolute()), Path(p.video).stem) if k in index), None)
-        out.append(index.get(key, ""))
-        if key is None:
+        vid = lookup.find(p.video)
+        out.append(vid or "")
+        if vid is None:
             missing.append(p.video)
     if missing:
         raise ValueError(f"{len(set(missing))} videos of {dataset} are not indexed in {searcher.store.uri} "

@@ -21,7 +21,7 @@ from operators.encode import LoadedClip, encode_images, encode_texts
 from retrieval.datasets import find_video
 from retrieval.fusion import rerank as fuse_order
 from retrieval.runfiles import Candidate, RunQuery
-from retrieval.store import VideoStore, check_same_model
+from retrieval.store import VideoLookup, VideoStore, check_same_model
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE = Path.home() / ".cache" / "vidseek" / "frames"
@@ -37,29 +37,18 @@ class FrameEvidence:
         self.clip, self.store, self.sampling = clip, store, sampling
         self.video_root = Path(video_root) if video_root else None
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self._by_key: dict[str, str] | None = None
+        self._lookup: VideoLookup | None = None
         self.stats = {"store": 0, "decoded": 0, "cached": 0, "missing": 0}
-
-    def _store_index(self) -> dict[str, str]:
-        """Store video ids by id, absolute path and file stem (built once)."""
-        if self._by_key is None:
-            self._by_key = {}
-            for r in self.store.video_records('status == "ok"', ["video_id", "path"]):
-                self._by_key.setdefault(Path(r["path"]).stem, r["video_id"])
-                self._by_key[r["path"]] = r["video_id"]
-                self._by_key[r["video_id"]] = r["video_id"]
-        return self._by_key
 
     def fetch(self, candidates: list[Candidate]) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = [None] * len(candidates)
         if self.store is not None:
-            index = self._store_index()
+            self._lookup = self._lookup or VideoLookup(self.store)
             want = {}
             for i, c in enumerate(candidates):
-                key = next((k for k in (c.id, c.path and str(Path(c.path).absolute()), c.path and Path(c.path).stem)
-                            if k and k in index), None)
-                if key:
-                    want[i] = index[key]
+                vid = self._lookup.find(c.id) or self._lookup.find(c.path)
+                if vid:
+                    want[i] = vid
             frames = self.store.frames_of(sorted(set(want.values()))) if want else {}
             for i, vid in want.items():
                 if vid in frames:

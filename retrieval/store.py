@@ -18,6 +18,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from operators.models import stamp_diff
 from retrieval.filters import in_list, quote
 
 # pymilvus probes an RPC that Milvus Lite does not implement and grpc logs a traceback for it on every
@@ -303,8 +304,7 @@ class VideoStore:
 
 
 def check_same_model(existing: dict, stamp: dict, uri: str) -> None:
-    keys = ("model", "weights", "embed_dim", "preprocess")
-    diff = {k: (existing.get(k), stamp.get(k)) for k in keys if existing.get(k) != stamp.get(k)}
+    diff = stamp_diff(existing, stamp)
     if diff:
         detail = "; ".join(f"{k}: store has {a!r}, you asked for {b!r}" for k, (a, b) in diff.items())
         raise ModelMismatchError(
@@ -321,3 +321,25 @@ def release_lite(uri: str) -> None:
         return
     server_manager_instance.release_server(str(uri))
 
+
+class VideoLookup:
+    """Match a video reference from a dataset or another system's run to a store video id.
+
+    A reference matches by video id, by absolute path, or by file stem (``video123`` for
+    ``/lib/video123.mp4``), in that order; only ``ok`` videos are considered. Built once per store read.
+    """
+
+    def __init__(self, store: "VideoStore"):
+        self.keys: dict[str, str] = {}
+        for r in store.video_records('status == "ok"', ["video_id", "path"]):
+            self.keys.setdefault(Path(r["path"]).stem, r["video_id"])
+            self.keys[r["path"]] = r["video_id"]
+            self.keys[r["video_id"]] = r["video_id"]
+
+    def find(self, ref: str | None) -> str | None:
+        if not ref:
+            return None
+        for key in (ref, str(Path(ref).absolute()), Path(ref).stem):
+            if key in self.keys:
+                return self.keys[key]
+        return None

@@ -142,6 +142,7 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
         manifest = generate_training_world(world_dir, TRAIN_WORLD_SEED_OFFSET + seed, n_clips=n_clips,
                                            duration=clip_s)
         model = open_clip.create_model(ARCH)  # random init under the seed above
+        model.visual.to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
         pre = PreprocessConfig.from_open_clip(open_clip.get_model_preprocess_cfg(model))
         frames_np, objs, clip_of = build_frames(world_dir, manifest, pre)
     finally:
@@ -182,7 +183,8 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
         where = torch.tensor([uniq.index(c) for c in caps])
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr, warmup)
-        img = model.encode_image(normalize_frames(x, pre, torch.float32))  # [B, D]
+        x = normalize_frames(x, pre, torch.float32).contiguous(memory_format=torch.channels_last)  # [B, 3, S, S]
+        img = model.encode_image(x)  # [B, D]
         txt = model.encode_text(tokenizer(uniq))[where]  # [B, D]: each distinct caption encoded once
         loss = multi_positive_infonce(img, txt, model.logit_scale.exp(), keys)
         opt.zero_grad(set_to_none=True)
@@ -219,10 +221,10 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="checkpoint path (.safetensors)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 = bit-reproducible)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (a rerun with the same count reproduces)")
     p.add_argument("--n-clips", type=int, default=48, help="training-world clips")
     p.add_argument("--clip-s", type=float, default=45.0, help="seconds per training-world clip")
     p.add_argument("--hard", type=float, default=0.5, help="share of colour-grouped (hard-negative) batches")

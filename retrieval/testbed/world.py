@@ -323,3 +323,21 @@ def _write_files(out: Path, manifest: dict) -> None:
 
 def load_manifest(world_dir: str | Path) -> dict:
     return json.loads((Path(world_dir) / "manifest.json").read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="write a testbed world: mp4 clips, manifest, queries, captions")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=7, help="7 is the eval world of the quality table")
+    p.add_argument("--n-content", type=int, default=50)
+    p.add_argument("--n-brief", type=int, default=40)
+    p.add_argument("--n-order", type=int, default=25, help="pairs (two clips each)")
+    a = p.parse_args(argv)
+    m = generate_world(a.out, a.seed, a.n_content, a.n_brief, a.n_order)
+    print(f"{len(m['clips'])} clips, {len(m['queries'])} queries in {a.out}")
+
+
+if __name__ == "__main__":
+    main()
