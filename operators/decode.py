@@ -122,6 +122,7 @@ class _DecordBackend:
     def __init__(self, path: str, size: tuple[int, int], threads: int):
         import decord  # imported lazily: PyAV-only use must not need it
 
+        decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's per-packet chatter; losses are counted
         self._decord = decord
         self.vr = decord.VideoReader(path, ctx=decord.cpu(0), width=size[0], height=size[1], num_threads=threads)
         n = len(self.vr)
