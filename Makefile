@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`. Both create or reuse .venv and install what is
-# missing (apt ffmpeg for the tests' generated videos; pip packages from pyproject.toml).
+# missing (apt ffmpeg for generated test videos, chromium for the browser test; pip packages from pyproject.toml).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.vidseek-installed
@@ -15,6 +15,8 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	@command -v ffmpeg >/dev/null || (apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null) \
 	  || echo "warning: could not install ffmpeg (tests that generate videos need it)"
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium (the browser test will be skipped)"
 	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)

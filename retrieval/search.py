@@ -60,8 +60,11 @@ class Hit:
     metadata: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        """JSON-ready: NaN scores (hits below the reranked head) become null."""
         d = asdict(self)
         d["moment"] = list(self.moment)
+        d["score"] = None if np.isnan(self.score) else self.score
+        d["scores"] = {k: (None if np.isnan(v) else v) for k, v in self.scores.items()}
         return d
 
 
@@ -103,11 +106,14 @@ class Searcher:
         union = sorted({v for c in candidates for v in c})
         if not union:
             return [[] for _ in qvec]
+        fields = ["video_id", "path", "status", "metadata"] + (["learned_vec", "learned_head"]
+                                                                if params.aggregation == "learned" else [])
+        videos = self.store.get_videos(union, fields)
+        # Only finished videos: frame-level candidates of a video still being written have no "ok" row yet,
+        # and their frames must not enter the cache (which trusts frames to be final under an id).
+        union = [v for v in union if videos.get(v, {}).get("status") == "ok"]
         frames = self.frames.get(union)
         union = [v for v in union if v in frames]
-        fields = ["video_id", "path", "metadata"] + (["learned_vec", "learned_head"]
-                                                      if params.aggregation == "learned" else [])
-        videos = self.store.get_videos(union, fields)
         F, mask = pad_frames([frames[v]["vectors"] for v in union], self.store.dim)  # [V, T, D], [V, T]
         q = torch.from_numpy(qvec)
         sims = frame_similarities(q, F, mask).numpy()  # [Q, V, T]
@@ -123,8 +129,8 @@ class Searcher:
             js = js[np.argsort(-initial[qi, js], kind="stable")]  # first-stage order by M
             m, s = initial[qi, js], fine[qi, js]
             if params.rerank:
-                order, fused = rerank(m, s, params.alpha, params.depth)
-                final = np.where(np.isnan(fused), -np.inf, fused)
+                # beyond the reranked head, hits keep first-stage order and have no fused score (NaN)
+                order, final = rerank(m, s, params.alpha, params.depth)
             else:
                 order, final = np.arange(len(js)), m
             hits = []

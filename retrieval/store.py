@@ -86,7 +86,8 @@ class VideoStore:
                     time.sleep(0.5)
                     continue
                 hint = ("is another vidseek process (index job or server) using it? Milvus Lite allows one process "
-                        "per store: wait for it or stop it, search through `vidseek serve`, or use a Milvus server URI")
+                        "per store: wait for it or stop it; if `vidseek serve` holds it, index through the service "
+                        "(POST /ingest); or use a Milvus server URI")
                 raise StoreError(f"cannot open store {self.uri}: {type(e).__name__}: {e}. {hint}") from e
 
     def _load(self) -> None:

@@ -220,3 +220,12 @@ def tiny_clip():
 @pytest.fixture(scope="session")
 def pre_cfg(tiny_clip):
     return tiny_clip.preprocess
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The reliability suite's one-line result (inputs tried, faults injected, rows lost, duplicates)."""
+    import sys
+
+    mod = sys.modules.get("test_reliability")
+    if mod is not None and mod.TALLY["inputs"]:
+        terminalreporter.write_line(mod.summary_line())

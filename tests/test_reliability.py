@@ -28,15 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TALLY = {"inputs": 0, "faults": 0, "lost": 0, "duplicates": 0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def summary_line(request):
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    line = (f"reliability: inputs tried {TALLY['inputs']}, faults injected {TALLY['faults']}, "
+def summary_line() -> str:
+    """Printed at the end of the session by conftest's ``pytest_terminal_summary``."""
+    return (f"reliability: inputs tried {TALLY['inputs']}, faults injected {TALLY['faults']}, "
             f"rows lost {TALLY['lost']}, duplicates {TALLY['duplicates']}")
-    if reporter is not None:
-        reporter.write_line(line)
-    print(line)
 
 
 def count_damage(uri: str, good: dict[str, int]) -> None:

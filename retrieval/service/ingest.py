@@ -1,0 +1,264 @@
+"""The service's store connection (writes serialised and announced) and its one-at-a-time ingest jobs."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from retrieval.frame_cache import FrameCache
+from retrieval.store import VideoStore
+
+log = logging.getLogger(__name__)
+GLOB_CHARS = set("*?[")
+
+
+class SharedStore(VideoStore):
+    """A ``VideoStore`` shared by searches and an ingest job in one process.
+
+    Writes hold ``write_lock``; after each write ``generation`` is bumped and listeners are told which
+    videos changed (the frame cache evicts them). Reads are not locked: Milvus serves them concurrently.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.write_lock = threading.RLock()
+        self.generation = 0
+        self.listeners: list[Callable[[list[str], list[dict]], None]] = []
+        super().__init__(*args, **kwargs)
+
+    def _changed(self, video_ids: list[str], rows: list[dict] | None = None) -> None:
+        self.generation += 1  # before the listeners run: see ThreadSafeFrameCache.get
+        for fn in list(self.listeners):
+            fn(video_ids, rows or [])
+
+    def ensure_model(self, stamp: dict) -> None:
+        with self.write_lock:
+            super().ensure_model(stamp)
+            self._changed([])
+
+    def insert_frames(self, video_id, *args, **kwargs) -> int:
+        with self.write_lock:
+            n = super().insert_frames(video_id, *args, **kwargs)
+            self._changed([video_id])
+            return n
+
+    def upsert_videos(self, rows: list[dict]) -> None:
+        with self.write_lock:
+            super().upsert_videos(rows)
+            self._changed([r["video_id"] for r in rows], rows)
+
+    def delete_videos(self, video_ids) -> None:
+        ids = list(video_ids)
+        with self.write_lock:
+            super().delete_videos(ids)
+            self._changed(ids)
+
+    def delete_frames(self, video_ids) -> None:
+        ids = list(video_ids)
+        with self.write_lock:
+            super().delete_frames(ids)
+            self._changed(ids)
+
+
+class ThreadSafeFrameCache(FrameCache):
+    """The searcher's frame cache, safe under concurrent searches and writes.
+
+    The cache lock covers bookkeeping only (fetches run outside it). Entries fetched while the store was
+    written are not kept: they may hold part of a video that is being indexed.
+    """
+
+    def __init__(self, store: SharedStore, max_vectors: int = 500_000):
+        super().__init__(store.frames_of, max_vectors)
+        self.store = store
+        self._lock = threading.Lock()
+        store.listeners.append(lambda ids, rows: self.evict(ids))
+
+    def get(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
+        out, missing = {}, []
+        with self._lock:
+            generation = self.store.generation
+            for vid in video_ids:
+                entry = self._entries.get(vid)
+                if entry is None:
+                    missing.append(vid)
+                else:
+                    self._entries.move_to_end(vid)
+                    out[vid] = entry
+            self.hits += len(out)
+            self.misses += len(missing)
+        if missing:
+            fetched = self.fetch(missing)
+            out.update(fetched)
+            with self._lock:
+                if self.store.generation == generation:
+                    for vid, entry in fetched.items():
+                        self._put(vid, entry)
+        return out
+
+    def evict(self, video_ids: list[str]) -> None:
+        with self._lock:
+            for vid in video_ids:
+                entry = self._entries.pop(vid, None)
+                if entry is not None:
+                    self._size -= len(entry["vectors"])
+
+
+class IngestError(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+@dataclass
+class IngestJob:
+    id: str
+    source: str
+    options: dict
+    state: str = "queued"  # queued | running | done | failed
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    discovered: int = 0
+    to_index: int = 0
+    written: int = 0
+    failed: int = 0
+    summary: dict | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("id", "source", "options", "state", "created", "started", "finished",
+                                            "discovered", "to_index", "summary", "error")}
+        d["progress"] = {"written": self.written, "failed": self.failed, "to_index": self.to_index,
+                         "fraction": round((self.written + self.failed) / self.to_index, 4) if self.to_index else 1.0}
+        return d
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+class IngestManager:
+    """Runs ``index_fn(cfg, store=store)`` in a background thread, one job at a time."""
+
+    def __init__(self, store: SharedStore, roots: list[str | Path], index_fn: Callable | None,
+                 model: str, pretrained: str | None, on_done: Callable[[IngestJob], None] | None = None,
+                 keep: int = 50):
+        self.store = store
+        self.roots = [os.path.realpath(r) for r in roots]
+        self.index_fn = index_fn
+        self.model, self.pretrained = model, pretrained
+        self.on_done = on_done
+        self.keep = keep
+        self.jobs: OrderedDict[str, IngestJob] = OrderedDict()
+        self._lock = threading.Lock()
+        self._current: IngestJob | None = None
+        store.listeners.append(self._count)
+
+    def _count(self, ids: list[str], rows: list[dict]) -> None:
+        job = self._current
+        if job is not None and job.state == "running":
+            for r in rows:
+                if r.get("status", "ok") == "ok":
+                    job.written += 1
+                else:
+                    job.failed += 1
+
+    def resolve_source(self, source: str) -> tuple[str, list]:
+        """The SOURCE as an absolute path and the videos it lists; refused unless all lie under the roots."""
+        from pipeline.sources import SourceError, discover
+
+        if not self.roots:
+            raise IngestError(403, "ingest is disabled: start the service with --ingest-root DIR "
+                                   "(sources must lie under one), or index with `vidseek index` while it is stopped")
+        p = Path(source)
+        if not p.is_absolute():
+            p = Path(self.roots[0]) / p
+        parts, fixed = p.parts, []
+        for part in parts:  # the part of a glob before its first wildcard must already lie under a root
+            if GLOB_CHARS & set(part):
+                break
+            fixed.append(part)
+        if not _under(str(Path(*fixed)), self.roots):
+            raise IngestError(403, "source is outside the ingest roots of this service")
+        try:
+            sources = discover(str(p))
+        except (SourceError, OSError) as e:
+            raise IngestError(400, f"bad source: {e}") from None
+        outside = [s for s in sources if not _under(s.path, self.roots)]
+        if outside:
+            raise IngestError(403, f"{len(outside)} of the source's files resolve outside the ingest roots "
+                                   "(symlinks or list-file entries); they are not indexed by this service")
+        if not sources:
+            raise IngestError(400, "no video files found in the source")
+        return str(p), sources
+
+    def start(self, source: str, sampling: str = "fps:1", prune: bool = False, retry_failed: bool = False,
+              max_failures: int | None = None) -> IngestJob:
+        from operators.sampling import SamplingPlan
+        from pipeline.index_job import IndexConfig, plan_job
+
+        try:
+            SamplingPlan.parse(sampling)
+        except ValueError as e:
+            raise IngestError(422, str(e)) from None
+        with self._lock:
+            if self._current is not None:
+                raise IngestError(409, f"busy: ingest job {self._current.id} is {self._current.state}; "
+                                       f"poll GET /ingest/{self._current.id} and retry when it is done")
+            path, sources = self.resolve_source(source)
+            stamp = self.store.model_stamp()
+            model, pretrained = (stamp["model"], stamp.get("pretrained")) if stamp else (self.model, self.pretrained)
+            options = {"sampling": sampling, "prune": prune, "retry_failed": retry_failed,
+                       "max_failures": max_failures, "model": model}
+            job = IngestJob(uuid.uuid4().hex, path, options, discovered=len(sources))
+            job.to_index = len(plan_job(self.store, sources, prune, retry_failed).todo) if stamp else len(sources)
+            cfg = IndexConfig(source=path, store=self.store.uri, model=model, pretrained=pretrained,
+                              sampling=sampling, prune=prune, retry_failed=retry_failed, max_failures=max_failures,
+                              prefix=self.store.prefix, progress=False)
+            self._current = job
+            self.jobs[job.id] = job
+            while len(self.jobs) > self.keep:
+                self.jobs.popitem(last=False)
+        threading.Thread(target=self._run, args=(job, cfg), name=f"ingest-{job.id[:8]}", daemon=True).start()
+        return job
+
+    def _run(self, job: IngestJob, cfg) -> None:
+        index_fn = self.index_fn
+        if index_fn is None:
+            from pipeline.index_job import run_index as index_fn
+        job.state, job.started = "running", time.time()
+        try:
+            summary = index_fn(cfg, store=self.store)
+            job.summary = summary.as_dict() if hasattr(summary, "as_dict") else dict(summary)
+            job.state = "done"
+        except Exception as e:  # noqa: BLE001 — any failure ends this job, never the service
+            log.exception("ingest job %s failed", job.id)
+            job.error, job.state = f"{type(e).__name__}: {e}", "failed"
+        finally:
+            job.finished = time.time()
+            with self._lock:
+                self._current = None
+            if self.on_done is not None:
+                try:
+                    self.on_done(job)
+                except Exception:  # noqa: BLE001
+                    log.exception("after ingest job %s", job.id)
+
+    def get(self, job_id: str) -> IngestJob | None:
+        return self.jobs.get(job_id)
+
+    def wait(self, job_id: str, timeout: float = 60.0) -> IngestJob:
+        """Block until the job is done or failed (tests, scripts)."""
+        deadline = time.monotonic() + timeout
+        job = self.jobs[job_id]
+        while job.state in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return job

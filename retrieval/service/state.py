@@ -1,0 +1,107 @@
+"""The service's shared state: one store connection, the model and searcher, caches, ingest jobs."""
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+from fastapi import HTTPException
+
+from retrieval.service.ingest import IngestManager, SharedStore, ThreadSafeFrameCache
+from retrieval.service.media import ThumbnailCache
+from retrieval.service.schemas import Limits
+from retrieval.store import VIDEO_FIELDS
+
+VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Service:
+    """State shared by the routes: one store connection, the model, the searcher, caches, ingest jobs."""
+
+    def __init__(self, store_uri: str, clip, limits: Limits, ingest_roots, index_fn, model: str,
+                 pretrained: str | None, lock_wait_s: float, prefix: str, verify_files: bool = True):
+        self.limits = limits
+        self.verify_files = verify_files
+        self.store = SharedStore(store_uri, prefix, lock_wait_s=lock_wait_s)
+        self.clip = clip
+        self._searcher = None
+        self._searcher_lock = threading.Lock()
+        self._lookup: tuple[int, object] | None = None
+        self.thumbs = ThumbnailCache()
+        self.decodes = threading.BoundedSemaphore(limits.max_decodes)
+        self.ingest = IngestManager(self.store, list(ingest_roots or []), index_fn,
+                                    clip.name if clip is not None else model,
+                                    clip.pretrained if clip is not None else pretrained)
+        if self.store.dim is not None:
+            try:
+                self.searcher()  # load the model now (once), and fail at startup on a model mismatch
+            except BaseException:
+                self.store.close()
+                raise
+
+    def close(self) -> None:
+        self.store.close()
+
+    def searcher(self):
+        if self._searcher is None:
+            with self._searcher_lock:
+                if self._searcher is None:
+                    if self.store.dim is None:
+                        raise HTTPException(503, "the store is empty: POST /ingest a source first "
+                                                 "(or run `vidseek index` before starting the service)")
+                    from retrieval.search import Searcher
+
+                    s = Searcher(self.store, clip=self.clip)
+                    s.frames = ThreadSafeFrameCache(self.store, s.frames.max_vectors)
+                    self.clip = s.clip
+                    self._searcher = s
+        return self._searcher
+
+    def evidence(self):
+        """Frame evidence from the store only: client paths are matched against indexed paths, never opened."""
+        from retrieval.rerank import FrameEvidence
+        from retrieval.store import VideoLookup
+
+        class StoreEvidence(FrameEvidence):
+            def _from_file(self, c):
+                self.stats["missing"] += 1
+                return None
+
+        searcher = self.searcher()
+        ev = StoreEvidence(searcher.clip, self.store, cache_dir=None)
+        cached = self._lookup
+        if cached is None or cached[0] != self.store.generation:
+            generation = self.store.generation  # read first: a write during the build makes it stale at once
+            cached = (generation, VideoLookup(self.store))
+            self._lookup = cached
+        ev._lookup = cached[1]  # one id/path/stem index per store version, not one per request
+        return ev
+
+    def video(self, video_id: str, fields: list[str] | None = None) -> dict:
+        if not VIDEO_ID.match(video_id) or self.store.dim is None:
+            raise HTTPException(404, "no video with this id")
+        row = self.store.get_videos([video_id], fields or VIDEO_FIELDS).get(video_id)
+        if row is None:
+            raise HTTPException(404, "no video with this id")
+        return row
+
+    def video_file(self, video_id: str) -> tuple[str, dict]:
+        """The recorded path of an indexed (status ok) video, if it is still the file that was indexed: the
+        id hashes the file's path, size and mtime, so a file replaced or changed since (or a symlink swapped
+        to point elsewhere) is not served."""
+        from pipeline.sources import video_id_for
+
+        row = self.video(video_id, ["video_id", "path", "status", "duration"])
+        if row["status"] != "ok":
+            raise HTTPException(404, "this video was not indexed (status failed): no file or thumbnail")
+        path = row["path"]
+        if not path or not os.path.isfile(path):
+            raise HTTPException(404, "the video's file is no longer there: re-index it")
+        if self.verify_files and video_id_for(path) != video_id:
+            raise HTTPException(404, "the video's file changed since it was indexed: re-index it")
+        return path, row
+
+
+def media_urls(video_id: str, t: float | None = None) -> tuple[str, str]:
+    thumb = f"/videos/{video_id}/thumbnail" + (f"?t={t:.3f}" if t is not None else "")
+    return thumb, f"/videos/{video_id}/file"
