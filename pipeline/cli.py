@@ -337,7 +337,7 @@ def main() -> None:
     app()
 
 
-from pipeline import cli_train  # noqa: E402,F401 — registers train and import-clip4clip on `app`
+from pipeline import cli_testbed, cli_train  # noqa: E402,F401 — register their commands on `app`
 
 
 if __name__ == "__main__":

@@ -1,0 +1,45 @@
+"""``vidseek testbed``: the offline quality testbed (synthetic world, trained tiny CLIP, quality table)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipeline.cli import _quiet_logs, app
+
+testbed_app = typer.Typer(no_args_is_help=True, help="Offline quality testbed: world, quality table.")
+app.add_typer(testbed_app, name="testbed")
+
+
+@testbed_app.command("world")
+def world_cmd(out: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="where to write the videos"),
+              seed: int = typer.Option(7, help="7 is the eval world the README's table uses")) -> None:
+    """Generate the eval world: videos, queries.jsonl (content / brief / order families), captions.csv."""
+    from retrieval.testbed.world import generate_world
+
+    m = generate_world(out, seed)
+    typer.echo(f"{len(m['clips'])} clips, {len(m['queries'])} queries → {out}")
+
+
+@testbed_app.command("eval")
+def eval_cmd(world: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="eval world (generated if missing)"),
+             store: str = typer.Option("/tmp/vidseek-testbed/eval.db", help="store for the world's vectors"),
+             seed: int = typer.Option(7),
+             head: Optional[Path] = typer.Option(None, help="a trained temporal head: adds the learned row"),
+             out: Optional[Path] = typer.Option(None, help="also write table.md and result.json here"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Index the world with the testbed model through the real job, then the quality table per family."""
+    _quiet_logs(False)
+    from retrieval.testbed.store_eval import format_table, store_quality
+    from retrieval.testbed.world import generate_world
+
+    if not (world / "queries.jsonl").exists():
+        generate_world(world, seed)
+    result = store_quality(world, store, head=str(head) if head else None)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table.md").write_text(format_table(result) + "\n")
+        (out / "result.json").write_text(json.dumps(result, indent=1))
+    typer.echo(json.dumps(result) if as_json else format_table(result))
