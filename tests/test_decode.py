@@ -206,11 +206,10 @@ def test_mid_stream_corruption_loses_only_some_frames(corrupt_h264, pre_cfg, bac
     t, _, _, frames, s, _ = decode(corrupt_h264, pre_cfg, "fps:25", backend=backend)
     got = set(np.round(t * 25).astype(int))
     assert s.lost > 0 and len(frames) >= 0.75 * 250
-    assert set(range(100)) <= got  # everything before the damage
-    if backend == "pyav":  # PyAV resumes at the next key frame, always the same way
-        assert set(range(175, 250)) <= got
-    else:  # decord's recovery point varies run to run (seen: 37-49 frames lost from ~113 on)
-        assert len(got & set(range(175, 250))) >= 50
+    if backend == "pyav":  # PyAV loses exactly the damaged stretch, always the same way
+        assert set(range(100)) <= got and set(range(175, 250)) <= got
+    else:  # decord's loss varies run to run (seen: from ~96-113 on, 37-49 frames): local, not total
+        assert len(got & set(range(100))) >= 90 and len(got & set(range(175, 250))) >= 50
     assert not set(range(115, 125)) & got  # the damaged stretch itself is dropped (counted), not faked
     if backend == "decord":  # every sample is either emitted or counted as lost
         assert len(frames) + s.lost == 250

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,13 +38,16 @@ def index_cli(lib: Path, uri: str, fault: str | None = None) -> subprocess.Compl
 
 def test_driver_killed_at_several_points_then_rerun(six_clips, tmp_path):
     uri = str(tmp_path / "k.db")
-    for fault in ("before_frames:1", "after_frames:1", "after_videos:2"):
+    # before the first flush, between frame rows and video rows, after the first video rows (how many
+    # videos one writer call finishes depends on Ray Data's batching, so "after" may be near the end)
+    for fault in ("before_frames:1", "after_frames:1", "after_videos:1"):
         proc = index_cli(six_clips, uri, fault)
         assert proc.returncode == -9, f"{fault}: job was not killed: {proc.returncode} {proc.stderr[-2000:]}"
         videos = assert_exactly_once(uri, after_crash=True)  # finished videos are whole, never half
-        assert len(videos) < 7
         if fault.startswith("after_videos"):
             assert len(videos) >= 1  # the kill came after durable video rows
+        else:
+            assert len(videos) < 7
     proc = index_cli(six_clips, uri)
     assert proc.returncode == 0, proc.stderr[-2000:]
     videos = assert_exactly_once(uri)
@@ -62,8 +66,13 @@ def two_node_cluster(tmp_path):
     subprocess.run([ray, "start", "--head", "--port", port, "--include-dashboard=false",
                     "--resources", '{"head_node": 1}', *common], check=True, env=env, capture_output=True)
     try:
-        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--resources", '{"worker_node": 1}',
-                        *common], check=True, env=env, capture_output=True)
+        for attempt in range(3):  # the head may need a moment before it accepts nodes on a busy machine
+            r = subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--resources",
+                                '{"worker_node": 1}', *common], env=env, capture_output=True, text=True)
+            if r.returncode == 0:
+                break
+            time.sleep(5)
+        assert r.returncode == 0, f"worker node did not start: {r.stdout[-1500:]} {r.stderr[-1500:]}"
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)

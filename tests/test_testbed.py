@@ -140,3 +140,27 @@ def test_testbed_model_finds_content(world, testbed):
     acc = (wins.sum() - wins.diag().sum()) / (len(qs) * (len(qs) - 1))
     assert acc >= 0.85, f"own caption beats a wrong one in only {acc:.0%} of pairs"
     assert (s.argmax(1) == torch.arange(len(qs))).float().mean() >= 0.6  # text→video among 8 (chance 12.5%)
+
+
+def test_ranks_are_pessimistic_and_rerank_keeps_the_tail():
+    from retrieval.testbed.quality import clip_rerank, gt_ranks
+
+    s = torch.tensor([[0.5, 0.5, 0.1], [0.9, 0.2, 0.3]])
+    assert gt_ranks(s, torch.tensor([0, 2])).tolist() == [2, 2]  # a tie counts against the ground truth
+    first = torch.tensor([[0.9, 0.8, 0.7, 0.1]])
+    fine = torch.tensor([[0.1, 0.2, 0.9, 1.0]])
+    fused = clip_rerank(first, fine, k=3, alpha=0.4)  # top-3 by first; video 3 stays last
+    assert fused.argsort(descending=True).tolist() == [[2, 0, 1, 3]]  # fused 0.6 > 0.4 > 0.275
+    assert torch.equal(clip_rerank(first, fine, k=4, alpha=0.0).argsort(descending=True), fine.argsort(descending=True))
+
+
+def test_small_table_orders_methods_on_brief_events(tmp_path, testbed):
+    """A small world: query-weighting and max find brief events that mean pooling dilutes."""
+    from retrieval.testbed.quality import evaluate
+
+    generate_world(tmp_path, seed=11, n_content=4, n_brief=8, n_order=1)
+    res = evaluate(tmp_path, "testbed", taus=(0.1,), rerank_ks=(None,))["methods"]
+    brief = {name: row["brief"] for name, row in res.items()}
+    assert brief["qw τ=0.1"]["R@1"] >= brief["mean"]["R@1"] + 25, brief
+    assert brief["max"]["MdR"] < brief["mean"]["MdR"], brief
+    assert res["mean"]["content"]["R@1"] >= 75
