@@ -58,10 +58,16 @@ def test_driver_killed_at_several_points_then_rerun(six_clips, tmp_path):
 
 
 @pytest.fixture
-def two_node_cluster(tmp_path):
+def two_node_cluster(tmp_path, monkeypatch):
+    import socket
+
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
-    port = "6391"
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="1")
+    with socket.socket() as sock:  # a free port, so a leftover cluster cannot answer in our place
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    # one auth mode for head, worker and this driver (Ray 2.60 may default to token auth)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    env = dict(os.environ)
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
     subprocess.run([ray, "start", "--head", "--port", port, "--include-dashboard=false",
                     "--resources", '{"head_node": 1}', *common], check=True, env=env, capture_output=True)
