@@ -32,19 +32,19 @@ class PeakRSS(threading.Thread):
     def __init__(self, interval: float = 0.5):
         super().__init__(daemon=True)
         self.interval, self.peak = interval, 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self):
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak = max(self.peak, _rss_of_family())
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def __enter__(self) -> "PeakRSS":
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
         self.peak = max(self.peak, _rss_of_family())
 
