@@ -161,6 +161,7 @@ def test_small_table_orders_methods_on_brief_events(tmp_path, testbed):
     generate_world(tmp_path, seed=11, n_content=4, n_brief=8, n_order=1)
     res = evaluate(tmp_path, "testbed", taus=(0.1,), rerank_ks=(None,))["methods"]
     brief = {name: row["brief"] for name, row in res.items()}
-    assert brief["qw τ=0.1"]["R@1"] >= brief["mean"]["R@1"] + 25, brief
-    assert brief["max"]["MdR"] < brief["mean"]["MdR"], brief
+    assert brief["max"]["R@1"] >= brief["mean"]["R@1"] + 25, brief  # 8 queries: 12.5 points each
+    assert brief["qw τ=0.1"]["R@1"] > brief["mean"]["R@1"], brief
+    assert brief["qw τ=0.1"]["MdR"] < brief["mean"]["MdR"], brief
     assert res["mean"]["content"]["R@1"] >= 75

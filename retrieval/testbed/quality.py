@@ -10,7 +10,8 @@ over *the same vectors*:
 - ``max``: max over frames of cos(q, frame);
 - ``qw τ=…``: CLIP-Hitchhiker query-weighted pooling at τ ∈ {0.01, 0.05, 0.1, 0.2, 0.5, 1};
 - ``mean + CLIPRerank k=…``: per query, the top-k videos by mean are re-scored with
-  0.4 · minmax(mean) + 0.6 · minmax(max) (min-max over that top-k); the rest keep their mean order below.
+  α · minmax(mean) + (1 − α) · minmax(max), α = 0.4 (min-max over that top-k); the rest keep their mean
+  order below. ``--alphas`` adds rows for other α.
 
 Ranks are 1-based with pessimistic ties: rank = 1 + #{other videos with score ≥ the ground truth's}.
 Per family: R@1/5/10 (%), median rank; for ``order`` also pair accuracy: the share of queries whose clip
@@ -76,21 +77,23 @@ def family_metrics(r: np.ndarray) -> dict:
 
 
 def method_scores(q: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, taus=TAUS,
-                  rerank_ks=(20, None), alpha: float = 0.4) -> dict[str, torch.Tensor]:
-    """Every method's [Q, V] scores over the same query and frame vectors."""
+                  rerank_ks=(20, None), alphas=(0.4,)) -> dict[str, torch.Tensor]:
+    """Every method's [Q, V] scores over the same query and frame vectors (α of CLIPRerank in the name
+    unless it is the paper's 0.4)."""
     mean_s = mean_score(q, frames, mask)
     max_s = max_score(q, frames, mask)
     out = {"mean": mean_s, "max": max_s}
     for tau in taus:
         out[f"qw τ={tau:g}"] = query_weighted_score(q, frames, mask, tau=tau)
-    for k in rerank_ks:
-        name = f"mean + CLIPRerank k={'all' if k is None else k}"
-        out[name] = clip_rerank(mean_s, max_s, k or mean_s.shape[1], alpha)
+    for alpha in alphas:
+        for k in rerank_ks:
+            name = f"mean + CLIPRerank k={'all' if k is None else k}" + ("" if alpha == 0.4 else f" α={alpha:g}")
+            out[name] = clip_rerank(mean_s, max_s, k or mean_s.shape[1], alpha)
     return out
 
 
 def evaluate(world_dir: str | Path, model: str = "testbed", sampling: str = "fps:2", threads: int = 1,
-             taus=TAUS, rerank_ks=(20, None), alpha: float = 0.4) -> dict:
+             taus=TAUS, rerank_ks=(20, None), alphas=(0.4,)) -> dict:
     torch.set_num_threads(threads)
     world_dir = Path(world_dir)
     manifest = load_manifest(world_dir)
@@ -107,8 +110,8 @@ def evaluate(world_dir: str | Path, model: str = "testbed", sampling: str = "fps
     partner = torch.tensor([vid.get(x.get("partner", x["video"])) for x in queries])
     results = {"world": str(world_dir), "seed": manifest["seed"], "model": model, "sampling": sampling,
                "n_videos": len(videos), "n_frames": int(mask.sum()), "encode_s": round(t_encode, 1),
-               "alpha": alpha, "methods": {}}
-    for name, s in method_scores(q, frames, mask, taus, rerank_ks, alpha).items():
+               "alphas": list(alphas), "methods": {}}
+    for name, s in method_scores(q, frames, mask, taus, rerank_ks, alphas).items():
         r = gt_ranks(s, gt)
         row = {f: family_metrics(r[fam == f]) for f in FAMILIES if (fam == f).any()}
         if "order" in row:
@@ -149,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default="testbed")
     p.add_argument("--sampling", default="fps:2")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--alphas", type=float, nargs="+", default=[0.4],
+                   help="CLIPRerank weights of the first stage (0.4 = paper; more values add rows)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     a = p.parse_args(argv)
     if not (a.world / "manifest.json").exists():
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     elif load_manifest(a.world)["seed"] != a.seed:
         raise SystemExit(f"{a.world} holds the world of seed {load_manifest(a.world)['seed']}, not {a.seed}: "
                          "pass that seed or another --world directory")
-    res = evaluate(a.world, a.model, a.sampling, a.threads)
+    res = evaluate(a.world, a.model, a.sampling, a.threads, alphas=tuple(a.alphas))
     print(format_table(res))
     if a.json:
         a.json.write_text(json.dumps(res, indent=1))

@@ -23,7 +23,7 @@ from retrieval.metrics import retrieval_metrics
 from retrieval.search import Searcher
 from retrieval.testbed.quality import FAMILIES, TAUS
 
-CONFIGS = ["mean", "max", *[f"query-weighted:{t:g}" for t in TAUS], "mean+rerank"]
+CONFIGS = ["mean", "max", *[f"query-weighted:{t:g}" for t in TAUS], "mean+rerank", "query-weighted:0.1+rerank"]
 
 
 def store_quality(world: str | Path, store: str, sampling: str = "fps:2", head: str | None = None,

@@ -6,11 +6,12 @@
    which objects stream in and out, one to three at a time.
 2. Decode every frame with the project's decoder (``operators.decode``) at the model's own preprocessing,
    so training sees the same compression and resizing as indexing will.
-3. Caption each frame from the measured ground truth: all objects present in the frame ("a big red circle
-   and a small blue square", random order) or, half the time, one of them ("a small blue square").
+3. Caption each frame from the measured ground truth: the objects present in the frame (at most two, "a big
+   red circle and a small blue square", random order) or, half the time, one of them. Half the batches
+   are colour-grouped (hard negatives that differ in shape and size).
 4. Train open_clip's ``testbed`` architecture (``operators/model_configs/testbed.json``) with a symmetric
    InfoNCE in which every pair describing the same set of objects counts as a positive (a batch holds
-   duplicates); AdamW, warm-up then cosine, gradient clipping; fixed seed and a single thread by default,
+   duplicates); AdamW, warm-up then cosine, gradient clipping; fixed seed and thread count (2 by default),
    so a rerun reproduces the same weights.
 5. Save the weights in fp16 safetensors (open_clip loads them into an fp32 model).
 """
@@ -130,7 +131,7 @@ def heldout_accuracy(model, tokenizer, frames: torch.Tensor, objs: list, pre: Pr
 
 def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int, n_clips: int, clip_s: float,
           world_dir: Path | None, hard: float = 0.5) -> dict:
-    t_start = time.time()
+    t_start, cpu0 = time.time(), time.process_time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -200,12 +201,11 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
                   f"t {time.time() - t_start:.0f}s", flush=True)
     acc = heldout_accuracy(model, tokenizer, va_frames, va_objs, pre)
     wall = time.time() - t_start
-    info = {"seed": seed, "steps": steps, "batch": batch, "lr": lr, "threads": threads, "n_clips": n_clips,
-            "clip_s": clip_s, "train_frames": int(len(tr_idx)), "heldout": acc,
-            "wall_s": round(wall, 1), "arch": ARCH,
+    info = {"seed": seed, "steps": steps, "batch": batch, "lr": lr, "hard": hard, "threads": threads,
+            "n_clips": n_clips, "clip_s": clip_s, "train_frames": int(len(tr_idx)), "heldout": acc, "arch": ARCH,
             "command": f"python -m retrieval.testbed.train_clip --out {out} --seed {seed}"}
-    save(model, out, info)
-    print(json.dumps(info), flush=True)
+    save(model, out, info)  # no wall time in the file: a rerun with the same arguments gives the same bytes
+    print(json.dumps({**info, "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu0, 1)}), flush=True)
     return info
 
 
