@@ -251,22 +251,35 @@ def info(store: str = typer.Option("./vidseek.db", help=STORE_HELP), as_json: bo
 @app.command()
 def demo(
     store: str = typer.Option("./vidseek-demo.db", help=STORE_HELP),
-    model: str = typer.Option("tiny-random", help="registry name"),
-    query: list[str] = typer.Option(["a rabbit in a forest", "people riding bicycles"], help="queries to run"),
+    library: Path = typer.Option(Path("./vidseek-demo-library"), help="where the demo's generated clips go"),
+    model: str = typer.Option("testbed", help="registry name (testbed: the tiny CLIP trained offline)"),
 ) -> None:
-    """Index the bundled sample videos on local Ray + Milvus Lite, then search them."""
+    """Index a demo library on local Ray + Milvus Lite (the bundled sample videos plus a few clips of the
+    synthetic testbed world), then search it with the testbed world's own queries."""
     _quiet_logs(False)
     from pipeline.index_job import IndexConfig, run_index
-    from pipeline.samples import sample_video_dir
+    from pipeline.samples import sample_videos
     from retrieval.search import Searcher
+    from retrieval.testbed.world import generate_world
 
-    src = sample_video_dir()
-    typer.echo(f"indexing {src} into {store} with model {model} …")
-    summary = run_index(IndexConfig(source=str(src), store=store, model=model, progress=sys.stderr.isatty()))
+    world = library / "testbed"
+    if not (world / "queries.jsonl").exists():
+        generate_world(world, seed=7, n_content=6, n_brief=3, n_order=2)
+    queries = [json.loads(line) for line in (world / "queries.jsonl").read_text().splitlines() if line.strip()]
+    listing = library / "videos.txt"
+    videos = [str(p) for p in sample_videos()] + sorted(str(p.absolute()) for p in world.glob("*.mp4"))
+    listing.write_text("\n".join(videos) + "\n")
+    typer.echo(f"indexing {len(videos)} videos ({listing}) into {store} with model {model} …")
+    summary = run_index(IndexConfig(source=str(listing), store=store, model=model, sampling="fps:2",
+                                    progress=sys.stderr.isatty()))
     typer.echo(summary.render())
     searcher = Searcher(store)
-    for q in query:
-        typer.echo(format_hits(q, searcher.search(q, k=5)))
+    picks = [next(q for q in queries if q["family"] == f) for f in ("content", "brief", "order")]
+    for q in picks:
+        hits = searcher.search(q["query"], k=3)
+        found = next((i for i, h in enumerate(hits, 1) if Path(h.path).name == Path(q["video"]).name), None)
+        typer.echo(format_hits(q["query"], hits))
+        typer.echo(f"     [{q['family']}] expected {q['video']}: " + (f"rank {found}" if found else "not in top 3"))
     searcher.store.close()
 
 
