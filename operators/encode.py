@@ -6,6 +6,7 @@ features; every cosine is normalised where it is computed.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,8 +193,12 @@ class ImageEncoder:
     """
 
     def __init__(self, model: str = "tiny-random", pretrained: str | None = None, device: str = "auto",
-                 precision: str = "auto", batch_size: int = 256, keep_frames: bool = False):
+                 precision: str = "auto", batch_size: int = 256, keep_frames: bool = False,
+                 threads: int | None = None):
         self.clip = load_clip(model, pretrained, device, precision)
+        if self.clip.device.type == "cpu":
+            # Ray pins OMP threads to the actor's (fractional) CPU reservation; CLIP on CPU wants the cores.
+            torch.set_num_threads(threads or os.cpu_count() or 1)
         self.batch_size = batch_size
         self.keep_frames = keep_frames
 

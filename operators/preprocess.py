@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ def finish_frames(frames: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 def resize_frames_torch(frames: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Fallback for frames of any size: resize per ``cfg`` with torch, then crop/pad. [N, H, W, 3] uint8."""
+    import torch  # lazily: decode workers should not pay torch's import time and memory
+    import torch.nn.functional as F
+
     n, h, w, _ = frames.shape
     tw, th = resize_plan(w, h, cfg)
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # [N, 3, H, W]
@@ -85,8 +91,10 @@ def resize_frames_torch(frames: np.ndarray, cfg: PreprocessConfig) -> np.ndarray
     return finish_frames(x, cfg)
 
 
-def normalize_frames(frames: torch.Tensor, cfg: PreprocessConfig, dtype: torch.dtype) -> torch.Tensor:
+def normalize_frames(frames: "torch.Tensor", cfg: PreprocessConfig, dtype: "torch.dtype") -> "torch.Tensor":
     """uint8 [B, H, W, 3] -> normalised [B, 3, H, W] in ``dtype`` on the frames' device."""
+    import torch
+
     x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)  # [B, 3, H, W]
     mean = torch.tensor(cfg.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=x.device).view(1, 3, 1, 1)

@@ -224,7 +224,9 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
     from tqdm import tqdm
 
     from pipeline.resources import cluster_resources, map_batches_kwargs, plan_resources
-    from pipeline.stages import DecodeStage, EncodeStage, WriteStage
+    from pipeline.stages.decode import DecodeStage
+    from pipeline.stages.encode import EncodeStage
+    from pipeline.stages.write import WriteStage
 
     started = _init_ray(cfg)
     try:
