@@ -24,6 +24,15 @@ class FrameCache:
         self.hits = self.misses = 0
 
     def get(self, video_ids: list[str]) -> dict[str, FrameData]:
+        out, missing = self._cached(video_ids)
+        if missing:
+            fetched = self.fetch(missing)
+            out.update(fetched)
+            self._keep(fetched)
+        return out
+
+    def _cached(self, video_ids: list[str]) -> tuple[dict[str, FrameData], list[str]]:
+        """Entries already held (marked recently used) and the ids still to fetch."""
         out, missing = {}, []
         for vid in video_ids:
             entry = self._entries.get(vid)
@@ -34,12 +43,11 @@ class FrameCache:
                 out[vid] = entry
         self.hits += len(out)
         self.misses += len(missing)
-        if missing:
-            fetched = self.fetch(missing)
-            out.update(fetched)
-            for vid, entry in fetched.items():
-                self._put(vid, entry)
-        return out
+        return out, missing
+
+    def _keep(self, fetched: dict[str, FrameData]) -> None:
+        for vid, entry in fetched.items():
+            self._put(vid, entry)
 
     def _put(self, vid: str, entry: FrameData) -> None:
         n = len(entry["vectors"])

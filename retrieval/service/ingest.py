@@ -81,25 +81,15 @@ class ThreadSafeFrameCache(FrameCache):
         store.listeners.append(lambda ids, rows: self.evict(ids))
 
     def get(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
-        out, missing = {}, []
         with self._lock:
             generation = self.store.generation
-            for vid in video_ids:
-                entry = self._entries.get(vid)
-                if entry is None:
-                    missing.append(vid)
-                else:
-                    self._entries.move_to_end(vid)
-                    out[vid] = entry
-            self.hits += len(out)
-            self.misses += len(missing)
+            out, missing = self._cached(video_ids)
         if missing:
             fetched = self.fetch(missing)
             out.update(fetched)
             with self._lock:
-                if self.store.generation == generation:
-                    for vid, entry in fetched.items():
-                        self._put(vid, entry)
+                if self.store.generation == generation:  # no write since: safe to keep
+                    self._keep(fetched)
         return out
 
     def evict(self, video_ids: list[str]) -> None:
