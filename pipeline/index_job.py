@@ -166,17 +166,28 @@ def _init_ray(cfg: IndexConfig) -> bool:
 
     if ray.is_initialized():
         return False
-    try:
-        if cfg.address:
+    if cfg.address:
+        try:
             ray.init(address=cfg.address, log_to_driver=False)
-            return True
-        tmp = os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}")
-        ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
-                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
-    except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception on startup timeouts
-        where = f"the Ray cluster at {cfg.address}" if cfg.address else "a local Ray instance"
-        raise JobError(f"could not start or join {where}: {e}. Check `ray status`, free memory/CPU, "
-                       "or retry: re-running the same command continues where this one stopped") from e
+        except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception
+            raise JobError(f"could not join the Ray cluster at {cfg.address}: {e}. Check `ray status` there, "
+                           "or retry: re-running the same command continues where this one stopped") from e
+        return True
+    tmp = os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}")
+    for attempt in range(1, 4):
+        try:
+            ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
+                     _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+            break
+        except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception on startup timeouts
+            # Seen here right after another local Ray was torn down: the node times out during start-up
+            # and a second start succeeds. Clean up the half-started node and try again.
+            ray.shutdown()
+            if attempt == 3:
+                raise JobError(f"could not start a local Ray instance (3 tries): {e}. Check free memory/CPU, or "
+                               "retry: re-running the same command continues where this one stopped") from e
+            log.warning("local Ray did not start (%s); retrying (%d/3)", e, attempt + 1)
+            time.sleep(2)
     return True
 
 
