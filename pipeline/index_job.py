@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -173,7 +174,9 @@ def _init_ray(cfg: IndexConfig) -> bool:
             raise JobError(f"could not join the Ray cluster at {cfg.address}: {e}. Check `ray status` there, "
                            "or retry: re-running the same command continues where this one stopped") from e
         return True
-    tmp = os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}")
+    # One temp dir per job: two local Ray instances sharing one (two jobs at once, or a job starting while
+    # the last one's processes still exit) step on each other's session files and time out at start-up.
+    tmp = os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}-{os.getpid()}")
     for attempt in range(1, 4):
         try:
             ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
@@ -298,3 +301,5 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
     finally:
         if started:
             ray.shutdown()
+            if not cfg.address and "VIDSEEK_RAY_TMP" not in os.environ:
+                shutil.rmtree(f"/tmp/vidseek-ray-{os.getuid()}-{os.getpid()}", ignore_errors=True)
