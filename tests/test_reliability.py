@@ -77,22 +77,39 @@ def _index_subprocess(lib: Path, uri: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def _descends_from(pid: int, root: int) -> bool:
+    """Whether ``pid`` is ``root`` or one of its descendants (a local Ray's workers are the driver's)."""
+    while pid > 1:
+        if pid == root:
+            return True
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+    return False
+
+
 def _kill_actor_once(marker: str, proc: subprocess.Popen, delay: float) -> threading.Thread:
-    """SIGKILL the first process whose command line names ``marker`` (a Ray actor), ``delay`` s after it appears."""
+    """SIGKILL the job's first process whose command line names ``marker`` (a Ray actor), ``delay`` s after
+    it appears. Only processes of this job's own Ray are considered, never another job's on the machine."""
     def run():
         seen = None
         while proc.poll() is None:
             out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-            pids = [int(line.split()[0]) for line in out.splitlines()[1:] if marker in line]
+            pids = [int(line.split()[0]) for line in out.splitlines()[1:]
+                    if marker in line and _descends_from(int(line.split()[0]), proc.pid)]
             if pids:
                 seen = seen or time.monotonic()
                 if time.monotonic() - seen >= delay:
                     os.kill(pids[0], signal.SIGKILL)
                     TALLY["faults"] += 1
+                    t.killed = True
                     return
             time.sleep(0.2)
 
     t = threading.Thread(target=run, daemon=True)
+    t.killed = False
     t.start()
     return t
 
@@ -110,6 +127,7 @@ def test_actor_sigkill_mid_job(stage, tmp_path):
     killer = _kill_actor_once(f"MapBatches({stage})", proc, delay=4.0)
     out, err = proc.communicate(timeout=400)
     killer.join(timeout=1)
+    assert killer.killed, f"no {stage} actor of this job was found to kill"
     assert proc.returncode == 0, f"job did not finish cleanly after killing {stage}: {err[-1500:]}"
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["indexed"] + summary["incomplete"] == 8 and summary["failed"] == 0, summary
