@@ -63,9 +63,10 @@ def plan_resources(cpus: float, gpus: float, encode_batch: int | None = None,
         n_dec = decode_pool or max(1, int(spare))
         decode = StageResources("decode", num_cpus=round(spare / n_dec, 2), batch_size=1, pool_size=n_dec)
     else:
-        # A quarter of the cores as a reservation (the encoder still runs torch on every core, see
-        # ImageEncoder): on few cores this leaves room for more decoders, which is what small models need.
-        enc_cpus = max(0.5, cpus / 4) if cpus > 1 else 0.45
+        # Half the cores as a reservation (the encoder still runs torch on every core, see ImageEncoder).
+        # A smaller share packed a second decoder that could not be placed on two 1-CPU nodes, and Ray Data
+        # failed the job when it cancelled that pending actor.
+        enc_cpus = max(0.5, cpus / 2) if cpus > 1 else 0.45
         encode = StageResources("encode", num_cpus=enc_cpus, batch_size=encode_batch or 64)
         spare = max(0.5, cpus - enc_cpus - writer.num_cpus)
         n_dec = decode_pool or max(1, int(round(spare)))
