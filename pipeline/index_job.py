@@ -161,6 +161,11 @@ def parse_aggregator(spec: str | None) -> str | None:
     return os.path.abspath(path)
 
 
+def ray_temp_dir() -> str:
+    """This job's local Ray temp dir (VIDSEEK_RAY_TMP overrides)."""
+    return os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}-{os.getpid()}")
+
+
 def _init_ray(cfg: IndexConfig) -> bool:
     """Start or join Ray; returns True when this call started it (and so should shut it down)."""
     import ray
@@ -176,7 +181,7 @@ def _init_ray(cfg: IndexConfig) -> bool:
         return True
     # One temp dir per job: two local Ray instances sharing one (two jobs at once, or a job starting while
     # the last one's processes still exit) step on each other's session files and time out at start-up.
-    tmp = os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}-{os.getpid()}")
+    tmp = ray_temp_dir()
     for attempt in range(1, 4):
         try:
             ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
@@ -302,4 +307,4 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
         if started:
             ray.shutdown()
             if not cfg.address and "VIDSEEK_RAY_TMP" not in os.environ:
-                shutil.rmtree(f"/tmp/vidseek-ray-{os.getuid()}-{os.getpid()}", ignore_errors=True)
+                shutil.rmtree(ray_temp_dir(), ignore_errors=True)
