@@ -25,6 +25,7 @@ from operators.models import (
     weights_identity,
 )
 from operators.preprocess import PreprocessConfig, normalize_frames, resize_frames_torch
+from operators.text_encode import encode_text
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def encode_texts(clip: LoadedClip, texts: list[str], long_text: str = "truncate"
     if isinstance(texts, str):
         texts = [texts]
     tokens, owners = tokenize(clip, list(texts), long_text)
-    feats = clip.model.encode_text(tokens.to(clip.device)).float()  # [M, D]
+    feats = encode_text(clip.model, tokens.to(clip.device)).float()  # [M, D]
     out, i = [], 0
     for n in owners:
         # a chunked text is the mean of its unit chunk vectors; a text that fits stays raw like the rest
