@@ -72,15 +72,23 @@ class Searcher:
     """``Searcher(store).search("a dog on a beach", k=10)``; also ``search([q1, q2, …])`` for a batch."""
 
     def __init__(self, store: VideoStore | str, clip: LoadedClip | None = None, device: str = "auto",
-                 cache_vectors: int = 500_000):
+                 cache_vectors: int = 500_000, in_memory: bool = False):
+        """``in_memory``: hold the store's ok videos and frames in this process (``StoreReplica``) and search
+        them there — for long-lived searchers over Milvus Lite, whose per-query cost grows with its rows."""
         self.store = VideoStore(store) if isinstance(store, str) else store
         self.frames = FrameCache(self.store.frames_of, cache_vectors)
         self.store.require_ready()
+        self.replica = None
         stamp = self.store.model_stamp()
         if clip is None:
             clip = load_clip(stamp["model"], stamp.get("pretrained"), device=device)
         check_same_model(stamp, clip.stamp(), self.store.uri)
         self.clip = clip
+        if in_memory:
+            from retrieval.replica import StoreReplica
+
+            self.replica = StoreReplica(self.store)
+            self.frames = self.replica  # same ``get(ids)`` contract as the frame cache
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         q = encode_texts(self.clip, queries)  # [Q, D] raw
@@ -108,7 +116,7 @@ class Searcher:
             return [[] for _ in qvec]
         fields = ["video_id", "path", "status", "metadata"] + (["learned_vec", "learned_head"]
                                                                 if params.aggregation == "learned" else [])
-        videos = self.store.get_videos(union, fields)
+        videos = (self.store if self.replica is None else self.replica).get_videos(union, fields)
         # Only finished videos: frame-level candidates of a video still being written have no "ok" row yet,
         # and their frames must not enter the cache (which trusts frames to be final under an id).
         union = [v for v in union if videos.get(v, {}).get("status") == "ok"]
@@ -161,6 +169,14 @@ class Searcher:
     def _first_stage(self, qvec: np.ndarray, params: SearchParams, depth: int) -> list[list[str]]:
         ok = all_of('status == "ok"', params.filter)
         vec_field = "learned_vec" if params.aggregation == "learned" else "mean_vec"
+        if self.replica is not None:
+            # Milvus evaluates the filter (it is a Milvus expression); the replica searches what it allows
+            allowed = ({r["video_id"] for r in self.store.video_records(ok, fields=["video_id"])}
+                       if params.filter else None)
+            by_video = self.replica.search_videos(qvec, depth, field=vec_field, allowed=allowed)
+            by_frame = self.replica.search_frames_grouped(qvec, depth, allowed=allowed)
+            return [list(dict.fromkeys([h["video_id"] for h in a] + [h["video_id"] for h in b]))
+                    for a, b in zip(by_video, by_frame)]
         by_video = self.store.search_videos(qvec, depth, field=vec_field, filter=ok, fields=["video_id"])
         frame_filter = ""
         if params.filter:

@@ -11,12 +11,13 @@ from retrieval.search import Searcher, SearchParams
 from retrieval.store import StoreError, VideoStore
 
 
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory, tiny_clip):
+@pytest.fixture(scope="module", params=[False, True], ids=["store", "in-memory"])
+def planted(request, tmp_path_factory, tiny_clip):
+    """Every test runs on both search paths: Milvus for each call, and the in-memory replica."""
     uri = str(tmp_path_factory.mktemp("planted") / "p.db")
     meta = {"brief": {"genre": "sport", "year": 2020}, "diffuse": {"genre": "news", "year": 2019}}
     videos = build_planted_store(uri, tiny_clip, metadata=meta)
-    searcher = Searcher(uri, clip=tiny_clip)
+    searcher = Searcher(uri, clip=tiny_clip, in_memory=request.param)
     yield searcher, videos
     searcher.store.close()
 
@@ -94,3 +95,42 @@ def test_bad_parameters_and_empty_store(planted, tmp_path, tiny_clip):
     with pytest.raises(StoreError, match="vidseek index"):
         Searcher(empty, clip=tiny_clip)
     empty.close()
+
+
+def test_replica_equals_store_path_and_follows_writes(tmp_path, tiny_clip):
+    """Same hits, scores and moments from both paths on a store of 40 random videos; a write marked as
+    changed is seen by the next in-memory search, a deletion disappears from it."""
+    rng = np.random.default_rng(3)
+    uri = str(tmp_path / "r.db")
+    store = VideoStore(uri)
+    store.ensure_model(tiny_clip.stamp())
+    dim = store.dim
+
+    def add(vid: str, n: int) -> None:
+        vecs = rng.standard_normal((n, dim)).astype(np.float32) * rng.uniform(1, 3)
+        t = np.arange(n, dtype=np.float32)
+        store.insert_frames(vid, np.arange(n), t + 0.5, t, t + 1, vecs)
+        store.upsert_videos([{"video_id": vid, "path": f"/v/{vid}.mp4", "n_frames": n,
+                              "mean_vec": vecs.mean(0) / np.linalg.norm(vecs.mean(0))}])
+
+    for i in range(40):
+        add(f"v{i:02d}", int(rng.integers(1, 30)))
+    via_store = Searcher(store, clip=tiny_clip, cache_vectors=0)
+    in_memory = Searcher(store, clip=tiny_clip, in_memory=True)
+    queries = ["a dog", "a red car at night", "people"]
+    for params in (SearchParams(aggregation="mean", rerank=False, k=40), SearchParams(k=15, depth=10),
+                   SearchParams(aggregation="max", k=40, depth=40)):
+        for a, b in zip(via_store.search(queries, params), in_memory.search(queries, params)):
+            assert order(a) == order(b)
+            assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5, nan_ok=True)
+            assert [h.moment for h in a] == [h.moment for h in b]
+    assert len(in_memory.replica) == 40
+
+    add("late", 5)
+    assert "late" not in order(in_memory.search("a dog", k=50, rerank=False))  # a snapshot until told
+    in_memory.replica.mark_changed(["late"])
+    assert "late" in order(in_memory.search("a dog", k=50, rerank=False))
+    store.delete_videos(["v00"])
+    in_memory.replica.mark_changed(["v00"])
+    assert "v00" not in order(in_memory.search("a dog", k=50, rerank=False)) and len(in_memory.replica) == 40
+    store.close()
