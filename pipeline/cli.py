@@ -296,6 +296,9 @@ def serve(
     model: str = typer.Option("tiny-random", help="model for ingesting into an empty store (a store knows its own)"),
     pretrained: Optional[str] = typer.Option(None, help="weights for --model (empty store only)"),
     lock_wait: float = typer.Option(3.0, help="seconds to wait for a store held by another process"),
+    in_memory: bool = typer.Option(False, "--in-memory", help="hold the store's vectors in this process and "
+                                   "search them there: much faster on a large Milvus Lite store (bench/"
+                                   "search_latency.py), costs ~2 KB of RAM per frame vector (ViT-B-32)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve STORE over HTTP: search API, thumbnails, video playback, ingest jobs, and a search page at /."""
@@ -321,7 +324,7 @@ def serve(
     allowed = ({"localhost", "127.0.0.1", "::1", host.strip("[]").lower()} if loopback else None)
     try:
         api = create_app(store, token=token, ingest_roots=[str(r) for r in ingest_root], model=model,
-                         pretrained=pretrained, allowed_hosts=allowed, lock_wait_s=lock_wait)
+                         pretrained=pretrained, allowed_hosts=allowed, lock_wait_s=lock_wait, in_memory=in_memory)
     except StoreError as e:
         if str(e).startswith("cannot open store"):
             _fail(f"cannot serve {store}: another process holds it (an index job or another service?). Milvus "

@@ -53,6 +53,16 @@ def frame_pk(video_id: str, idx: int) -> str:
     return f"{video_id}:{int(idx):06d}"
 
 
+def frame_rows(video_id: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray, t_end: np.ndarray,
+               vectors: np.ndarray) -> list[dict]:
+    """Frame collection rows: unit vector + its norm (raw = vec · norm, for query weighting)."""
+    norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
+    unit = vectors / np.maximum(norms, 1e-12)[:, None]  # [n, D]
+    return [{"pk": frame_pk(video_id, i), "video_id": video_id, "idx": int(i), "t": float(a), "t_start": float(b),
+             "t_end": float(c), "norm": float(n), "vec": u}
+            for i, a, b, c, n, u in zip(idx, t, t_start, t_end, norms, unit.astype(np.float32))]
+
+
 class VideoStore:
     def __init__(self, uri: str = "./vidseek.db", prefix: str = "vidseek", token: str = "",
                  lock_wait_s: float = 15.0):
@@ -186,13 +196,7 @@ class VideoStore:
         """Frame rows of one video; ``vectors`` are raw [n, D] CLIP features."""
         if not len(idx):
             return 0
-        norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
-        unit = vectors / np.maximum(norms, 1e-12)[:, None]  # [n, D]
-        rows = [
-            {"pk": frame_pk(video_id, i), "video_id": video_id, "idx": int(i), "t": float(a), "t_start": float(b),
-             "t_end": float(c), "norm": float(n), "vec": u}
-            for i, a, b, c, n, u in zip(idx, t, t_start, t_end, norms, unit.astype(np.float32))
-        ]
+        rows = frame_rows(video_id, idx, t, t_start, t_end, vectors)
         self.client.insert(self.frames, rows)
         return len(rows)
 

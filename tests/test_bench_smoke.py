@@ -41,5 +41,16 @@ def test_search_latency_smoke(tmp_path):
                     "--model", "tiny-random")
     assert out["frame_vectors"] == 240
     assert set(out["configs"]) == {f"{c} [{m}]" for c in ("mean, no rerank", "query-weighted + rerank@100",
-                                                          "max + rerank@100") for m in ("cold", "warm")}
+                                                          "max + rerank@100")
+                                    for m in ("store, cold", "store, warm", "in-memory")}
+    assert out["replica_load_s"] >= 0
     assert all(r["p50_ms"] > 0 for r in out["configs"].values())
+
+
+def test_bounded_memory_smoke(tmp_path):
+    out = run_bench(tmp_path, "bench/bounded_memory.py", "--hour-s", "12", "--clips", "4", "--clip-s", "2")
+    assert out["long_video"]["videos"] == 1 and out["long_video"]["frames"] == 12  # fps:1 over 12 s
+    assert out["clip_library"]["videos"] == 4 and out["clip_library"]["failed"] == 0
+    for lib in ("long_video", "clip_library"):
+        # PSS splits shared pages between processes, so its sum can never exceed the RSS sum
+        assert 0 < out[lib]["peak_pss_gb"] <= out[lib]["peak_rss_gb"], out[lib]

@@ -510,6 +510,32 @@ def test_ingest_indexes_through_the_service_while_searching(lib, lib_app, librar
     assert again["summary"]["skipped"] == 1 and again["to_index"] == 0
 
 
+def test_in_memory_service_sees_ingested_videos(tmp_path_factory, tiny_clip, library):
+    """``--in-memory``: searches run on the replica, and an ingest's writes reach it through the store's
+    write notifications (no restart, no stale results)."""
+    root, clips = library
+    new = root / "incoming-mem" / "clock.webm"
+    new.parent.mkdir(exist_ok=True)
+    new.write_bytes(clips["clock"].read_bytes())
+    uri = str(tmp_path_factory.mktemp("svc_mem") / "mem.db")
+    app = create_app(uri, token=TOKEN, clip=tiny_clip, ingest_roots=[root], index_fn=direct_index, in_memory=True)
+    svc = app.state.service
+    try:
+        svc.store.ensure_model(tiny_clip.stamp())
+        p = str(clips["redblue"])
+        index_video(svc.store, tiny_clip, p, video_id_for(p))
+        client = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
+        first = client.get("/search", params={"q": "a clock", "k": 10}).json()["hits"]
+        assert [h["video_id"] for h in first] == [video_id_for(p)]
+        assert svc.searcher().replica is not None and len(svc.searcher().replica) == 1
+        job = _wait(client, client.post("/ingest", json={"source": "incoming-mem"}).json()["id"])
+        assert job["state"] == "done" and job["summary"]["indexed"] == 1, job
+        hits = client.get("/search", params={"q": "a clock", "k": 10}).json()["hits"]
+        assert video_id_for(str(new)) in {h["video_id"] for h in hits} and len(svc.searcher().replica) == 2
+    finally:
+        svc.close()
+
+
 def test_second_ingest_is_409_and_failures_are_reported(lib, lib_app, library):
     root, _ = library
     svc = lib_app.state.service

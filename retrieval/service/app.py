@@ -29,7 +29,7 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
                ingest_roots: list[str | FsPath] | None = None, index_fn: Callable | None = None,
                model: str = "tiny-random", pretrained: str | None = None,
                allowed_hosts: set[str] | None = None, lock_wait_s: float = 15.0,
-               prefix: str = "vidseek", verify_files: bool = True) -> FastAPI:
+               prefix: str = "vidseek", verify_files: bool = True, in_memory: bool = False) -> FastAPI:
     """The service over ``store_uri``; opens the store (Milvus Lite: holds its lock) and loads the model now.
 
     ``token``: required on every request but the page and /healthz. ``clip``: a loaded model (default: the
@@ -37,11 +37,13 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
     job (default ``run_index``). ``model``/``pretrained``: for ingesting into an empty store.
     ``allowed_hosts``: Host header names to answer (``vidseek serve`` on loopback: the loopback names).
     ``verify_files``: serve a video's file only while its id still matches it (path, size, mtime).
+    ``in_memory``: search a replica of the store held in this process (``retrieval.replica``), kept fresh by
+    the store's write notifications.
     ``app.state.service.close()`` releases the store.
     """
     limits = limits or Limits()
     svc = Service(store_uri, clip, limits, ingest_roots, index_fn, model, pretrained, lock_wait_s, prefix,
-                  verify_files)
+                  verify_files, in_memory)
     app = FastAPI(title="vidseek", version="0.1.0", default_response_class=JSON,
                   description="Text search over indexed videos: hits with moments, thumbnails, playback.")
     app.state.service = svc

@@ -19,8 +19,10 @@ class Service:
     """State shared by the routes: one store connection, the model, the searcher, caches, ingest jobs."""
 
     def __init__(self, store_uri: str, clip, limits: Limits, ingest_roots, index_fn, model: str,
-                 pretrained: str | None, lock_wait_s: float, prefix: str, verify_files: bool = True):
+                 pretrained: str | None, lock_wait_s: float, prefix: str, verify_files: bool = True,
+                 in_memory: bool = False):
         self.limits = limits
+        self.in_memory = in_memory
         self.verify_files = verify_files
         self.store = SharedStore(store_uri, prefix, lock_wait_s=lock_wait_s)
         self.clip = clip
@@ -51,8 +53,11 @@ class Service:
                                                  "(or run `vidseek index` before starting the service)")
                     from retrieval.search import Searcher
 
-                    s = Searcher(self.store, clip=self.clip)
-                    s.frames = ThreadSafeFrameCache(self.store, s.frames.max_vectors)
+                    s = Searcher(self.store, clip=self.clip, in_memory=self.in_memory)
+                    if s.replica is not None:
+                        self.store.listeners.append(s.replica.mark_changed)  # re-read written videos
+                    else:
+                        s.frames = ThreadSafeFrameCache(self.store, s.frames.max_vectors)
                     self.clip = s.clip
                     self._searcher = s
         return self._searcher
