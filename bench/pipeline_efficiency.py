@@ -74,7 +74,8 @@ def vidseek_index(lib: Path, model: str, sampling: str, store: str) -> dict:
     steady = s.stream_s or float("inf")
     return {"frames": s.frames, "wall_fps": s.frames / wall, "steady_fps": s.frames / steady, "wall_s": wall,
             "stream_s": s.stream_s, "video_s_per_s_steady": s.video_seconds / steady,
-            "video_s_per_s_wall": s.video_seconds / wall, "failed": s.failed, "peak_rss_gb": mem.peak_gb}
+            "video_s_per_s_wall": s.video_seconds / wall, "failed": s.failed, "peak_rss_gb": mem.peak_gb,
+            "peak_pss_gb": mem.peak_pss_gb}
 
 
 def peer_sequential(paths: list[str], clip, sampling: str, store: str) -> float:
@@ -161,6 +162,7 @@ def main() -> None:
         "vidseek_video_s_per_s_steady": round(e2e["video_s_per_s_steady"], 2),
         "ray_and_setup_s": round(e2e["wall_s"] - e2e["stream_s"], 1),
         "peak_rss_gb_all_processes": e2e["peak_rss_gb"],
+        "peak_pss_gb_all_processes": e2e["peak_pss_gb"],
         "efficiency_wall": round(e2e["wall_fps"] / ceiling, 3),
         "efficiency_steady": round(e2e["steady_fps"] / ceiling, 3),
     }
