@@ -23,6 +23,9 @@ def train(
     lr: float = typer.Option(1e-4),
     weight_decay: float = typer.Option(0.2, help="on weight matrices (not biases, LayerNorm, embeddings)"),
     warmup: float = typer.Option(0.1, help="share of steps with linear warm-up (then cosine decay)"),
+    hard_negatives: bool = typer.Option(False, "--hard-negatives/--random-batches",
+                                        help="batch each video with its nearest-caption neighbour (e.g. 'X then Y' "
+                                             "beside 'Y then X'); default: random batches as in CLIP4Clip"),
     val_fraction: float = typer.Option(0.1, help="share of videos held out for validation (0: none)"),
     seed: int = typer.Option(0),
     split: Optional[str] = typer.Option(None, help="MSR-VTT JSON split to train on (train/validate/test)"),
@@ -54,7 +57,7 @@ def train(
         use_store = None  # no store: train from videos decoded on the fly (nothing is written to a store)
     cfg = TrainConfig(dataset=str(dataset), out=str(out), store=use_store, aggregator=aggregator, frames=frames,
                       epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
-                      val_fraction=val_fraction, seed=seed, split=split,
+                      val_fraction=val_fraction, seed=seed, split=split, hard_negatives=hard_negatives,
                       video_root=str(video_root) if video_root else None, sampling=sampling, model=model,
                       pretrained=pretrained, device=device, threads=threads, resume=resume,
                       progress=not as_json and sys.stderr.isatty())

@@ -16,6 +16,11 @@ never holds the same video twice (MSR-VTT has 20 captions per video: iterating o
 duplicates of a video in one batch as false negatives). Off-diagonal pairs whose captions are the very same
 string are left out of the negatives too (they are not negatives).
 
+Hard negatives (``hard_negatives=True``, off by default as in CLIP4Clip): each epoch's order is built from
+pairs of videos whose drawn captions are nearest neighbours in text space (greedy, from a shuffled start), so
+every batch holds each video next to the one it is easiest to confuse with — e.g. "X then Y" beside
+"Y then X". Random batches almost never hold such a pair once the dataset outgrows the batch.
+
 Optimiser: AdamW (β 0.9/0.999, ε 1e-6 as CLIP4Clip's BertAdam), lr 1e-4, weight decay 0.2 on weight
 matrices only (not biases, LayerNorm, or position embeddings), linear warm-up over the first 10% of steps
 then cosine decay to 0, gradient-norm clip 1.0, batch 128, 5 epochs.
@@ -73,6 +78,7 @@ class TrainConfig:
     weight_decay: float = 0.2
     warmup: float = 0.1  # fraction of all steps
     grad_clip: float = 1.0
+    hard_negatives: bool = False  # batches of nearest-caption pairs (see module docstring)
     val_fraction: float = 0.1
     seed: int = 0
     model: str | None = None  # without a store: registry name (default tiny-random); with one: must match
@@ -217,6 +223,30 @@ def contrastive_loss(text: torch.Tensor, video: torch.Tensor, scale: float,
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
+def nearest_pair_order(text: torch.Tensor, rng: np.random.Generator, candidates: int = 8) -> np.ndarray:
+    """A permutation of the rows of unit ``text`` [V, D] in which positions 2i and 2i+1 are (greedily) nearest
+    neighbours with different vectors; slicing it into even-sized batches keeps every pair together."""
+    v = len(text)
+    m = min(candidates, v - 1)
+    near = np.zeros((v, m), dtype=np.int64)
+    for lo in range(0, v, 1024):  # [block, V] similarities at a time: memory O(V · block)
+        sims = text[lo:lo + 1024] @ text.T
+        sims[sims > 1 - 1e-6] = -2.0  # itself, and identical captions (not negatives of each other)
+        near[lo:lo + 1024] = torch.topk(sims, m, dim=1).indices.cpu().numpy()
+    placed = np.zeros(v, dtype=bool)
+    out: list[int] = []
+    for u in rng.permutation(v):
+        if placed[u]:
+            continue
+        placed[u] = True
+        out.append(int(u))
+        partner = next((int(w) for w in near[u] if not placed[w]), None)
+        if partner is not None:
+            placed[partner] = True
+            out.append(partner)
+    return np.array(out, dtype=np.int64)
+
+
 def param_groups(head: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on weight matrices only: not on biases, LayerNorm or embeddings."""
     decay, no_decay = [], []
@@ -261,7 +291,7 @@ def _file_digest(path: str) -> str:
 def _fingerprint(cfg: TrainConfig, stamp: dict) -> dict:
     """What a partial checkpoint must agree on to be resumed (anything that changes the run's course)."""
     keep = ("split", "aggregator", "frames", "epochs", "batch_size", "lr", "weight_decay", "warmup", "grad_clip",
-            "val_fraction", "seed", "sampling")
+            "val_fraction", "seed", "sampling", "hard_negatives")
     return {**{k: getattr(cfg, k) for k in keep}, "dataset_sha256": _file_digest(cfg.dataset),
             "model": stamp.get("model"), "weights": stamp.get("weights")}
 
@@ -404,7 +434,8 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
         for epoch in range(start, last):
             rng = np.random.default_rng([cfg.seed, epoch])
             pick = torch.tensor([int(c[rng.integers(len(c))]) for c in train_caps], device=device)  # 1 per video
-            order = torch.from_numpy(rng.permutation(len(train_videos))).to(device)
+            order = torch.from_numpy(nearest_pair_order(text[pick.cpu()], rng) if cfg.hard_negatives
+                                     else rng.permutation(len(train_videos))).to(device)
             head.train()
             t0, losses = time.perf_counter(), []
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,

@@ -268,3 +268,18 @@ def test_apply_head_to_store(order_task, tiny_clip, tmp_path):
     assert after["learned_head"] == agg.id and after["path"] == before["path"] and after["n_frames"] == 12
     np.testing.assert_allclose(after["mean_vec"], before["mean_vec"], atol=1e-6)
     np.testing.assert_allclose(after["learned_vec"], agg(frames)[0], atol=1e-5)
+
+
+def test_nearest_pair_order_batches_confusable_captions_together():
+    from pipeline.train_head import nearest_pair_order
+
+    rng = np.random.default_rng(0)
+    base = torch.nn.functional.normalize(torch.randn(6, 16), dim=-1)
+    # three tight pairs (a caption and its near-twin, like "X then Y" / "Y then X"), plus an exact duplicate
+    text = torch.cat([base, torch.nn.functional.normalize(base + 0.05 * torch.randn(6, 16), dim=-1), base[:1]])
+    order = nearest_pair_order(text, rng)
+    assert sorted(order.tolist()) == list(range(13))  # a permutation: no video dropped or repeated
+    pairs = {frozenset(order[i:i + 2].tolist()) for i in range(0, 12, 2)}
+    twins = {frozenset((i, i + 6)) for i in range(1, 6)}
+    assert len(twins & pairs) >= 4, pairs  # near-twins end up side by side
+    assert frozenset((0, 12)) not in pairs  # identical captions are never each other's negative

@@ -10,6 +10,7 @@ ranks mean nothing was lost or reordered between files and results (ANN included
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 from operators.aggregate import get_scorer, pad_frames
 from pipeline.index_job import IndexConfig, run_index
 from retrieval.datasets import CaptionPair
-from retrieval.evaluate import evaluate, parse_config
+from retrieval.evaluate import evaluate, map_videos, parse_config
 from retrieval.metrics import retrieval_metrics
 from retrieval.search import Searcher
 from retrieval.testbed.quality import FAMILIES, TAUS
@@ -44,11 +45,45 @@ def store_quality(world: str | Path, store: str, sampling: str = "fps:2", head: 
                 continue
             for spec, row in zip(configs, evaluate(searcher, pairs, parsed, f"{world}/queries.jsonl")):
                 table[spec][fam] = row.metrics
+        order = [q for q in queries if q["family"] == "order"]
+        if order:
+            for spec, (_, params) in zip(configs, parsed):
+                table[spec]["order"]["pair"] = pair_accuracy(searcher, order, world, params)
         check = in_memory_check(searcher, queries, world)
     finally:
         searcher.store.close()
     return {"world": str(world), "store": store, "sampling": sampling, "index": summary.as_dict(),
             "depth": depth, "table": table, "in_memory_check": check}
+
+
+def pair_accuracy(searcher: Searcher, order: list[dict], world: Path, params) -> float:
+    """% of "X then Y" queries whose clip ranks strictly above its partner (same objects, other order).
+
+    Through the search path like the ranks: a tie counts as a miss (pessimistic), and after a rerank a
+    video inside the reranked head beats one below it whatever their first-stage scores.
+    """
+    clips = map_videos([CaptionPair(str((world / q["video"]).absolute()), q["query"]) for q in order],
+                       searcher, "order queries")
+    partners = map_videos([CaptionPair(str((world / q["partner"]).absolute()), q["query"]) for q in order],
+                          searcher, "order partners")
+    n = searcher.store.count(filter='status == "ok"')
+    results = searcher.search_vectors(searcher.encode_queries([q["query"] for q in order]),
+                                      replace(params, k=n), first_stage_depth=n)
+    wins = 0
+    for hits, gt, partner in zip(results, clips, partners):
+        pos = {h.video_id: i for i, h in enumerate(hits)}
+
+        def key(vid: str) -> tuple[int, float]:  # smaller tier first, then higher score
+            if vid not in pos:
+                return 2, 0.0
+            i = pos[vid]
+            if params.rerank and i >= params.depth:
+                return 1, hits[i].scores["initial"]
+            return 0, hits[i].score
+
+        (tg, sg), (tp, sp) = key(gt), key(partner)
+        wins += tg < tp or (tg == tp and sg > sp)
+    return 100.0 * wins / len(order)
 
 
 def in_memory_check(searcher: Searcher, queries: list[dict], world: Path) -> dict:
@@ -76,13 +111,16 @@ def in_memory_check(searcher: Searcher, queries: list[dict], world: Path) -> dic
 
 def format_table(result: dict) -> str:
     fams = [f for f in FAMILIES if any(f in row for row in result["table"].values())]
-    head = "| config | " + " | ".join(f"{f} R@1 | {f} R@5 | {f} MdR" for f in fams) + " |"
-    lines = [head, "|---|" + "---:|" * (3 * len(fams))]
+    head = "| config | " + " | ".join(f"{f} R@1 | {f} R@5 | {f} MdR" + (" | order pair %" if f == "order" else "")
+                                      for f in fams) + " |"
+    lines = [head, "|---|" + "---:|" * (3 * len(fams) + ("order" in fams))]
     for spec, row in result["table"].items():
         cells = []
         for f in fams:
             m = row.get(f)
             cells += [f"{m['R@1']:.1f}", f"{m['R@5']:.1f}", f"{m['MdR']:g}"] if m else ["", "", ""]
+            if f == "order":
+                cells.append(f"{m['pair']:.1f}" if m and "pair" in m else "")
         lines.append(f"| {spec} | " + " | ".join(cells) + " |")
     checks = ", ".join(f"{k}: {'equal' if v['equal'] else 'DIFFERENT'}" for k, v in result["in_memory_check"].items())
     lines.append(f"\nstore path vs in-memory over the same vectors: {checks}")
