@@ -53,7 +53,7 @@ class StoreReplica:
         """Reload every ``ok`` video and its frames from the store."""
         t = time.perf_counter()
         rows = self.store.video_records('status == "ok"', ROW_FIELDS)
-        frames = self._read_frames([r["video_id"] for r in rows])
+        frames = self._read_frames(None, keep={r["video_id"] for r in rows})
         with self._lock:
             self._videos = {r["video_id"]: self._row(r) for r in rows if r["video_id"] in frames}
             self._frames = {v: frames[v] for v in self._videos}
@@ -85,12 +85,22 @@ class StoreReplica:
                     self._frames[r["video_id"]] = frames[r["video_id"]]
             self._arrays = None
 
-    def _read_frames(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
-        """Unit vectors, norms and times per video, sorted by frame index (the store keeps vectors unit)."""
+    def _read_frames(self, video_ids: list[str] | None, keep: set[str] | None = None
+                     ) -> dict[str, dict[str, np.ndarray]]:
+        """Unit vectors, norms and times per video, sorted by frame index (the store keeps vectors unit).
+
+        ``video_ids=None``: one pass over the whole frames collection, keeping the videos in ``keep`` (Lite
+        scans every row for each filtered query, so many ``in [...]`` queries would cost a scan each)."""
         by: dict[str, list[dict]] = {}
-        for i in range(0, len(video_ids), 256):
-            for r in self.store.iter_query(self.store.frames, in_list("video_id", video_ids[i:i + 256]), FRAME_FIELDS):
-                by.setdefault(r["video_id"], []).append(r)
+        if video_ids is None:
+            scans = [self.store.iter_query(self.store.frames, 'video_id != ""', FRAME_FIELDS)]
+        else:
+            scans = [self.store.iter_query(self.store.frames, in_list("video_id", video_ids[i:i + 256]), FRAME_FIELDS)
+                     for i in range(0, len(video_ids), 256)]
+        for scan in scans:
+            for r in scan:
+                if keep is None or r["video_id"] in keep:
+                    by.setdefault(r["video_id"], []).append(r)
         out = {}
         for vid, rs in by.items():
             rs.sort(key=lambda r: r["idx"])
