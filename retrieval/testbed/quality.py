@@ -92,8 +92,18 @@ def method_scores(q: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, tau
     return out
 
 
+def learned_scores(head_path: str | Path, clip, q: torch.Tensor, feats: list) -> torch.Tensor:
+    """[Q, V] cosine of each query with each video's learned vector (the head run on its raw frame vectors,
+    as the index job runs it)."""
+    from operators.heads import learned_vectors, load_head
+
+    head, cfg = load_head(head_path, clip.stamp())
+    vecs = torch.from_numpy(learned_vectors(head, feats, cfg["n_frames"]))  # [V, D]
+    return torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(vecs, dim=-1).T
+
+
 def evaluate(world_dir: str | Path, model: str = "testbed", sampling: str = "fps:2", threads: int = 1,
-             taus=TAUS, rerank_ks=(20, None), alphas=(0.4,)) -> dict:
+             taus=TAUS, rerank_ks=(20, None), alphas=(0.4,), head: str | Path | None = None) -> dict:
     torch.set_num_threads(threads)
     world_dir = Path(world_dir)
     manifest = load_manifest(world_dir)
@@ -111,7 +121,10 @@ def evaluate(world_dir: str | Path, model: str = "testbed", sampling: str = "fps
     results = {"world": str(world_dir), "seed": manifest["seed"], "model": model, "sampling": sampling,
                "n_videos": len(videos), "n_frames": int(mask.sum()), "encode_s": round(t_encode, 1),
                "alphas": list(alphas), "methods": {}}
-    for name, s in method_scores(q, frames, mask, taus, rerank_ks, alphas).items():
+    scores = method_scores(q, frames, mask, taus, rerank_ks, alphas)
+    if head:
+        scores["learned"] = learned_scores(head, clip, q, feats)
+    for name, s in scores.items():
         r = gt_ranks(s, gt)
         row = {f: family_metrics(r[fam == f]) for f in FAMILIES if (fam == f).any()}
         if "order" in row:
@@ -154,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--alphas", type=float, nargs="+", default=[0.4],
                    help="CLIPRerank weights of the first stage (0.4 = paper; more values add rows)")
+    p.add_argument("--head", type=Path, default=None, help="a trained temporal head: adds the learned row")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     a = p.parse_args(argv)
     if not (a.world / "manifest.json").exists():
@@ -163,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     elif load_manifest(a.world)["seed"] != a.seed:
         raise SystemExit(f"{a.world} holds the world of seed {load_manifest(a.world)['seed']}, not {a.seed}: "
                          "pass that seed or another --world directory")
-    res = evaluate(a.world, a.model, a.sampling, a.threads, alphas=tuple(a.alphas))
+    res = evaluate(a.world, a.model, a.sampling, a.threads, alphas=tuple(a.alphas), head=a.head)
     print(format_table(res))
     if a.json:
         a.json.write_text(json.dumps(res, indent=1))
