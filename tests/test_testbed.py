@@ -165,3 +165,30 @@ def test_small_table_orders_methods_on_brief_events(tmp_path, testbed):
     assert brief["qw τ=0.1"]["R@1"] > brief["mean"]["R@1"], brief
     assert brief["qw τ=0.1"]["MdR"] < brief["mean"]["MdR"], brief
     assert res["mean"]["content"]["R@1"] >= 75
+
+
+def test_small_table_learned_head_knows_temporal_order(tmp_path):
+    """The committed head on a world it never saw (seed 13): "X then Y" prefers its own clip over the
+    reversed partner far above mean pooling, which cannot tell the two apart (same frames, other order)."""
+    from operators.models import TESTBED_HEAD
+    from retrieval.testbed.quality import evaluate
+
+    generate_world(tmp_path, seed=13, n_content=4, n_brief=0, n_order=12)
+    res = evaluate(tmp_path, "testbed", taus=(0.1,), rerank_ks=(None,), head=TESTBED_HEAD)["methods"]
+    order = {name: row["order"] for name, row in res.items()}
+    assert order["mean"]["pair"] <= 65, order["mean"]  # 24 queries: order-blind pooling sits near 50%
+    assert order["learned"]["pair"] >= order["mean"]["pair"] + 25, order
+    assert res["learned"]["content"]["R@1"] >= 75  # and it still finds what is in a clip
+
+
+def test_training_world_can_exclude_an_eval_worlds_pairs(world, tmp_path):
+    from retrieval.testbed.world import world_pairs
+
+    d, _ = world
+    excluded = world_pairs(d)
+    assert len(excluded) == SMALL["n_content"] + SMALL["n_order"]
+    m = generate_world(tmp_path, seed=SEED, exclude_pairs=excluded, **SMALL)  # same seed: would repeat them
+    assert not excluded & world_pairs(tmp_path), "an excluded pair was drawn again"
+    for clip in m["clips"]:  # nor may a clip hold both objects of an excluded pair at all
+        types = [type_key(t) for t in clip["tracks"]]
+        assert not any(frozenset((a, b)) in excluded for a in types for b in types if a != b), clip["video"]

@@ -205,18 +205,28 @@ def _order_pair(rng, i: int, pair: tuple, side: int, dur: float = 16.0) -> tuple
     return clips, queries
 
 
+def world_pairs(world_dir: str | Path) -> set[frozenset]:
+    """The object-type pairs that identify a world's content and order clips."""
+    by_phrase = {phrase(t): t for t in TYPES}
+    return {frozenset(by_phrase[o] for o in q["objects"]) for q in load_manifest(world_dir)["queries"]
+            if len(q["objects"]) == 2}
+
+
 def generate_world(out_dir: str | Path, seed: int, n_content: int = 50, n_brief: int = 40, n_order: int = 25,
-                   side: int = 96, fps: int = 4, brief_s: float = 60.0, write: bool = True) -> dict:
+                   side: int = 96, fps: int = 4, brief_s: float = 60.0, write: bool = True,
+                   exclude_pairs: set[frozenset] | None = None) -> dict:
     """Write the eval world (videos, manifest.json, queries.jsonl, captions.csv); return the manifest.
 
     ``n_order`` counts *pairs* (2 clips, 2 queries each). ``write=False`` renders and measures without
-    writing files (the manifest is identical).
+    writing files (the manifest is identical). ``exclude_pairs``: object-type pairs no clip may hold together
+    (``world_pairs`` of the worlds a model trained on this one will be evaluated on).
     """
     out = Path(out_dir)
     if write:
         out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     vocab = _Vocab(rng, n_brief)
+    vocab.reserved |= set(exclude_pairs or ())  # never drawn as a pair, never completed by a distractor
     # Reserve every identifying pair first, so that no distractor drawn later completes one elsewhere.
     content_pairs = [vocab.new_pair() for _ in range(n_content)]
     order_pairs = [vocab.new_pair() for _ in range(n_order)]
@@ -334,8 +344,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-content", type=int, default=50)
     p.add_argument("--n-brief", type=int, default=40)
     p.add_argument("--n-order", type=int, default=25, help="pairs (two clips each)")
+    p.add_argument("--exclude-world", type=Path, action="append", default=[],
+                   help="a world whose identifying object pairs this one must not use (repeatable)")
     a = p.parse_args(argv)
-    m = generate_world(a.out, a.seed, a.n_content, a.n_brief, a.n_order)
+    exclude = set().union(*(world_pairs(w) for w in a.exclude_world))
+    m = generate_world(a.out, a.seed, a.n_content, a.n_brief, a.n_order, exclude_pairs=exclude)
     print(f"{len(m['clips'])} clips, {len(m['queries'])} queries in {a.out}")
 
 
