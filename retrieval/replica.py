@@ -137,6 +137,9 @@ class StoreReplica:
                     "learned_vec": np.stack([self._videos[v]["learned_vec"] for v in ids]) if ids else
                     np.zeros((0, dim), np.float32),
                 }
+                # per-video vectors become views into the one matrix: the frames are held once, not twice
+                for v, start, n in zip(ids, self._arrays["starts"], lengths):
+                    self._frames[v]["unit"] = self._arrays["frames"][start:start + n]
             return self._arrays
 
     @property
