@@ -151,6 +151,8 @@ register_model(
 )
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+# a seqTransf temporal head trained on the testbed world's order and content clips (retrieval/testbed/README.md)
+TESTBED_HEAD = WEIGHTS_DIR / "testbed_head.pt"
 
 register_model(
     ModelEntry(

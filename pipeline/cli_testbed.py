@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from operators.models import TESTBED_HEAD
 from pipeline.cli import _quiet_logs, app
 
 testbed_app = typer.Typer(no_args_is_help=True, help="Offline quality testbed: world, quality table.")
@@ -27,7 +28,9 @@ def world_cmd(out: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="
 def eval_cmd(world: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="eval world (generated if missing)"),
              store: str = typer.Option("/tmp/vidseek-testbed/eval.db", help="store for the world's vectors"),
              seed: int = typer.Option(7),
-             head: Optional[Path] = typer.Option(None, help="a trained temporal head: adds the learned row"),
+             head: Optional[Path] = typer.Option(TESTBED_HEAD, help="temporal head for the learned row (default: the "
+                                                 "committed testbed head)"),
+             no_head: bool = typer.Option(False, "--no-head", help="leave the learned row out"),
              out: Optional[Path] = typer.Option(None, help="also write table.md and result.json here"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Index the world with the testbed model through the real job, then the quality table per family."""
@@ -37,7 +40,7 @@ def eval_cmd(world: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help=
 
     if not (world / "queries.jsonl").exists():
         generate_world(world, seed)
-    result = store_quality(world, store, head=str(head) if head else None)
+    result = store_quality(world, store, head=None if no_head or head is None else str(head))
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "table.md").write_text(format_table(result) + "\n")
