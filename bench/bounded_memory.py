@@ -24,18 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory import PeakRSS  # noqa: E402
 
-from media import RESOLUTIONS  # noqa: E402
+from media import RESOLUTIONS, encode_testsrc  # noqa: E402
 
 
 def make_long_video(root: Path, seconds: int, resolution: str = "360p") -> Path:
     """One H.264 file of ``seconds`` s (x264 defaults: GOP 250, B-frames), cached under root."""
     path = root / f"long-{resolution}-{seconds}s.mp4"
     if not path.exists():
-        tmp = path.with_suffix(".tmp.mp4")
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        f"testsrc2=size={RESOLUTIONS[resolution]}:rate=25:duration={seconds}",
-                        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(tmp)], check=True)
-        tmp.rename(path)
+        encode_testsrc(path, RESOLUTIONS[resolution], seconds, 25, preset="ultrafast")
     return path
 
 

@@ -16,10 +16,17 @@ def make_library(root: Path, resolution: str = "360p", n: int = 4, seconds: int 
         path = out / f"clip{i:03d}.mp4"
         if path.exists() and path.stat().st_size > 0:
             continue
-        tmp = path.with_suffix(".tmp.mp4")
-        # testsrc2 moves every frame, so the decoder cannot skip work; x264 defaults (GOP 250, B-frames)
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        f"testsrc2=size={size}:rate={fps}:duration={seconds},hue=h={37 * i}",
-                        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(tmp)], check=True)
-        tmp.rename(path)
+        encode_testsrc(path, size, seconds, fps, f",hue=h={37 * i}")
     return out
+
+
+def encode_testsrc(path: Path, size: str, seconds: int, fps: int, filters: str = "", preset: str = "veryfast") -> Path:
+    """One H.264 file of ffmpeg's testsrc2 pattern, written to a temp name then renamed (never half a file).
+
+    testsrc2 moves every frame, so the decoder cannot skip work; x264 defaults otherwise (GOP 250, B-frames)."""
+    tmp = path.with_suffix(".tmp.mp4")
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size={size}:rate={fps}:duration={seconds}{filters}",
+                    "-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p", str(tmp)], check=True)
+    tmp.rename(path)
+    return path

@@ -53,6 +53,14 @@ def map_videos(pairs: list[CaptionPair], searcher: Searcher, dataset: str) -> li
     return out
 
 
+def order_key(hits: list[Hit], i: int, depth: int, reranked: bool) -> tuple[int, float]:
+    """(tier, score) of hit i: a lower tier ranks higher, then a higher score. After a rerank, hits below
+    the reranked head form tier 1, in first-stage order."""
+    if reranked and i >= depth:
+        return 1, hits[i].scores["initial"]
+    return 0, hits[i].score
+
+
 def pessimistic_rank(hits: list[Hit], gt: str, n_videos: int, depth: int, reranked: bool) -> int:
     ids = [h.video_id for h in hits]
     if gt not in ids:
@@ -60,9 +68,7 @@ def pessimistic_rank(hits: list[Hit], gt: str, n_videos: int, depth: int, rerank
     g = ids.index(gt)
 
     def key(i: int) -> tuple[int, float]:
-        if reranked and i >= depth:
-            return 1, hits[i].scores["initial"]  # tail below the reranked head, in first-stage order
-        return 0, hits[i].score
+        return order_key(hits, i, depth, reranked)
 
     kg = key(g)
     return 1 + sum(1 for i in range(len(hits)) if i != g and (key(i)[0] < kg[0] or (key(i)[0] == kg[0]

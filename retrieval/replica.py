@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from retrieval.filters import in_list
-from retrieval.store import VideoStore
+from retrieval.store import VideoStore, group_frame_rows
 
 log = logging.getLogger(__name__)
 
@@ -91,24 +91,12 @@ class StoreReplica:
 
         ``video_ids=None``: one pass over the whole frames collection, keeping the videos in ``keep`` (Lite
         scans every row for each filtered query, so many ``in [...]`` queries would cost a scan each)."""
-        by: dict[str, list[dict]] = {}
         if video_ids is None:
             scans = [self.store.iter_query(self.store.frames, 'video_id != ""', FRAME_FIELDS)]
         else:
             scans = [self.store.iter_query(self.store.frames, in_list("video_id", video_ids[i:i + 256]), FRAME_FIELDS)
                      for i in range(0, len(video_ids), 256)]
-        for scan in scans:
-            for r in scan:
-                if keep is None or r["video_id"] in keep:
-                    by.setdefault(r["video_id"], []).append(r)
-        out = {}
-        for vid, rs in by.items():
-            rs.sort(key=lambda r: r["idx"])
-            out[vid] = {"unit": np.asarray([r["vec"] for r in rs], np.float32),  # [T, D]
-                        "norm": np.asarray([r["norm"] for r in rs], np.float32),
-                        "idx": np.asarray([r["idx"] for r in rs]),
-                        **{k: np.asarray([r[k] for r in rs], np.float32) for k in ("t", "t_start", "t_end")}}
-        return out
+        return group_frame_rows(r for scan in scans for r in scan if keep is None or r["video_id"] in keep)
 
     @staticmethod
     def _row(r: dict) -> dict:

@@ -175,8 +175,7 @@ class Searcher:
                        if params.filter else None)
             by_video = self.replica.search_videos(qvec, depth, field=vec_field, allowed=allowed)
             by_frame = self.replica.search_frames_grouped(qvec, depth, allowed=allowed)
-            return [list(dict.fromkeys([h["video_id"] for h in a] + [h["video_id"] for h in b]))
-                    for a, b in zip(by_video, by_frame)]
+            return union_candidates(by_video, by_frame)
         by_video = self.store.search_videos(qvec, depth, field=vec_field, filter=ok, fields=["video_id"])
         frame_filter = ""
         if params.filter:
@@ -185,11 +184,13 @@ class Searcher:
                 return [[h["video_id"] for h in hits] for hits in by_video]
             frame_filter = in_list("video_id", [r["video_id"] for r in allowed])
         by_frame = self.store.search_frames_grouped(qvec, depth, filter=frame_filter)
-        out = []
-        for a, b in zip(by_video, by_frame):
-            seen = dict.fromkeys([h["video_id"] for h in a] + [h["video_id"] for h in b])
-            out.append(list(seen))
-        return out
+        return union_candidates(by_video, by_frame)
+
+
+def union_candidates(by_video: list[list[dict]], by_frame: list[list[dict]]) -> list[list[str]]:
+    """Per query: video-level candidates, then frame-level ones not already in, first occurrence kept."""
+    return [list(dict.fromkeys([h["video_id"] for h in a] + [h["video_id"] for h in b]))
+            for a, b in zip(by_video, by_frame)]
 
 
 def best_moment(sims: np.ndarray, mask: np.ndarray, frames: dict) -> tuple[float, float, float]:

@@ -264,21 +264,9 @@ class VideoStore:
             # One plain query per 256 videos (an iterator costs extra round trips); page only when it fills.
             part = self.client.query(self.frames, filter=expr, output_fields=fields, limit=QUERY_LIMIT)
             rows.extend(part if len(part) < QUERY_LIMIT else self.iter_query(self.frames, expr, fields))
-        by: dict[str, list[dict]] = {}
-        for r in rows:
-            by.setdefault(r["video_id"], []).append(r)
-        out = {}
-        for vid, rs in by.items():
-            rs.sort(key=lambda r: r["idx"])
-            vec = np.asarray([r["vec"] for r in rs], np.float32)  # [T, D] unit
-            norm = np.asarray([r["norm"] for r in rs], np.float32)
-            out[vid] = {
-                "idx": np.asarray([r["idx"] for r in rs]),
-                "t": np.asarray([r["t"] for r in rs], np.float32),
-                "t_start": np.asarray([r["t_start"] for r in rs], np.float32),
-                "t_end": np.asarray([r["t_end"] for r in rs], np.float32),
-                "vectors": vec * norm[:, None],  # raw features [T, D]
-            }
+        out = group_frame_rows(rows)
+        for f in out.values():
+            f["vectors"] = f.pop("unit") * f.pop("norm")[:, None]  # raw features [T, D]
         return out
 
     def count(self, collection: str | None = None, filter: str = "") -> int:
@@ -306,6 +294,20 @@ class VideoStore:
                                  output_fields=["video_id", "t", "t_start", "t_end"],
                                  search_params={"metric_type": "IP", "params": {"ef": max(64, k * 4)}})
         return [[{"score": float(h["distance"]), **h["entity"]} for h in hits] for hits in res]
+
+
+def group_frame_rows(rows) -> dict[str, dict[str, np.ndarray]]:
+    """Frame rows -> per video, sorted by idx: idx, t, t_start, t_end [T], unit vectors [T, D], norm [T]."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["video_id"], []).append(r)
+    out = {}
+    for vid, rs in by.items():
+        rs.sort(key=lambda r: r["idx"])
+        out[vid] = {"idx": np.asarray([r["idx"] for r in rs]),
+                    **{k: np.asarray([r[k] for r in rs], np.float32) for k in ("t", "t_start", "t_end", "norm")},
+                    "unit": np.asarray([r["vec"] for r in rs], np.float32)}
+    return out
 
 
 def check_same_model(existing: dict, stamp: dict, uri: str) -> None:

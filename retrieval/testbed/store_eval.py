@@ -19,7 +19,7 @@ import torch
 from operators.aggregate import get_scorer, pad_frames
 from pipeline.index_job import IndexConfig, run_index
 from retrieval.datasets import CaptionPair
-from retrieval.evaluate import evaluate, map_videos, parse_config
+from retrieval.evaluate import evaluate, map_videos, order_key, parse_config
 from retrieval.metrics import retrieval_metrics
 from retrieval.search import Searcher
 from retrieval.testbed.quality import FAMILIES, TAUS
@@ -73,13 +73,8 @@ def pair_accuracy(searcher: Searcher, order: list[dict], world: Path, params) ->
     for hits, gt, partner in zip(results, clips, partners):
         pos = {h.video_id: i for i, h in enumerate(hits)}
 
-        def key(vid: str) -> tuple[int, float]:  # smaller tier first, then higher score
-            if vid not in pos:
-                return 2, 0.0
-            i = pos[vid]
-            if params.rerank and i >= params.depth:
-                return 1, hits[i].scores["initial"]
-            return 0, hits[i].score
+        def key(vid: str) -> tuple[int, float]:  # smaller tier first, then higher score; missing = last
+            return order_key(hits, pos[vid], params.depth, params.rerank) if vid in pos else (2, 0.0)
 
         (tg, sg), (tp, sp) = key(gt), key(partner)
         wins += tg < tp or (tg == tp and sg > sp)
