@@ -22,8 +22,8 @@ from operators.models import (
     get_model_entry,
     pretrained_failure_message,
     resolve_pretrained,
-    weights_identity,
 )
+from operators.model_stamp import weights_identity
 from operators.preprocess import PreprocessConfig, normalize_frames, resize_frames_torch
 from operators.text_encode import encode_text
 

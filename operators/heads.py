@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from open_clip.transformer import QuickGELU
 
-from operators.models import file_sha256, stamp_diff
+from operators.model_stamp import file_sha256, stamp_diff
 from operators.temporal import SeqLSTMHead, SeqTransfHead, uniform_frame_indices
 
 FORMAT, VERSION = "vidseek-head", 1

@@ -6,7 +6,6 @@ local checkpoint path, or ``none`` (random init, seeded: speed does not depend o
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from dataclasses import dataclass, field
@@ -63,32 +62,6 @@ def get_model_entry(name: str) -> ModelEntry:
     raise ModelLoadError(
         f"unknown model {name!r}; choose one of `vidseek models` (e.g. tiny-random, ViT-B-32)"
     )
-
-
-def file_sha256(path: str | Path, limit: int | None = None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def weights_identity(pretrained: str) -> str:
-    """What identifies the weights in a store's model stamp: the tag, a file's content hash, or none."""
-    if pretrained in ("none", "", None):
-        return "none"
-    p = Path(pretrained)
-    if p.exists():
-        return f"sha256:{file_sha256(p)}"
-    return f"tag:{pretrained}"
-
-
-IDENTITY_KEYS = ("model", "weights", "embed_dim", "preprocess")  # what makes two embedding spaces the same
-
-
-def stamp_diff(a: dict, b: dict) -> dict[str, tuple]:
-    """Fields on which two model stamps (``LoadedClip.stamp()``) disagree: {key: (a's, b's)}."""
-    return {k: (a.get(k), b.get(k)) for k in IDENTITY_KEYS if a.get(k) != b.get(k)}
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

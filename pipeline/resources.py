@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import ray
-from ray.data import ActorPoolStrategy
+from ray.data import ActorPoolStrategy, TaskPoolStrategy
+
+
+ENCODER_CPU_SHARE = 0.1  # CPU-only plans: the CLIP actor's placement reservation (it uses every core anyway)
 
 
 @dataclass(frozen=True)
@@ -18,8 +21,9 @@ class StageResources:
     num_cpus: float
     num_gpus: float = 0.0
     batch_size: int | None = None
-    pool_size: int = 1  # actors (upper bound of an autoscaling pool)
+    pool_size: int = 1  # actors (upper bound of an autoscaling pool), or concurrent tasks
     min_pool_size: int = 1
+    tasks: bool = False  # stateless stage: Ray tasks, at most pool_size at once (no actor pool)
 
     def __post_init__(self):
         if self.num_cpus < 0 or self.num_gpus < 0:
@@ -44,11 +48,16 @@ class JobResources:
 
 
 def plan_resources(cpus: float, gpus: float, encode_batch: int | None = None,
-                   decode_pool: int | None = None) -> JobResources:
-    """Default resources for a cluster with ``cpus`` CPUs and ``gpus`` GPUs.
+                   decode_pool: int | None = None, node_cpus: list[float] | None = None) -> JobResources:
+    """Default resources for a cluster with ``cpus`` CPUs and ``gpus`` GPUs (``node_cpus``: per node).
 
     GPU: one CLIP actor per GPU (large bf16 batches), every spare core decodes.
-    CPU only: one CLIP actor with half the cores; decoders share the rest (single-threaded each).
+    Decoding runs as Ray tasks (see pipeline/stages/decode.py), the encoder and writer as actors.
+    CPU only: one decoder per core and a small CPU reservation for the CLIP actor, which still runs torch
+    on every core (see ImageEncoder). Reservations are for placement only (Ray does not cap CPU use): the
+    operating system shares the cores between whichever stage has work, and Ray Data's backpressure idles
+    the decoders when CLIP is the slow stage. A small model therefore gets every core decoding, a large one
+    every core encoding.
     """
     if cpus < 1:
         raise ValueError("the Ray cluster reports no CPUs")
@@ -61,23 +70,26 @@ def plan_resources(cpus: float, gpus: float, encode_batch: int | None = None,
                                 pool_size=n_gpu, min_pool_size=n_gpu)
         spare = max(1.0, cpus - n_gpu - writer.num_cpus)
         n_dec = decode_pool or max(1, int(spare))
-        decode = StageResources("decode", num_cpus=round(spare / n_dec, 2), batch_size=1, pool_size=n_dec)
+        decode = StageResources("decode", num_cpus=round(spare / n_dec, 2), batch_size=1, pool_size=n_dec,
+                                tasks=True)
     else:
-        # Half the cores as a reservation (the encoder still runs torch on every core, see ImageEncoder).
-        # A smaller share packed a second decoder that could not be placed on two 1-CPU nodes, and Ray Data
-        # failed the job when it cancelled that pending actor.
-        enc_cpus = max(0.5, cpus / 2) if cpus > 1 else 0.45
+        # encoder + decoder reservations sum to one core, so every node keeps room for one decode task per
+        # whole core whichever node the encoder lands on.
+        enc_cpus = ENCODER_CPU_SHARE
         encode = StageResources("encode", num_cpus=enc_cpus, batch_size=encode_batch or 64)
-        spare = max(0.5, cpus - enc_cpus - writer.num_cpus)
-        n_dec = decode_pool or max(1, int(round(spare)))
-        decode = StageResources("decode", num_cpus=round(spare / n_dec - 0.005, 2), batch_size=1, pool_size=n_dec)
+        whole = sum(int(c) for c in node_cpus) if node_cpus else int(cpus)
+        n_dec = decode_pool or max(1, whole)
+        decode = StageResources("decode", num_cpus=round(1.0 - enc_cpus, 2), batch_size=1, pool_size=n_dec,
+                                tasks=True)
     return JobResources(decode=decode, encode=encode, write=writer)
 
 
 def map_batches_kwargs(stage: StageResources, **ray_remote_args) -> dict:
     """The one mapping of a stage to ``Dataset.map_batches`` keyword arguments (Ray 2.60)."""
+    compute = TaskPoolStrategy(size=stage.pool_size) if stage.tasks else \
+        ActorPoolStrategy(min_size=stage.min_pool_size, max_size=stage.pool_size)
     kwargs = {
-        "compute": ActorPoolStrategy(min_size=stage.min_pool_size, max_size=stage.pool_size),
+        "compute": compute,
         "num_cpus": stage.num_cpus,
         "batch_size": stage.batch_size,
     }
@@ -87,6 +99,8 @@ def map_batches_kwargs(stage: StageResources, **ray_remote_args) -> dict:
     return kwargs
 
 
-def cluster_resources() -> tuple[float, float]:
+def cluster_resources() -> tuple[float, float, list[float]]:
+    """Total CPUs, total GPUs, and each alive node's CPUs."""
     res = ray.cluster_resources()
-    return float(res.get("CPU", 0)), float(res.get("GPU", 0))
+    per_node = [float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
+    return float(res.get("CPU", 0)), float(res.get("GPU", 0)), per_node

@@ -15,11 +15,18 @@ import numpy as np
 import torch
 
 from operators.aggregate import mean_pool
-from operators.heads import HeadAggregator
 from pipeline.faults import FaultInjector
 from retrieval.store import VideoStore
 
 RESULT_COLUMNS = ("video_id", "path", "status", "stage", "error", "n_frames", "duration", "lost", "decoder")
+
+
+def _load_head(path: str, stamp: dict):
+    # imported here: operators.heads pulls in open_clip (torchvision, torch._dynamo), ~5 s of CPU at start-up
+    # that a job without a learned head would spend beside its decoders
+    from operators.heads import HeadAggregator
+
+    return HeadAggregator(path, stamp)
 
 
 @dataclass
@@ -50,7 +57,7 @@ class StoreWriter:
         self.sampling = sampling
         self.flush_rows = flush_rows
         # optional learned temporal head: callable(raw frames [T, D]) -> (unit vector [D], head id)
-        self.head = head if head is not None else (HeadAggregator(head_path, stamp) if head_path else None)
+        self.head = head if head is not None else (_load_head(head_path, stamp) if head_path else None)
         self.pending: dict[str, _Pending] = {}
         self.buffered = 0
         self.expected = expected  # videos in the job: once all are written, release the store at once

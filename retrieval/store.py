@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from operators.models import stamp_diff
+from operators.model_stamp import stamp_diff
 from retrieval.filters import in_list, quote
 
 # pymilvus probes an RPC that Milvus Lite does not implement and grpc logs a traceback for it on every

@@ -28,6 +28,10 @@ def test_pipeline_efficiency_smoke(tmp_path):
                 "peer_decode_all_fps", "peak_rss_gb_all_processes"):
         assert out[key] > 0, key
     assert 0 < out["efficiency_steady"]
+    # where the cores went, by process role (from /proc): the decoders and the CLIP actor must be in it
+    cpu = out["vidseek_cpu_s_by_role"]
+    assert cpu["stage decode_batch"] > 0 and "stage EncodeStage" in cpu, cpu
+    assert out["half_library_wall_s"] > 0 and "efficiency_marginal" in out  # --smoke runs the half-library job
 
 
 def test_gpu_pipeline_smoke_runs_on_cpu(tmp_path):

@@ -115,8 +115,8 @@ def _kill_actor_once(marker: str, proc: subprocess.Popen, delay: float) -> threa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["DecodeStage", "EncodeStage", "WriteStage"])
-def test_actor_sigkill_mid_job(stage, tmp_path):
+@pytest.mark.parametrize("stage", ["decode_batch", "EncodeStage", "WriteStage"])  # decode: a task worker
+def test_stage_worker_sigkill_mid_job(stage, tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
     for i in range(8):
@@ -127,12 +127,12 @@ def test_actor_sigkill_mid_job(stage, tmp_path):
     killer = _kill_actor_once(f"MapBatches({stage})", proc, delay=4.0)
     out, err = proc.communicate(timeout=400)
     killer.join(timeout=1)
-    assert killer.killed, f"no {stage} actor of this job was found to kill"
+    assert killer.killed, f"no {stage} worker of this job was found to kill"
     assert proc.returncode == 0, f"job did not finish cleanly after killing {stage}: {err[-1500:]}"
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["indexed"] + summary["incomplete"] == 8 and summary["failed"] == 0, summary
     if stage != "WriteStage":
-        assert summary["incomplete"] == 0  # decode/encode actors are restarted and their tasks retried
+        assert summary["incomplete"] == 0  # decode tasks are retried; the encode actor restarts and retries
     assert_exactly_once(uri, after_crash=True)
     rerun = _index_subprocess(lib, uri)
     out, err = rerun.communicate(timeout=400)

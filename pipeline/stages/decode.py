@@ -1,6 +1,17 @@
-"""Decode stage: ``VideoDecoder`` plus the node that decoded each row."""
+"""Decode stage: ``VideoDecoder`` run as Ray tasks (one video per task) at a lower CPU priority.
+
+Tasks, not an actor pool: decoding holds no state worth keeping between videos (Ray reuses the worker
+process, so imports happen once per process), and Ray Data (2.60) fails a whole job when its actor-pool
+autoscaler cancels a pool actor that is still starting — seen on a two-node cluster whose second node
+was slow to start a worker. A task that is not placed yet is simply not run yet.
+
+Decoders are the job's bulk work and run one per core; the CLIP actor, the writer and the driver need
+little CPU but need it promptly (CLIP is the slow stage on a CPU-only node, and its seconds-long start-up
+would otherwise queue behind the decoders). A niced decoder takes whatever CPU the others leave.
+"""
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import numpy as np
@@ -8,14 +19,18 @@ import ray
 
 from operators.decode import VideoDecoder
 
+DECODE_NICE = int(os.environ.get("VIDSEEK_DECODE_NICE", "10"))  # 0: same priority as the other stages
+
 
 def current_node() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-class DecodeStage(VideoDecoder):
-    def __call__(self, batch: dict) -> Iterator[dict]:
-        node = current_node()
-        for out in super().__call__(batch):
-            out["decode_node"] = np.full(len(out["kind"]), node, dtype=object)
-            yield out
+def decode_batch(batch: dict, preprocess: dict, sampling: str, chunk_frames: int) -> Iterator[dict]:
+    """Ray Data ``map_batches`` function: decoded frame rows + end rows, tagged with the decoding node."""
+    if DECODE_NICE:  # absolute, not os.nice (cumulative): the worker process runs many decode tasks
+        os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), DECODE_NICE))
+    node = current_node()
+    for out in VideoDecoder(preprocess, sampling, chunk_frames)(batch):
+        out["decode_node"] = np.full(len(out["kind"]), node, dtype=object)
+        yield out

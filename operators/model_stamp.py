@@ -1,0 +1,33 @@
+"""A store's model stamp: what identifies an embedding space (no open_clip import: the writer and the
+store need this, and importing open_clip costs seconds of CPU in every process that does).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def file_sha256(path: str | Path, limit: int | None = None) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def weights_identity(pretrained: str) -> str:
+    """What identifies the weights in a store's model stamp: the tag, a file's content hash, or none."""
+    if pretrained in ("none", "", None):
+        return "none"
+    p = Path(pretrained)
+    if p.exists():
+        return f"sha256:{file_sha256(p)}"
+    return f"tag:{pretrained}"
+
+
+IDENTITY_KEYS = ("model", "weights", "embed_dim", "preprocess")  # what makes two embedding spaces the same
+
+
+def stamp_diff(a: dict, b: dict) -> dict[str, tuple]:
+    """Fields on which two model stamps (``LoadedClip.stamp()``) disagree: {key: (a's, b's)}."""
+    return {k: (a.get(k), b.get(k)) for k in IDENTITY_KEYS if a.get(k) != b.get(k)}
