@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,9 +31,12 @@ def role(cmd: str, is_me: bool) -> str:
     m = re.search(r"MapBatches\((\w+)\)", cmd)
     if m:
         return f"stage {m.group(1)}"
-    for key in ("raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py", "runtime_env", "ray::IDLE"):
+    for key in ("raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py", "runtime_env"):
         if key in cmd:
-            return f"ray {key.replace('ray::', '').replace('.py', '')}"
+            return f"ray {key.replace('.py', '')}"
+    m = re.search(r"ray::(\w+)", cmd)  # Ray's own actors (Ray Data's stats/autoscaling), idle workers
+    if m:
+        return f"ray {m.group(1)}"
     return "ray other" if "ray" in cmd else "other"
 
 
@@ -77,11 +81,13 @@ class PeakRSS(threading.Thread):
         self.interval, self.peak, self.peak_pss = interval, 0, 0
         self.cpu: dict[int, tuple[str, float]] = {}
         self._base: dict[int, tuple[str, float]] = {}
+        self.own_cpu_s = 0.0
         self._halt = threading.Event()
 
     def run(self):
         while not self._halt.is_set():
             self._sample()
+            self.own_cpu_s = time.thread_time()  # this sampler's cost, in the driver's CPU figure
             self._halt.wait(self.interval)
 
     def _sample(self) -> None:
@@ -107,6 +113,9 @@ class PeakRSS(threading.Thread):
         out: dict[str, float] = defaultdict(float)
         for pid, (name, secs) in self.cpu.items():
             out[name] += secs - self._base.get(pid, (name, 0.0))[1]
+        if "driver" in out:  # the sampler runs in the driver: report it apart
+            out["driver"] -= self.own_cpu_s
+            out["memory/CPU sampler (bench)"] = self.own_cpu_s
         return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
     @property

@@ -70,7 +70,7 @@ def vidseek_index(lib: Path, model: str, sampling: str, store: str) -> dict:
     from pipeline.index_job import IndexConfig, run_index
 
     t = time.perf_counter()
-    with PeakRSS() as mem:
+    with PeakRSS(interval=2.0) as mem:  # /proc/*/smaps_rollup reads cost CPU the job would use
         s = run_index(IndexConfig(source=str(lib), store=store, model=model, pretrained="none", sampling=sampling,
                                   progress=False))
     wall = time.perf_counter() - t

@@ -85,19 +85,23 @@ class IndexSummary:
 
     @property
     def steady_frames_per_s(self) -> float:
-        """Throughput of the job's second half: frames finished after half the videos ÷ the time they took."""
+        """Throughput of the job's second half: frames finished after half the videos ÷ the time they took.
+
+        NaN when that half is too short to time (under a tenth of the streaming time: a small job whose
+        videos finish in one or two writer batches)."""
         dt = self.stream_s - self.half_done_s
-        return (self.frames - self.frames_at_half_done) / dt if dt > 0 else 0.0
+        return (self.frames - self.frames_at_half_done) / dt if dt > 0.1 * self.stream_s else float("nan")
 
     @property
     def steady_video_seconds_per_s(self) -> float:
         dt = self.stream_s - self.half_done_s
-        return (self.video_seconds - self.video_seconds_at_half_done) / dt if dt > 0 else 0.0
+        return (self.video_seconds - self.video_seconds_at_half_done) / dt if dt > 0.1 * self.stream_s else float("nan")
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["frames_per_s"] = round(self.frames_per_s, 2)
-        d["steady_frames_per_s"] = round(self.steady_frames_per_s, 2)
+        steady = self.steady_frames_per_s
+        d["steady_frames_per_s"] = None if steady != steady else round(steady, 2)  # NaN: not measurable
         d["video_seconds_per_s"] = round(self.video_seconds / self.wall_s, 2) if self.wall_s else 0.0
         d["top_errors"] = top_reasons(self.errors)
         d["nodes"] = {k: sorted(v) for k, v in self.nodes.items()}
