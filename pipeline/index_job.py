@@ -6,7 +6,7 @@
     the driver iterates those rows: progress bar, failure budget, summary.
 
 Why Ray Data: streaming execution with backpressure between stages (decoding never waits for the whole
-library, memory stays bounded), actor pools that scale to a cluster, and retries — with our own writer
+library, memory stays bounded), task and actor pools that scale to a cluster, and retries — with our own writer
 stage because Milvus Lite allows one process per store.
 """
 from __future__ import annotations
