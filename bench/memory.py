@@ -45,7 +45,7 @@ def _cpu_seconds(proc: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15 of stat)
 
 
-def _family_memory(cpu: dict | None = None) -> tuple[int, int]:
+def _family_sample(cpu: dict | None = None) -> tuple[int, int]:
     """(sum of RSS, sum of PSS) in bytes over this process and every vidseek / Ray process.
 
     ``cpu``: filled with {pid: (role, CPU seconds so far)}."""
@@ -91,11 +91,11 @@ class PeakRSS(threading.Thread):
             self._halt.wait(self.interval)
 
     def _sample(self) -> None:
-        rss, pss = _family_memory(self.cpu)
+        rss, pss = _family_sample(self.cpu)
         self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
 
     def __enter__(self) -> "PeakRSS":
-        _family_memory(self._base)  # CPU already spent by processes alive now is not this span's
+        _family_sample(self._base)  # CPU already spent by processes alive now is not this span's
         self.start()
         return self
 

@@ -70,8 +70,8 @@ class IndexSummary:
     video_seconds: float = 0.0
     wall_s: float = 0.0
     stream_s: float = 0.0  # streaming execution: first batch requested → last video written (no Ray start-up)
-    # steady state: the second half of the job's videos, after actor start-up and pipeline fill (the frames
-    # buffered while the slowest actor started drain in the first half on any library worth measuring)
+    # the second half of the job's videos, after actor start-up and pipeline fill; an upper estimate of the
+    # steady rate (frames buffered during start-up, and videos finished in bursts, can land in it)
     half_done_s: float = 0.0  # streaming start → half of the videos finished
     frames_at_half_done: int = 0  # frames and video seconds finished by then
     video_seconds_at_half_done: float = 0.0
@@ -83,19 +83,19 @@ class IndexSummary:
     def frames_per_s(self) -> float:
         return self.frames / self.wall_s if self.wall_s else 0.0
 
+    def _second_half_rate(self, total: float, at_half: float) -> float:
+        """(total − at_half) ÷ the time the job's second half took; NaN when that half is too short to time
+        (under a tenth of the streaming time: a small job whose videos finish in one or two writer batches)."""
+        dt = self.stream_s - self.half_done_s
+        return (total - at_half) / dt if dt > 0.1 * self.stream_s else float("nan")
+
     @property
     def steady_frames_per_s(self) -> float:
-        """Throughput of the job's second half: frames finished after half the videos ÷ the time they took.
-
-        NaN when that half is too short to time (under a tenth of the streaming time: a small job whose
-        videos finish in one or two writer batches)."""
-        dt = self.stream_s - self.half_done_s
-        return (self.frames - self.frames_at_half_done) / dt if dt > 0.1 * self.stream_s else float("nan")
+        return self._second_half_rate(self.frames, self.frames_at_half_done)
 
     @property
     def steady_video_seconds_per_s(self) -> float:
-        dt = self.stream_s - self.half_done_s
-        return (self.video_seconds - self.video_seconds_at_half_done) / dt if dt > 0.1 * self.stream_s else float("nan")
+        return self._second_half_rate(self.video_seconds, self.video_seconds_at_half_done)
 
     def as_dict(self) -> dict:
         d = asdict(self)
