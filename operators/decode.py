@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -27,11 +28,11 @@ from typing import Iterator
 import av
 import numpy as np
 
+from operators.ffmpeg_log import quiet_decord, quiet_ffmpeg
 from operators.preprocess import PreprocessConfig, finish_frames, resize_plan
 from operators.sampling import SamplingPlan
 
 log = logging.getLogger(__name__)
-av.logging.set_level(av.logging.PANIC)  # corrupt-input chatter on stderr; errors are reported per video
 
 
 class DecodeError(Exception):
@@ -64,12 +65,21 @@ class DecodeSummary:
     notes: list[str] = field(default_factory=list)
 
 
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
 def check_file(path: str) -> None:
+    """Refuse what is not a regular, readable, non-empty file, before any decoder opens (and blocks on) it."""
     p = Path(path)
     if not p.exists():
         raise DecodeError(f"{path}: file not found")
     if p.is_dir():
         raise DecodeError(f"{path}: is a directory, not a video file")
+    mode = p.stat().st_mode
+    for test, what in _SPECIAL_FILES:
+        if test(mode):  # opening a FIFO blocks until a writer appears; a device streams forever
+            raise DecodeError(f"{path}: is {what}, not a video file (index regular files only)")
     if not os.access(p, os.R_OK):
         raise DecodeError(f"{path}: permission denied (make the file readable)")
     if p.stat().st_size == 0:
@@ -78,6 +88,7 @@ def check_file(path: str) -> None:
 
 def probe(path: str) -> Probe:
     """Container metadata via PyAV; raises DecodeError when the file holds no decodable video stream."""
+    quiet_ffmpeg()
     try:
         with av.open(path) as c:
             if not c.streams.video:
@@ -122,7 +133,7 @@ class _DecordBackend:
     def __init__(self, path: str, size: tuple[int, int], threads: int):
         import decord  # imported lazily: PyAV-only use must not need it
 
-        decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's per-packet chatter; losses are counted
+        quiet_decord(decord)  # FFmpeg's per-packet chatter; losses are counted from decode errors
         self._decord = decord
         self.vr = decord.VideoReader(path, ctx=decord.cpu(0), width=size[0], height=size[1], num_threads=threads)
         n = len(self.vr)
@@ -150,6 +161,7 @@ class _DecordBackend:
 
 def _pyav_frames(path: str, keyframes_only: bool, lost: list[int]) -> Iterator["av.VideoFrame"]:
     """Decoded frames in order; packets that fail to decode are counted in ``lost`` and skipped."""
+    quiet_ffmpeg()
     with av.open(path) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"

@@ -3,10 +3,13 @@
 Formats (whitespace = any run of spaces/tabs; blank lines are skipped):
 - TREC run:   ``qid Q0 docid rank score tag`` — 6 fields, integer rank, finite float score. The second
   field is not checked (trec_eval ignores it; "Q0" and "0" both occur). Candidates come back sorted by the
-  given rank, ties by score descending. The run tag is not kept: ``write_run`` takes one.
+  given rank, ties by score descending, then file order. The run tag is not kept: ``write_run`` takes one.
 - JSONL run:  one object per line ``{"query_id", "query"?, "candidates": [{"id", "score", "path"?, ...}]}``;
   candidates keep the file order; other candidate keys are kept in ``Candidate.extra`` ("rank" is dropped on
   read and rewritten on write).
+- A docid repeated within a query (fused/merged runs have them) keeps its best-ranked occurrence — the first
+  in the order above (TREC: rank, score, file order; JSONL: list order) — and the rest are dropped with one
+  logged warning per file naming the file, the queries, the docids and how many rows were dropped.
 - Queries:    TSV ``qid<TAB>text`` (MS MARCO / TREC-style topic lists) or classic TREC SGML topics
   (``<top> <num> Number: 301 <title> text ...</top>``).
 - Qrels:      ``qid 0 docid rel`` — 4 fields, integer relevance.
@@ -18,6 +21,7 @@ scores n, n−1, …, 1 when the list order is what counts (e.g. after a rerank 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 FORMATS = ("trec", "jsonl")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,6 +72,27 @@ def _float(path: Path, no: int, value: Any, what: str) -> float:
     return x
 
 
+def _drop_repeats(qid: str, cands: list[Candidate], dropped: dict[tuple[str, str], int]) -> list[Candidate]:
+    """Keep each id's first (best-ranked) occurrence; count the others in ``dropped[(qid, id)]``."""
+    kept, out = set(), []
+    for c in cands:
+        if c.id in kept:
+            dropped[(qid, c.id)] = dropped.get((qid, c.id), 0) + 1
+        else:
+            kept.add(c.id)
+            out.append(c)
+    return out
+
+
+def _warn_repeats(path: Path, dropped: Mapping[tuple[str, str], int], show: int = 5) -> None:
+    if not dropped:
+        return
+    shown = [f"query {q!r} docid {d!r} ({n} dropped)" for (q, d), n in list(dropped.items())[:show]]
+    more = f" and {len(dropped) - show} more docids" if len(dropped) > show else ""
+    log.warning("%s: %d repeated docid rows dropped, kept the best-ranked occurrence of each: %s%s",
+                path, sum(dropped.values()), ", ".join(shown), more)
+
+
 def detect_format(path: str | Path) -> str:
     """"jsonl" if the first non-blank line starts with "{", else "trec"."""
     for _, line in _lines(Path(path)):
@@ -76,7 +102,6 @@ def detect_format(path: str | Path) -> str:
 
 def _read_trec(path: Path) -> list[RunQuery]:
     rows: dict[str, list[tuple[int, float, str]]] = {}
-    docs: dict[str, set[str]] = {}
     for no, line in _lines(path):
         parts = line.split()
         if len(parts) != 6:
@@ -87,20 +112,17 @@ def _read_trec(path: Path) -> list[RunQuery]:
         except ValueError:
             raise _err(path, no, f"rank {rank!r} is not an integer") from None
         s = _float(path, no, score, "score")
-        seen = docs.setdefault(qid, set())
-        if doc in seen:
-            raise _err(path, no, f"docid {doc!r} appears twice for query {qid!r}")
-        seen.add(doc)
         rows.setdefault(qid, []).append((r, s, doc))
-    out = []
+    out, dropped = [], {}
     for qid, items in rows.items():
-        items.sort(key=lambda t: (t[0], -t[1]))  # given rank, ties: score descending
-        out.append(RunQuery(qid, None, [Candidate(d, s) for _, s, d in items]))
+        items.sort(key=lambda t: (t[0], -t[1]))  # given rank, ties: score descending, then file order (stable)
+        out.append(RunQuery(qid, None, _drop_repeats(qid, [Candidate(d, s) for _, s, d in items], dropped)))
+    _warn_repeats(path, dropped)
     return out
 
 
 def _read_jsonl(path: Path) -> list[RunQuery]:
-    out, seen = [], set()
+    out, seen, dropped = [], set(), {}
     for no, line in _lines(path):
         try:
             obj = json.loads(line)
@@ -120,11 +142,9 @@ def _read_jsonl(path: Path) -> list[RunQuery]:
             path_ = c.get("path")
             cands.append(Candidate(str(c["id"]), _float(path, no, c["score"], f"candidate {i} score"),
                                    None if path_ is None else str(path_), extra))
-        ids = [c.id for c in cands]
-        if len(set(ids)) != len(ids):
-            raise _err(path, no, f"query {qid!r} lists a candidate id twice")
         query = obj.get("query")
-        out.append(RunQuery(qid, None if query is None else str(query), cands))
+        out.append(RunQuery(qid, None if query is None else str(query), _drop_repeats(qid, cands, dropped)))
+    _warn_repeats(path, dropped)
     return out
 
 

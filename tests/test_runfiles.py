@@ -1,5 +1,6 @@
 """TREC/JSONL run files, query files and qrels: ordering, round trips and line-numbered errors."""
 import json
+import logging
 
 import pytest
 
@@ -60,7 +61,6 @@ def test_score_from_rank(tmp_path):
     ("q1 Q0 d1 1 0.5", "expected 6 fields"),
     ("q1 Q0 d1 one 0.5 t", "rank"),
     ("q1 Q0 d1 1 nan t", "finite"),
-    ("q1 Q0 d0 2 0.5 t", "twice"),
 ])
 def test_trec_malformed_line_names_file_and_line(tmp_path, bad, msg):
     p = tmp_path / "bad.txt"
@@ -68,6 +68,58 @@ def test_trec_malformed_line_names_file_and_line(tmp_path, bad, msg):
     with pytest.raises(ValueError, match=msg) as e:
         read_run(p)
     assert f"{p}:3:" in str(e.value)
+
+
+def test_trec_repeated_docid_keeps_best_ranked_and_warns(tmp_path, caplog):
+    p = tmp_path / "fused.txt"
+    p.write_text("q1 Q0 d0 5 0.99 t\n"   # worse rank, despite the higher score
+                 "q1 Q0 d1 1 0.9 t\n"
+                 "q1 Q0 d0 2 0.4 t\n"
+                 "q1 Q0 d0 2 0.5 t\n"    # best-ranked: rank 2, tie on rank -> higher score
+                 "q2 Q0 d0 1 0.3 t\n"
+                 "q2 Q0 d0 4 0.1 t\n")
+    with caplog.at_level(logging.WARNING, logger="retrieval.runfiles"):
+        queries, _ = read_run(p)
+    assert [(c.id, c.score) for c in queries[0].candidates] == [("d1", 0.9), ("d0", 0.5)]
+    assert [(c.id, c.score) for c in queries[1].candidates] == [("d0", 0.3)]
+    for q in queries:
+        assert len({c.id for c in q.candidates}) == len(q.candidates)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{p}: 3 repeated docid rows dropped, kept the best-ranked occurrence of each: "
+        "query 'q1' docid 'd0' (2 dropped), query 'q2' docid 'd0' (1 dropped)"]
+
+
+def test_jsonl_repeated_candidate_keeps_first_and_warns(tmp_path, caplog):
+    p = tmp_path / "merged.jsonl"
+    p.write_text(json.dumps({"query_id": "q1", "candidates": [
+        {"id": "a", "score": 0.2, "src": "first"}, {"id": "b", "score": 0.9},
+        {"id": "a", "score": 0.8, "src": "second"}]}) + "\n")
+    with caplog.at_level(logging.WARNING, logger="retrieval.runfiles"):
+        queries, _ = read_run(p)
+    assert [(c.id, c.score, c.extra) for c in queries[0].candidates] == [("a", 0.2, {"src": "first"}),
+                                                                       ("b", 0.9, {})]
+    assert caplog.messages == [f"{p}: 1 repeated docid rows dropped, kept the best-ranked occurrence of each: "
+                               "query 'q1' docid 'a' (1 dropped)"]
+
+
+def test_many_repeats_give_one_warning(tmp_path, caplog):
+    p = tmp_path / "fused.txt"
+    p.write_text("".join(f"q1 Q0 d{i} {r} 0.5 t\n" for r in (1, 2, 3) for i in range(7)))
+    with caplog.at_level(logging.WARNING, logger="retrieval.runfiles"):
+        queries, _ = read_run(p)
+    assert [c.id for c in queries[0].candidates] == [f"d{i}" for i in range(7)]
+    assert len(caplog.records) == 1
+    msg = caplog.messages[0]
+    assert msg.startswith(f"{p}: 14 repeated docid rows dropped") and msg.endswith("and 2 more docids")
+    assert "query 'q1' docid 'd0' (2 dropped)" in msg
+
+
+def test_clean_run_does_not_warn(tmp_path, caplog):
+    p = tmp_path / "run.txt"
+    p.write_text(TREC)
+    with caplog.at_level(logging.WARNING, logger="retrieval.runfiles"):
+        read_run(p)
+    assert caplog.records == []
 
 
 @pytest.mark.parametrize("bad, msg", [

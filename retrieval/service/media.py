@@ -8,6 +8,8 @@ from collections import OrderedDict
 
 import av
 
+from operators.ffmpeg_log import quiet_ffmpeg
+
 MEDIA_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
                ".mkv": "video/x-matroska", ".avi": "video/x-msvideo", ".ogv": "video/ogg", ".ts": "video/mp2t",
                ".mpg": "video/mpeg", ".mpeg": "video/mpeg", ".flv": "video/x-flv", ".3gp": "video/3gpp",
@@ -26,6 +28,7 @@ def media_type(path: str) -> str:
 def frame_jpeg(path: str, t: float, width: int = 320, quality: int = 80) -> bytes:
     """JPEG of the frame on screen at ``t`` seconds (the last frame starting at or before t; the first
     frame when t precedes it), ``width`` px wide, display rotation applied."""
+    quiet_ffmpeg()  # never a Python log callback on FFmpeg's frame threads (see operators/ffmpeg_log.py)
     try:
         with av.open(path) as c:
             if not c.streams.video:

@@ -165,7 +165,8 @@ def render_clip(tracks: list[dict], bg: np.ndarray, duration: float, fps: int) -
 
 # -- files ------------------------------------------------------------------------------------------------
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 20) -> None:
-    """H.264 (libx264, yuv420p) mp4, single-threaded so that the bytes depend only on the frames."""
+    """H.264 (libx264, yuv420p) mp4, single-threaded. The same frames decode to the same pictures; the bytes
+    are not promised (rgb→yuv and x264 pick SIMD kernels by CPU, see tests/test_testbed.py)."""
     with av.open(str(path), mode="w") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height = frames.shape[2], frames.shape[1]
