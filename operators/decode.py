@@ -286,8 +286,8 @@ class VideoDecoder:
         summary.decoder = "pyav"
         lost = [0]
         keyframes = self.plan.kind == "keyframes"
-        if keyframes or info.duration is None:
-            times = None
+        if keyframes or info.duration is None or self.plan.kind == "fps":
+            times = None  # fps windows follow the decoded frames, whatever the header's duration says
         else:
             times = self.plan.spans(info.duration)
         buf: list[tuple[int, float, float, float, np.ndarray]] = []
@@ -338,7 +338,7 @@ class VideoDecoder:
                     return times[1][i], times[2][i]
                 return i * step, (i + 1) * step
 
-            emitted_frame = None
+            emitted_frame, step_t = None, 0.0
             for frame in _pyav_frames(path, False, lost):
                 ft = float(frame.time or 0.0)
                 while (tt := target(k)) is not None and tt < ft:
@@ -352,8 +352,16 @@ class VideoDecoder:
                     k += 1
                     if len(buf) >= self.chunk_frames:
                         yield from flush()
+                if prev is not None:
+                    step_t = ft - prev_t
                 prev, prev_t, last_t = frame, ft, ft
-            duration = info.duration if info.duration is not None else last_t
+                if frame.duration and frame.time_base:
+                    step_t = float(frame.duration * frame.time_base)  # this frame's own display time
+            # The video ends where its last decoded frame's display ends, as decord's frame index has it:
+            # a truncated file's header promises more (samples that would all repeat the last frame), a
+            # VFR file's header may promise less. The header's duration only when no frame says.
+            duration = last_t + step_t if prev is not None and step_t > 0 else \
+                info.duration if info.duration is not None else last_t
             while prev is not None and (tt := target(k)) is not None and tt < max(duration, last_t + 1e-6):
                 if prev is not emitted_frame:
                     a, b = span(k)

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest_plugins = ["watchdog"]  # a C-level per-test watchdog: a test that hangs holding the GIL still ends
+
 FFMPEG = shutil.which("ffmpeg")
 W, H, FPS = 160, 120, 25
 TESTSRC = f"testsrc=size={W}x{H}:rate={FPS}"

@@ -95,3 +95,28 @@ def build_corpus(root: Path) -> dict[str, str]:
     loop.mkdir()
     (loop / "self").symlink_to(loop, target_is_directory=True)  # a symlink loop in the source tree
     return expect
+
+
+def expected_rows(path: Path, sampling: str = "fps:1") -> int:
+    """Frame rows a file should give, from the input alone: the frames ffprobe decodes (their times and
+    durations) through the sampling plan, one row per distinct frame on screen at a sample time.
+
+    The video ends where its last decodable frame's display ends (a truncated file's header may promise
+    more; the samples after the last frame would all repeat it). Independent of vidseek's decoders and of
+    the store, so that a lost or duplicated row shows up."""
+    import json
+
+    from operators.sampling import SamplingPlan
+
+    out = subprocess.run(["ffprobe", "-v", "quiet", "-select_streams", "v:0", "-show_frames", "-of", "json",
+                          str(path)], capture_output=True, text=True, timeout=120).stdout
+    frames = [f for f in json.loads(out or "{}").get("frames", []) if f.get("best_effort_timestamp_time")]
+    if not frames:
+        return 0
+    starts = np.array(sorted(float(f["best_effort_timestamp_time"]) for f in frames))
+    last = max(frames, key=lambda f: float(f["best_effort_timestamp_time"]))
+    step = last.get("duration_time") or last.get("pkt_duration_time")
+    step = float(step) if step else (float(np.median(np.diff(starts))) if len(starts) > 1 else 0.0)
+    t, _, _ = SamplingPlan.parse(sampling).spans(float(starts[-1]) + step)
+    shown = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(starts) - 1)
+    return len(np.unique(shown))

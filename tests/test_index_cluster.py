@@ -5,12 +5,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.index_job import IndexConfig, run_index
+from own_processes import pids_mentioning, stop_pids
 from test_index_job import assert_exactly_once, make_clip, store_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -68,7 +70,10 @@ def two_node_cluster(tmp_path, monkeypatch):
     # one auth mode for head, worker and this driver (Ray 2.60 may default to token auth)
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     env = dict(os.environ)
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    # this cluster's own temp dir (short: Ray's socket paths must fit 107 bytes): how its processes are
+    # found and stopped afterwards, without touching any other Ray on the machine
+    temp_dir = tempfile.mkdtemp(prefix="vs-ray-")
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats", "--temp-dir", temp_dir]
     subprocess.run([ray, "start", "--head", "--port", port, "--include-dashboard=false",
                     "--resources", '{"head_node": 1}', *common], check=True, env=env, capture_output=True)
     try:
@@ -81,7 +86,8 @@ def two_node_cluster(tmp_path, monkeypatch):
         assert r.returncode == 0, f"worker node did not start: {r.stdout[-1500:]} {r.stderr[-1500:]}"
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
+        stop_pids(pids_mentioning(temp_dir))
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path):

@@ -19,30 +19,55 @@ from pathlib import Path
 
 import pytest
 
+from own_processes import descends_from
 from pipeline.index_job import IndexConfig, run_index
-from reliability_corpus import build_corpus
+from reliability_corpus import build_corpus, expected_rows
 from test_index_job import assert_exactly_once, make_clip, store_rows
 
 pytestmark = [pytest.mark.reliability, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[1]
-TALLY = {"inputs": 0, "faults": 0, "lost": 0, "duplicates": 0}
+TALLY = {"inputs": 0, "faults": 0, "expected": 0, "lost": 0, "damaged": 0, "duplicates": 0, "audits": 0}
 
 
 def summary_line() -> str:
-    """Printed at the end of the session by conftest's ``pytest_terminal_summary``."""
+    """Printed at the end of the session by conftest's ``pytest_terminal_summary``, whatever failed.
+
+    Every figure is counted against the inputs (``expected_rows``: ffprobe and the sampling plan), never
+    against the store being audited; each audit asserts its own ``lost`` and ``duplicates`` are 0 after
+    adding them here, so a failing run prints the real numbers."""
     return (f"reliability: inputs tried {TALLY['inputs']}, faults injected {TALLY['faults']}, "
-            f"rows lost {TALLY['lost']}, duplicates {TALLY['duplicates']}")
+            f"{TALLY['audits']} store audits of {TALLY['expected']} expected frame rows: "
+            f"rows lost {TALLY['lost']}, duplicates {TALLY['duplicates']} "
+            f"(+ {TALLY['damaged']} frames of damaged files lost to bad packets, reported by the decoder)")
 
 
-def count_damage(uri: str, good: dict[str, int]) -> None:
-    """Add lost rows (good videos missing or short) and duplicate rows (repeated keys) to the tally."""
+def count_damage(uri: str, expected: dict[str, int]) -> tuple[int, int]:
+    """Audit a store against the inputs' expected rows; adds to the tally and returns (lost, duplicates).
+
+    lost: expected rows missing from the store that the video's record does not report as lost to bad
+    packets (a missing or failed video loses all its rows); duplicates: rows beyond one per key."""
     videos, per_video, total = store_rows(uri)
-    TALLY["duplicates"] += total - sum(per_video.values())
-    by_path = {Path(r["path"]).name: r for r in videos.values()}
-    for name, n_frames in good.items():
-        r = by_path.get(name)
-        have = per_video.get(r["video_id"], 0) if r and r["status"] == "ok" else 0
-        TALLY["lost"] += max(0, n_frames - have)
+    dup = total - sum(per_video.values())
+    by_name = {Path(r["path"]).name: r for r in videos.values()}
+    lost = damaged = 0
+    off = []  # (name, expected, in store, reported lost) of every file that does not add up
+    for name, n_rows in expected.items():
+        r = by_name.get(name)
+        ok = r is not None and r["status"] == "ok"
+        have = per_video.get(r["video_id"], 0) if ok else 0
+        reported = min(int(r.get("lost") or 0), n_rows - have) if ok else 0
+        damaged += max(0, reported)
+        lost += max(0, n_rows - have - max(0, reported))
+        dup += max(0, have - n_rows)  # more rows than the input holds: a frame written twice under two keys
+        if have + max(0, reported) != n_rows:
+            off.append((name, n_rows, have, reported))
+    TALLY.setdefault("off", []).extend(off)
+    TALLY["audits"] += 1
+    TALLY["expected"] += sum(expected.values())
+    TALLY["lost"] += lost
+    TALLY["damaged"] += damaged
+    TALLY["duplicates"] += dup
+    return lost, dup
 
 
 def test_bad_input_corpus(tmp_path):
@@ -52,7 +77,10 @@ def test_bad_input_corpus(tmp_path):
     uri = str(tmp_path / "c.db")
     t = time.monotonic()
     summary = run_index(IndexConfig(source=str(lib), store=uri, progress=False, num_cpus=2))
-    assert time.monotonic() - t < 300, "the symlink loop or a bad file made the job crawl"
+    elapsed = time.monotonic() - t
+    rows = {name: expected_rows(lib / name) for name, status in expect.items() if status == "ok"}
+    assert count_damage(uri, rows) == (0, 0), (summary_line(), TALLY["off"])
+    assert elapsed < 300, "the symlink loop or a bad file made the job crawl"
     n_ok = sum(v == "ok" for v in expect.values())
     assert (summary.indexed, summary.failed) == (n_ok, len(expect) - n_ok), summary.render()
     videos = assert_exactly_once(uri)
@@ -67,7 +95,6 @@ def test_bad_input_corpus(tmp_path):
     assert errors == {n for n, v in expect.items() if v == "failed"}
     again = run_index(IndexConfig(source=str(lib), store=uri, progress=False, num_cpus=2))
     assert (again.indexed, again.failed, again.skipped) == (0, 0, len(expect))  # error records not repeated
-    count_damage(uri, {n: r["n_frames"] for n, r in by_name.items() if r["status"] == "ok"})
 
 
 def _index_subprocess(lib: Path, uri: str) -> subprocess.Popen:
@@ -77,41 +104,55 @@ def _index_subprocess(lib: Path, uri: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def _descends_from(pid: int, root: int) -> bool:
-    """Whether ``pid`` is ``root`` or one of its descendants (a local Ray's workers are the driver's)."""
-    while pid > 1:
-        if pid == root:
-            return True
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            return False
-        pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
-    return False
+def _kill_stage_once(stage: str, proc: subprocess.Popen) -> threading.Thread:
+    """SIGKILL one worker of ``stage`` while it is mid-job, triggered by the job's progress, not by a timer.
 
+    Each poll freezes the job's whole process tree (SIGSTOP: the job cannot finish between looking and
+    killing), looks for the stage's worker in the frozen tree, kills it, and thaws the rest. A decode task
+    worker qualifies while it runs a task (``ray::MapBatches(decode_batch)``); an actor once it is past
+    ``__init__`` and a decode task has run (data is flowing). Only this job's processes are considered.
+    """
+    decode_title = "ray::MapBatches(decode_batch)"
+    actor_title = f"ray::MapWorker(MapBatches({stage}))"
 
-def _kill_actor_once(marker: str, proc: subprocess.Popen, delay: float) -> threading.Thread:
-    """SIGKILL the job's first process whose command line names ``marker`` (a Ray actor), ``delay`` s after
-    it appears. Only processes of this job's own Ray are considered, never another job's on the machine."""
+    def job_tree() -> list[int]:
+        return [int(p) for p in os.listdir("/proc") if p.isdigit() and descends_from(int(p), proc.pid)]
+
     def run():
-        seen = None
+        data_flowing = False
         while proc.poll() is None:
-            out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-            pids = [int(line.split()[0]) for line in out.splitlines()[1:]
-                    if marker in line and _descends_from(int(line.split()[0]), proc.pid)]
-            if pids:
-                seen = seen or time.monotonic()
-                if time.monotonic() - seen >= delay:
-                    os.kill(pids[0], signal.SIGKILL)
+            tree = job_tree()
+            for pid in tree:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                titles = {pid: _cmdline(pid) for pid in tree}
+                data_flowing = data_flowing or decode_title in titles.values()
+                want = decode_title if stage == "decode_batch" else actor_title if data_flowing else None
+                victims = [pid for pid, title in titles.items() if title == want]
+                if victims:
+                    os.kill(victims[0], signal.SIGKILL)
                     TALLY["faults"] += 1
-                    t.killed = True
+                    t.killed = titles[victims[0]]
                     return
-            time.sleep(0.2)
+            finally:
+                for pid in tree:
+                    try:
+                        os.kill(pid, signal.SIGCONT)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.05)
 
     t = threading.Thread(target=run, daemon=True)
-    t.killed = False
+    t.killed = None
     t.start()
     return t
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 @pytest.mark.slow
@@ -124,10 +165,11 @@ def test_stage_worker_sigkill_mid_job(stage, tmp_path):
     TALLY["inputs"] += 8
     uri = str(tmp_path / "k.db")
     proc = _index_subprocess(lib, uri)
-    killer = _kill_actor_once(f"MapBatches({stage})", proc, delay=4.0)
+    killer = _kill_stage_once(stage, proc)
     out, err = proc.communicate(timeout=400)
     killer.join(timeout=1)
-    assert killer.killed, f"no {stage} worker of this job was found to kill"
+    expected = {f"c{i}.mp4": expected_rows(lib / f"c{i}.mp4") for i in range(8)}  # 6 s at fps:1: 6 each
+    assert killer.killed, f"no {stage} worker of this job was found to kill before the job ended"
     assert proc.returncode == 0, f"job did not finish cleanly after killing {stage}: {err[-1500:]}"
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["indexed"] + summary["incomplete"] == 8 and summary["failed"] == 0, summary
@@ -137,6 +179,6 @@ def test_stage_worker_sigkill_mid_job(stage, tmp_path):
     rerun = _index_subprocess(lib, uri)
     out, err = rerun.communicate(timeout=400)
     assert rerun.returncode == 0, err[-1500:]
+    assert count_damage(uri, expected) == (0, 0), (summary_line(), TALLY["off"])
     videos = assert_exactly_once(uri)
     assert len(videos) == 8 and all(r["status"] == "ok" and r["n_frames"] == 6 for r in videos.values())
-    count_damage(uri, {f"c{i}.mp4": 6 for i in range(8)})
