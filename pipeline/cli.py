@@ -40,6 +40,9 @@ def index(
     retry_failed: bool = typer.Option(False, help="re-attempt videos recorded as failed"),
     max_failures: Optional[int] = typer.Option(None, help="stop once more than this many videos failed"),
     chunk_frames: int = typer.Option(32, help="most frames per decoded batch (bounds memory)"),
+    decode_timeout: float = typer.Option(60.0, help="most seconds one video may take to decode, plus "
+                                         "--decode-timeout-per-s × its duration; then it is recorded failed"),
+    decode_timeout_per_s: float = typer.Option(2.0, help="seconds allowed per second of video (see --decode-timeout)"),
     aggregator: Optional[str] = typer.Option(None, help="learned:HEAD.pt — also write learned video vectors "
                                              "(videos already indexed get them from stored frames)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
@@ -56,7 +59,7 @@ def index(
     cfg = IndexConfig(source=source, store=store, model=model, pretrained=pretrained, sampling=sampling,
                       address=address, prune=prune, retry_failed=retry_failed, max_failures=max_failures,
                       chunk_frames=chunk_frames, device=device, progress=not as_json and sys.stderr.isatty(),
-                      aggregator=aggregator)
+                      aggregator=aggregator, decode_timeout_s=decode_timeout, decode_timeout_per_s=decode_timeout_per_s)
     try:
         summary = run_index(cfg)
     except (SourceError, StoreError, ModelLoadError, JobError, ValueError) as e:

@@ -22,6 +22,7 @@ from typing import Iterator
 
 from operators.encode import load_clip
 from operators.heads import HeadAggregator
+from operators.isolated_decode import DecodeLimit
 from operators.sampling import SamplingPlan
 from pipeline.faults import fault_spec_from_env
 from pipeline.learned import apply_head_to_store
@@ -47,6 +48,8 @@ class IndexConfig:
     retry_failed: bool = False
     max_failures: int | None = None  # stop when more videos than this have failed
     chunk_frames: int = 32
+    decode_timeout_s: float = 60.0  # most seconds per video: this plus decode_timeout_per_s × its duration
+    decode_timeout_per_s: float = 2.0
     encode_batch: int | None = None
     decode_pool: int | None = None
     device: str = "auto"
@@ -228,6 +231,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None) -> IndexSummary
     """
     t0 = time.perf_counter()
     plan_spec = SamplingPlan.parse(cfg.sampling)
+    DecodeLimit(cfg.decode_timeout_s, cfg.decode_timeout_per_s)  # validate on the driver, before Ray starts
     sources = discover(cfg.source)
     clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # driver: identity and preprocess only
     stamp, preprocess = clip.stamp(), clip.preprocess.as_dict()
@@ -285,7 +289,8 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
                  for s in todo]
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
         ds = ds.map_batches(
-            decode_batch, fn_kwargs={"preprocess": preprocess, "sampling": sampling, "chunk_frames": cfg.chunk_frames},
+            decode_batch, fn_kwargs={"preprocess": preprocess, "sampling": sampling, "chunk_frames": cfg.chunk_frames,
+                                     "limit": (cfg.decode_timeout_s, cfg.decode_timeout_per_s)},
             **map_batches_kwargs(res.decode))
         ds = ds.map_batches(
             EncodeStage, fn_constructor_kwargs={"model": cfg.model, "pretrained": cfg.pretrained,

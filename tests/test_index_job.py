@@ -177,3 +177,22 @@ def test_learned_head_at_index_time_and_added_later(ray_local, library, tmp_path
         searcher.store.close()
     with pytest.raises(ValueError, match="not found"):
         run_index(IndexConfig(source=str(library), store=later, aggregator="learned:/nope.pt"))
+
+
+def test_a_video_that_outlives_its_decode_limit_is_a_timeout_record(ray_local, tmp_path):
+    """The job goes on: the slow file is an error record, the others (decoded after it) are indexed."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=duration=30:size=1920x1080:rate=30", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", str(lib / "a_heavy.mp4")], check=True)  # ~900 1080p frames to decode
+    for i in range(3):
+        make_clip(lib / f"b{i}.mp4", 2)
+    uri = str(tmp_path / "t.db")
+    summary = run_index(IndexConfig(source=str(lib), store=uri, progress=False, decode_timeout_s=1.5,
+                                    decode_timeout_per_s=0.0))
+    assert (summary.indexed, summary.failed) == (3, 1), summary.render()
+    (err,) = summary.errors
+    assert err["stage"] == "decode" and err["reason"].startswith(f"{lib / 'a_heavy.mp4'}: timeout after 2 s")
+    assert "[decode] timeout after 2 s" in summary.render()
+    assert_exactly_once(uri)

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import ray
 
-from operators.decode import VideoDecoder
+from operators.isolated_decode import DecodeLimit, IsolatedDecoder
 
 DECODE_NICE = int(os.environ.get("VIDSEEK_DECODE_NICE", "10"))  # 0: same priority as the other stages
 
@@ -26,11 +26,26 @@ def current_node() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def decode_batch(batch: dict, preprocess: dict, sampling: str, chunk_frames: int) -> Iterator[dict]:
-    """Ray Data ``map_batches`` function: decoded frame rows + end rows, tagged with the decoding node."""
+_decoders: dict[tuple, IsolatedDecoder] = {}  # per worker process: its decoder child lives across tasks
+
+
+def decode_batch(batch: dict, preprocess: dict, sampling: str, chunk_frames: int,
+                 limit: tuple[float, float] = (DecodeLimit.base_s, DecodeLimit.per_video_s)) -> Iterator[dict]:
+    """Ray Data ``map_batches`` function: decoded frame rows + end rows, tagged with the decoding node.
+
+    Each video is decoded in this worker's child process under ``limit`` (base s, s per video second):
+    a video that blocks or runs away becomes a failed end record, and a fresh child takes the next one
+    (operators/isolated_decode.py)."""
     if DECODE_NICE:  # absolute, not os.nice (cumulative): the worker process runs many decode tasks
         os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), DECODE_NICE))
     node = current_node()
-    for out in VideoDecoder(preprocess, sampling, chunk_frames)(batch):
+    key = (repr(sorted(preprocess.items())), sampling, chunk_frames, tuple(limit))
+    decoder = _decoders.get(key)
+    if decoder is None:
+        for old in _decoders.values():
+            old.close()
+        _decoders.clear()
+        decoder = _decoders[key] = IsolatedDecoder(preprocess, sampling, chunk_frames, DecodeLimit(*limit))
+    for out in decoder(batch):
         out["decode_node"] = np.full(len(out["kind"]), node, dtype=object)
         yield out

@@ -1,0 +1,189 @@
+"""Bounded time per video: ``VideoDecoder`` in a child process that is killed when a video outlives its limit.
+
+A decode can block or run away where no Python code can stop it: a stalled network mount (a read that
+never returns), a pathological stream, a native call that spins holding the GIL. In-process timers cannot
+end those, so each decode worker keeps one child process (``python -m operators.isolated_decode``) and
+feeds it one video at a time over a pipe. The limit is ``base_s + per_video_s × duration`` (the duration
+from the file's header, known once the child has probed it; ``base_s`` alone until then). A video that
+outlives it becomes an end record with ``status="failed"`` and ``timeout after N s``; the child is killed
+and a fresh one takes the next video. A child that dies (a decoder crash) is likewise that video's error,
+not the worker's. Costs: one process per decode worker, and each chunk of frames pickled through a pipe
+(a memory copy; decoding costs far more). See docs/decoding.md "Bounded time per video".
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from operators.decode import DecodeSummary, VideoDecoder, probe
+
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+START_TIMEOUT_S = 120.0  # a child's imports, on a machine busy with the other decoders
+
+
+@dataclass(frozen=True)
+class DecodeLimit:
+    """Most seconds one video may take to decode: ``base_s + per_video_s × its duration``."""
+
+    base_s: float = 60.0
+    per_video_s: float = 2.0  # seconds allowed per second of video (a 1-hour file: 60 s + 2 h)
+
+    def __post_init__(self):
+        if not self.base_s > 0 or self.per_video_s < 0:
+            raise ValueError(f"decode timeout must be > 0 s plus ≥ 0 s per video second, got {self}")
+
+    def seconds(self, duration: float | None) -> float:
+        return self.base_s + self.per_video_s * max(0.0, duration or 0.0)
+
+
+class IsolatedDecoder:
+    """Same rows as ``VideoDecoder.iter_video``, each video decoded in a child process under a time limit.
+
+    Args: as ``VideoDecoder`` (``preprocess`` as a dict), plus ``limit``. Not thread-safe: one per worker.
+    """
+
+    def __init__(self, preprocess: dict, sampling: str, chunk_frames: int = 32,
+                 limit: DecodeLimit = DecodeLimit()):
+        self.decoder_args = (preprocess, sampling, chunk_frames)
+        self.shape = VideoDecoder(preprocess, sampling, chunk_frames)  # validates args; builds end rows
+        self.limit = limit
+        self._child: subprocess.Popen | None = None
+        self._messages: queue.Queue | None = None
+
+    # -- public API -------------------------------------------------------------------------------
+    def __call__(self, batch: dict) -> Iterator[dict]:
+        paths = [str(p) for p in batch["path"]]
+        ids = [str(v) for v in batch.get("video_id", paths)]
+        extras = [str(x) for x in batch.get("extra", [""] * len(paths))]
+        for path, vid, extra in zip(paths, ids, extras):
+            yield from self.iter_video(path, vid, extra)
+
+    def iter_video(self, path: str, video_id: str, extra: str = "") -> Iterator[dict]:
+        """Frame row batches, then the end record; never raises for a bad, slow or crashing file."""
+        self._ensure_child()
+        self._send((path, video_id, extra, self.decoder_args))
+        started = time.monotonic()
+        limit = self.limit.seconds(None)
+        while True:
+            msg = self._next(started + limit - time.monotonic())
+            if msg is None:  # timed out: the child is stuck in this video
+                self.close()
+                yield self._failed(path, video_id, extra, f"{path}: timeout after {limit:.0f} s (decoding did "
+                                   "not finish; raise --decode-timeout if the file is fine but slow)")
+                return
+            kind, value = msg
+            if kind == "duration":
+                limit = self.limit.seconds(value)
+            elif kind == "rows":
+                yield value
+                if value["kind"][-1] == "end":
+                    return
+            else:  # "dead": the child exited mid-video
+                self.close()
+                yield self._failed(path, video_id, extra, f"{path}: decoder process died ({value}); "
+                                   "the file likely crashes FFmpeg")
+                return
+
+    def close(self) -> None:
+        """Kill the child (never waits on it: a child stuck in the kernel may not exit at once)."""
+        child, self._child = self._child, None
+        if child is not None and child.poll() is None:
+            child.kill()
+            threading.Thread(target=child.wait, daemon=True).start()  # reap it whenever it exits
+
+    # -- child process ----------------------------------------------------------------------------
+    def _ensure_child(self) -> None:
+        if self._child is not None and self._child.poll() is None:
+            return
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))  # same cwd: relative paths work
+        self._child = subprocess.Popen([sys.executable, "-m", "operators.isolated_decode"],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._messages = queue.Queue()
+        threading.Thread(target=_read_messages, args=(self._child, self._messages), daemon=True).start()
+        msg = self._next(START_TIMEOUT_S)  # the limit counts decoding only, not the child's imports
+        if msg is None or msg[0] != "ready":
+            self.close()
+            raise RuntimeError(f"the decoder process did not start ({msg[1] if msg else 'no answer'})")
+
+    def _send(self, request: tuple) -> None:
+        try:
+            pickle.dump(request, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._child.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.close()  # died between videos: the next message read reports it
+            self._ensure_child()
+            pickle.dump(request, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._child.stdin.flush()
+
+    def _next(self, timeout: float) -> tuple | None:
+        try:
+            return self._messages.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+
+    def _failed(self, path: str, video_id: str, extra: str, error: str) -> dict:
+        return self.shape._end_row(video_id, path, DecodeSummary(), "failed", error, extra)
+
+
+def _read_messages(child: subprocess.Popen, out: queue.Queue) -> None:
+    """Reader thread: the child's messages into ``out``, then ("dead", reason) when its pipe closes."""
+    try:
+        while True:
+            out.put(pickle.load(child.stdout))
+    except (EOFError, OSError, pickle.UnpicklingError):
+        pass
+    code = child.wait()
+    out.put(("dead", f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"))
+
+
+def _child_main() -> None:
+    """Decode requests from stdin, one video at a time; exits when the parent goes away."""
+    _die_with_parent()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # stray prints must not corrupt the message stream
+    try:
+        import decord  # noqa: F401 — imported before "ready": the time limit counts decoding, not imports
+    except ImportError:
+        pass
+    pickle.dump(("ready", os.getpid()), stdout)
+    stdout.flush()
+    decoders: dict[tuple, VideoDecoder] = {}
+    while True:
+        try:
+            path, video_id, extra, args = pickle.load(stdin)
+        except EOFError:
+            return
+        key = (repr(args[0]), args[1], args[2])
+        dec = decoders.get(key) or decoders.setdefault(key, VideoDecoder(*args))
+        try:
+            duration = probe(path).duration
+        except Exception:  # noqa: BLE001 — the decode below reports what is wrong with the file
+            duration = None
+        pickle.dump(("duration", duration), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.flush()
+        for rows in dec.iter_video(path, video_id, extra):
+            pickle.dump(("rows", rows), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+            stdout.flush()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child when its parent dies, even by SIGKILL (else it would decode on, orphaned)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+if __name__ == "__main__":
+    _child_main()
