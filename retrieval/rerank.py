@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from operators.decode import DecodeError, decode_frames
+from operators.decode import DecodeError
 from operators.encode import LoadedClip, encode_images, encode_texts
+from operators.isolated_decode import DecodeLimit, IsolatedDecoder
 from retrieval.datasets import find_video
 from retrieval.fusion import rerank as fuse_order
 from retrieval.runfiles import Candidate, RunQuery
@@ -31,13 +32,16 @@ class FrameEvidence:
     """Raw frame vectors [T, D] per candidate, from a store and/or decoded files (cached)."""
 
     def __init__(self, clip: LoadedClip, store: VideoStore | None = None, video_root: str | Path | None = None,
-                 sampling: str = "fps:1", cache_dir: str | Path | None = DEFAULT_CACHE):
+                 sampling: str = "fps:1", cache_dir: str | Path | None = DEFAULT_CACHE,
+                 decode_limit: DecodeLimit = DecodeLimit()):
         if store is not None:
             check_same_model(store.model_stamp() or {}, clip.stamp(), store.uri)
         self.clip, self.store, self.sampling = clip, store, sampling
         self.video_root = Path(video_root) if video_root else None
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._lookup: VideoLookup | None = None
+        self.decode_limit = decode_limit
+        self._decoder: IsolatedDecoder | None = None  # a child process: a file that hangs is a timeout
         self.stats = {"store": 0, "decoded": 0, "cached": 0, "missing": 0}
 
     def fetch(self, candidates: list[Candidate]) -> list[np.ndarray | None]:
@@ -69,7 +73,7 @@ class FrameEvidence:
             self.stats["cached"] += 1
             return np.load(cache)
         try:
-            frames, _, _, _ = decode_frames(str(path), self.clip.preprocess, self.sampling)
+            frames = self._decode(path)
         except DecodeError as e:
             log.warning("no frame evidence for %s: %s", c.id, e)
             self.stats["missing"] += 1
@@ -82,6 +86,15 @@ class FrameEvidence:
             np.save(tmp, vectors)
             tmp.replace(cache)  # atomic: a killed run never leaves a half-written cache entry
         return vectors
+
+    def _decode(self, path: Path) -> np.ndarray:
+        """Sampled frames [T, S, S, 3] of one file, decoded under ``decode_limit``; raises DecodeError."""
+        if self._decoder is None:
+            self._decoder = IsolatedDecoder(self.clip.preprocess.as_dict(), self.sampling, 256, self.decode_limit)
+        out = list(self._decoder.iter_video(str(path), str(path)))
+        if out[-1]["status"][0] != "ok":
+            raise DecodeError(str(out[-1]["error"][0]))
+        return np.concatenate([o["frame"] for o in out[:-1]])
 
     def _cache_path(self, path: Path) -> Path | None:
         if self.cache_dir is None:

@@ -730,3 +730,55 @@ def test_openapi_fuzz_finds_no_server_errors(lib_app, library, record_property):
                                                    "by_status": sent["status"], "failures": failures}))
     assert not failures, failures[:5]
     assert sent["n"] >= 100, summary
+
+
+def test_a_hung_decode_answers_504_and_searches_keep_answering(tmp_path, tiny_clip, library, monkeypatch):
+    """Thumbnail decodes that stall (as on a hung network mount) time out with 504; they never hold the
+    request threads, and once every decoder permit is held by a hung decode new ones time out too, at once
+    rather than piling up, while searches keep answering."""
+    _, clips = library
+    app = create_app(str(tmp_path / "hang.db"), clip=tiny_clip, limits=Limits(decode_timeout_s=1.0, max_decodes=2))
+    stalled, entered = threading.Event(), []
+
+    def stalled_read(path, t, width):
+        entered.append(t)
+        stalled.wait(60)  # blocks like a read that never returns
+        raise RuntimeError("released")
+
+    try:
+        store = app.state.service.store
+        store.ensure_model(tiny_clip.stamp())
+        p = str(clips["redblue"])
+        index_video(store, tiny_clip, p, video_id_for(p))
+        v = video_id_for(p)
+        monkeypatch.setattr("retrieval.service.app.frame_jpeg", stalled_read)
+        client = TestClient(app)
+        answers: list[tuple[int, str, float]] = []
+
+        def thumb(t: float) -> None:
+            start = time.monotonic()
+            r = client.get(f"/videos/{v}/thumbnail", params={"t": t})
+            answers.append((r.status_code, r.json()["detail"], time.monotonic() - start))
+
+        threads = [threading.Thread(target=thumb, args=(0.1 * i,)) for i in range(4)]
+        for th in threads:
+            th.start()
+        searched = []
+        while any(th.is_alive() for th in threads):
+            start = time.monotonic()
+            r = client.post("/search", json={"q": "red", "k": 5})
+            searched.append((r.status_code, time.monotonic() - start))
+        for th in threads:
+            th.join()
+        assert len(entered) == 2  # two decoders hung; the other requests never started a third
+        assert sorted(a[0] for a in answers) == [504] * 4
+        assert sum("timeout after 1 s waiting for a free decoder" in a[1] for a in answers) == 2
+        assert all("the file may be on a slow or stalled disk" in a[1] and a[2] < 10 for a in answers), answers
+        assert searched and all(code == 200 for code, _ in searched), searched
+        monkeypatch.undo()  # the disk is back: the next thumbnail decodes (a free permit comes back with it)
+        stalled.set()
+        time.sleep(0.2)
+        assert client.get(f"/videos/{v}/thumbnail", params={"t": 0.5}).status_code == 200
+    finally:
+        stalled.set()
+        app.state.service.close()

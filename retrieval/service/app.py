@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from retrieval.bounded import CallTimeout, call_with_timeout
 from retrieval.filters import all_of, parse_user_filter
 from retrieval.service.auth import Guard
 from retrieval.service.ingest import IngestError
@@ -212,6 +213,14 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
                 "without_evidence": [w.split(":", 1)[1] for w in report.without_evidence]}
 
     # -- videos -------------------------------------------------------------------------------------------
+    def checked_file(video_id: str) -> tuple[str, dict]:
+        """The video's file, checked to be the one indexed; its stat on a stalled mount answers 504."""
+        try:
+            return call_with_timeout(lambda: svc.video_file(video_id), limits.decode_timeout_s,
+                                     f"checking the file of video {video_id}")
+        except CallTimeout as e:
+            bad(504, f"{e}: the file may be on a slow or stalled disk; try again later")
+
     VideoId = Annotated[str, Path(description="a video id from a search hit", max_length=256)]
 
     @app.get("/videos/{video_id}", response_model=VideoOut, summary="A video's row (no vectors)")
@@ -226,23 +235,26 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
     def thumbnail(video_id: VideoId,
                   t: Annotated[float, Query(description="seconds; clamped to the video",
                                             allow_inf_nan=False)] = 0.0):
-        path, row = svc.video_file(video_id)
+        path, row = checked_file(video_id)
         t = min(max(float(t), 0.0), max(float(row.get("duration") or 0.0), 0.0))
         key = (video_id, round(t, 2))
         data = svc.thumbs.get(key)
         if data is None:
-            with svc.decodes:
-                try:
-                    data = frame_jpeg(path, t, limits.thumbnail_width)
-                except ThumbnailError as e:
-                    bad(404, f"no frame at {t:.2f} s: {e}")
+            try:
+                data = call_with_timeout(lambda: frame_jpeg(path, t, limits.thumbnail_width),
+                                         limits.decode_timeout_s, f"thumbnail of {FsPath(path).name} at {t:.2f} s",
+                                         permits=svc.decodes)
+            except ThumbnailError as e:
+                bad(404, f"no frame at {t:.2f} s: {e}")
+            except CallTimeout as e:
+                bad(504, f"{e}: the file may be on a slow or stalled disk; try again later")
             svc.thumbs.put(key, data)
         return Response(data, media_type="image/jpeg", headers={"cache-control": "private, max-age=3600"})
 
     @app.get("/videos/{video_id}/file", summary="The video file (supports HTTP Range requests)",
              response_class=Response, responses={200: {"content": {"video/*": {}}}, 206: {"description": "range"}})
     def video_file(video_id: VideoId):
-        path, _ = svc.video_file(video_id)
+        path, _ = checked_file(video_id)
         return FileResponse(path, media_type=media_type(path), content_disposition_type="inline",
                             headers={"cache-control": "private, max-age=3600"})
 

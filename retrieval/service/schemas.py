@@ -22,7 +22,8 @@ class Limits:
     max_filter_chars: int = 256
     max_candidates: int = 1000
     thumbnail_width: int = 320
-    max_decodes: int = 4  # concurrent thumbnail decodes
+    max_decodes: int = 4  # concurrent thumbnail decodes (hung ones included: see retrieval/bounded.py)
+    decode_timeout_s: float = 15.0  # a thumbnail decode or a file check that takes longer answers 504
 
 
 # -- JSON out: always valid (ASCII-escaped, non-finite floats as null) ------------------------------------
