@@ -26,6 +26,7 @@ from operators.isolated_decode import DecodeLimit
 from operators.sampling import SamplingPlan
 from pipeline.faults import fault_spec_from_env
 from pipeline.learned import apply_head_to_store
+from pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
 from pipeline.sources import VideoSource, discover
 from retrieval.store import VideoStore, is_server_uri
 
@@ -206,6 +207,7 @@ def _init_ray(cfg: IndexConfig) -> bool:
     # One temp dir per job: two local Ray instances sharing one (two jobs at once, or a job starting while
     # the last one's processes still exit) step on each other's session files and time out at start-up.
     tmp = ray_temp_dir()
+    quiet_token_auth_notice()
     for attempt in range(1, 4):
         try:
             ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
@@ -264,6 +266,11 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None) -> IndexSummary
 
 def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
                 summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None) -> None:
+    _run_stages_in_ray(cfg, todo, stamp, preprocess, sampling, summary, shared_store, head_path)
+
+
+def _run_stages_in_ray(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
+                       summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None) -> None:
     import ray
     from tqdm import tqdm
 
@@ -274,65 +281,79 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
 
     started = _init_ray(cfg)
     try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False  # our own bar counts videos, not blocks
-        ctx.print_on_execution_start = False
-        if not log.isEnabledFor(logging.INFO):
-            logging.getLogger("ray.data").setLevel(logging.ERROR)
-        cpus, gpus, node_cpus = cluster_resources()
-        res = plan_resources(cpus, gpus, cfg.encode_batch, cfg.decode_pool, node_cpus)
-        log.info("stage resources: %s", res.as_dict())
-        writer_args = {}
-        if not is_server_uri(cfg.store):  # Milvus Lite is a local directory: write from this node
-            writer_args["label_selector"] = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
-        items = [{"path": s.path, "video_id": s.video_id, "extra": json.dumps(s.metadata) if s.metadata else ""}
-                 for s in todo]
-        ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
-        ds = ds.map_batches(
-            decode_batch, fn_kwargs={"preprocess": preprocess, "sampling": sampling, "chunk_frames": cfg.chunk_frames,
-                                     "limit": (cfg.decode_timeout_s, cfg.decode_timeout_per_s)},
-            **map_batches_kwargs(res.decode))
-        ds = ds.map_batches(
-            EncodeStage, fn_constructor_kwargs={"model": cfg.model, "pretrained": cfg.pretrained,
-                                                 "device": cfg.device, "precision": cfg.precision,
-                                                 "batch_size": res.encode.batch_size},
-            **map_batches_kwargs(res.encode))
-        writer_kwargs = {"stamp": stamp, "sampling": sampling, "prefix": cfg.prefix, "expected": len(todo),
-                         "fault": fault_spec_from_env(), "driver_pid": os.getpid(), "head_path": head_path}
-        if shared_store is None:
-            ds = ds.map_batches(WriteStage, fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
-                                **map_batches_kwargs(res.write, **writer_args))
-            rows = ds.iter_rows()
-        else:
-            rows = _write_in_driver(ds, WriteStage(shared_store, **writer_kwargs))
-        bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
-        t_start = time.perf_counter()
-        for row in rows:
-            bar.update(1)
-            for stage, nodes in json.loads(row.get("nodes") or "{}").items():
-                summary.nodes.setdefault(stage, set()).update(nodes)
-            if row["status"] == "ok":
-                summary.indexed += 1
-                summary.frames += int(row["n_frames"])
-                summary.video_seconds += float(row["duration"])
-            else:
-                summary.failed += 1
-                summary.errors.append({"path": row["path"], "stage": row["stage"], "reason": row["error"]})
-            elapsed = time.perf_counter() - t_start
-            summary.stream_s = elapsed
-            if not summary.half_done_s and 2 * (summary.indexed + summary.failed) >= len(todo):
-                summary.half_done_s, summary.frames_at_half_done = elapsed, summary.frames
-                summary.video_seconds_at_half_done = summary.video_seconds
-            bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
-            if cfg.max_failures is not None and summary.failed > cfg.max_failures:
-                summary.stopped_early = True
-                break
-        bar.close()
-        # A writer restarted after a crash loses the videos it was assembling: they are not reported here,
-        # have no video row, and the next run re-indexes them.
-        summary.incomplete = len(todo) - summary.indexed - summary.failed if not summary.stopped_early else 0
+        with filtered_stderr():  # Ray's benign C++ error lines off the terminal (pipeline/quiet_ray.py)
+            _execute(cfg, todo, stamp, preprocess, sampling, summary, shared_store, head_path)
     finally:
         if started:
             ray.shutdown()
             if not cfg.address and "VIDSEEK_RAY_TMP" not in os.environ:
                 shutil.rmtree(ray_temp_dir(), ignore_errors=True)
+
+
+def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
+             summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None) -> None:
+    import ray
+    from tqdm import tqdm
+
+    from pipeline.resources import cluster_resources, map_batches_kwargs, plan_resources
+    from pipeline.stages.decode import decode_batch
+    from pipeline.stages.encode import EncodeStage
+    from pipeline.stages.write import WriteStage
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # our own bar counts videos, not blocks
+    ctx.print_on_execution_start = False
+    if not log.isEnabledFor(logging.INFO):
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    cpus, gpus, node_cpus = cluster_resources()
+    res = plan_resources(cpus, gpus, cfg.encode_batch, cfg.decode_pool, node_cpus)
+    log.info("stage resources: %s", res.as_dict())
+    writer_args = {}
+    if not is_server_uri(cfg.store):  # Milvus Lite is a local directory: write from this node
+        writer_args["label_selector"] = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
+    items = [{"path": s.path, "video_id": s.video_id, "extra": json.dumps(s.metadata) if s.metadata else ""}
+             for s in todo]
+    ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
+    ds = ds.map_batches(
+        decode_batch, fn_kwargs={"preprocess": preprocess, "sampling": sampling, "chunk_frames": cfg.chunk_frames,
+                                 "limit": (cfg.decode_timeout_s, cfg.decode_timeout_per_s)},
+        **map_batches_kwargs(res.decode))
+    ds = ds.map_batches(
+        EncodeStage, fn_constructor_kwargs={"model": cfg.model, "pretrained": cfg.pretrained,
+                                             "device": cfg.device, "precision": cfg.precision,
+                                             "batch_size": res.encode.batch_size},
+        **map_batches_kwargs(res.encode))
+    writer_kwargs = {"stamp": stamp, "sampling": sampling, "prefix": cfg.prefix, "expected": len(todo),
+                     "fault": fault_spec_from_env(), "driver_pid": os.getpid(), "head_path": head_path}
+    if shared_store is None:
+        ds = ds.map_batches(WriteStage, fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
+                            **map_batches_kwargs(res.write, **writer_args))
+        rows = ds.iter_rows()
+    else:
+        rows = _write_in_driver(ds, WriteStage(shared_store, **writer_kwargs))
+    bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
+    t_start = time.perf_counter()
+    for row in rows:
+        bar.update(1)
+        for stage, nodes in json.loads(row.get("nodes") or "{}").items():
+            summary.nodes.setdefault(stage, set()).update(nodes)
+        if row["status"] == "ok":
+            summary.indexed += 1
+            summary.frames += int(row["n_frames"])
+            summary.video_seconds += float(row["duration"])
+        else:
+            summary.failed += 1
+            summary.errors.append({"path": row["path"], "stage": row["stage"], "reason": row["error"]})
+        elapsed = time.perf_counter() - t_start
+        summary.stream_s = elapsed
+        if not summary.half_done_s and 2 * (summary.indexed + summary.failed) >= len(todo):
+            summary.half_done_s, summary.frames_at_half_done = elapsed, summary.frames
+            summary.video_seconds_at_half_done = summary.video_seconds
+        bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
+        if cfg.max_failures is not None and summary.failed > cfg.max_failures:
+            summary.stopped_early = True
+            break
+    bar.close()
+    # A writer restarted after a crash loses the videos it was assembling: they are not reported here,
+    # have no video row, and the next run re-indexes them.
+    summary.incomplete = len(todo) - summary.indexed - summary.failed if not summary.stopped_early else 0
