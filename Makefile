@@ -11,7 +11,7 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# torch/torchvision first, pinned as a pair: on our machines both come from local disk (see DESIGN §3).
+# torch/torchvision first, pinned as a pair: on our machines both come from local disk (see README "The two commands").
 $(STAMP): pyproject.toml | $(PY)
 	@command -v ffmpeg >/dev/null || (apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null) \
 	  || echo "warning: could not install ffmpeg (tests that generate videos need it)"

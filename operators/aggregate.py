@@ -1,4 +1,4 @@
-"""Temporal aggregators behind one interface (DESIGN §5).
+"""Temporal aggregators behind one interface (docs/methods.md).
 
 Notation: queries q [Q, D], frames F [V, T, D] (raw CLIP image features, zero-padded), mask m [V, T].
 Every aggregator scores (query, video) pairs: ``score(q, F, m) -> [Q, V]`` cosine-like scores.

@@ -1,4 +1,4 @@
-"""CLIP4Clip temporal heads (Luo et al., 2021), as in the official code (DESIGN §5).
+"""CLIP4Clip temporal heads (Luo et al., 2021), as in the official code (docs/methods.md).
 
 ``seqTransf``:
 

@@ -1,4 +1,4 @@
-"""``vidseek train``: train a CLIP4Clip temporal head (seqTransf / seqLSTM) with CLIP frozen (DESIGN §5).
+"""``vidseek train``: train a CLIP4Clip temporal head (seqTransf / seqLSTM) with CLIP frozen (docs/methods.md).
 
 Data: a caption dataset in any ``load_captions`` layout. Frame vectors come from a store (the raw CLIP
 image features the index wrote, matched to the dataset's videos by id, absolute path or file stem, like

@@ -1,4 +1,4 @@
-"""CLIPRerank score fusion and dual softmax (DESIGN §5).
+"""CLIPRerank score fusion and dual softmax (docs/methods.md).
 
 CLIPRerank rescored a first-stage list: for each of its top-k candidates a fine score S (max over sampled
 frames of cos(t, frame), or any frame-evidence score) is fused with the initial score M:
@@ -6,7 +6,7 @@ frames of cos(t, frame), or any frame-evidence score) is fused with the initial 
     fused = α · minmax(M) + (1 − α) · minmax(S),   α = 0.4 by default,
 
 where both are min-max normalised per query over the rescored top-k (the paper does not say how; this is
-our choice, see DESIGN §5). Policies chosen here and relied on by the tests:
+our choice, see docs/methods.md). Policies chosen here and relied on by the tests:
 
 - ``minmax`` of a constant list (max == min) is all 0.0, never NaN: a list that does not discriminate adds
   nothing to the fusion. NaN entries are ignored when taking min/max and stay NaN in the output.

@@ -1,4 +1,4 @@
-"""Retrieval metrics: ranks and R@K/MdR/MnR from a score matrix, and TREC MAP/nDCG@10/P@10 (DESIGN §5).
+"""Retrieval metrics: ranks and R@K/MdR/MnR from a score matrix, and TREC MAP/nDCG@10/P@10 (docs/methods.md).
 
 Ranks are 1-based and **pessimistic**: a wrong item whose score *ties* the correct one counts as ranked
 above it, r_i = 1 + #{j ≠ gt_i : S_ij ≥ S_i,gt}. So a constant score matrix gives every query the worst

@@ -1,4 +1,4 @@
-"""Aggregators (DESIGN §5) against small independent numpy references."""
+"""Aggregators (docs/methods.md) against small independent numpy references."""
 import numpy as np
 import pytest
 import torch
