@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.vidseek-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install clean
+.PHONY: demo test test-fast lint install clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,7 +26,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/vidseek demo
 
-test: $(STAMP)
+# Lint only: `ruff format` would rewrap ~90 files' hand-wrapped argument lists one item per line (see the
+# project notes); the format check waits for that decision.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -22,9 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import PeakRSS  # noqa: E402
-
 from media import RESOLUTIONS, encode_testsrc  # noqa: E402
+from memory import PeakRSS  # noqa: E402
 
 
 def make_long_video(root: Path, seconds: int, resolution: str = "360p") -> Path:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from media import make_library  # noqa: E402
 
-from operators.decode import VideoDecoder, decode_frames  # noqa: E402
+from operators.decode import decode_frames  # noqa: E402
 from operators.encode import encode_images, load_clip  # noqa: E402
 from operators.sampling import SamplingPlan  # noqa: E402
 

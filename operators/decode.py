@@ -69,6 +69,14 @@ _SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a char
                   (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
+def videos_of(batch: dict) -> Iterator[tuple[str, str, str]]:
+    """(path, video_id, extra) of each input row (``video_id`` defaults to the path, ``extra`` to "")."""
+    paths = [str(p) for p in batch["path"]]
+    ids = [str(v) for v in batch.get("video_id", paths)]
+    extras = [str(x) for x in batch.get("extra", [""] * len(paths))]
+    return zip(paths, ids, extras)
+
+
 def check_file(path: str) -> None:
     """Refuse what is not a regular, readable, non-empty file, before any decoder opens (and blocks on) it."""
     p = Path(path)
@@ -209,10 +217,7 @@ class VideoDecoder:
 
     # -- public API -------------------------------------------------------------------------------
     def __call__(self, batch: dict) -> Iterator[dict]:
-        paths = [str(p) for p in batch["path"]]
-        ids = [str(v) for v in batch.get("video_id", paths)]
-        extras = [str(x) for x in batch.get("extra", [""] * len(paths))]
-        for path, vid, extra in zip(paths, ids, extras):
+        for path, vid, extra in videos_of(batch):
             yield from self.iter_video(path, vid, extra)
 
     def iter_video(self, path: str, video_id: str, extra: str = "") -> Iterator[dict]:

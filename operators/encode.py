@@ -9,13 +9,13 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import open_clip
 import torch
 
+from operators.model_stamp import weights_identity
 from operators.models import (
     ModelLoadError,
     check_pretrained_available,
@@ -23,7 +23,6 @@ from operators.models import (
     pretrained_failure_message,
     resolve_pretrained,
 )
-from operators.model_stamp import weights_identity
 from operators.preprocess import PreprocessConfig, normalize_frames, resize_frames_torch
 from operators.text_encode import encode_text
 

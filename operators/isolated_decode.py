@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from operators.decode import DecodeSummary, VideoDecoder, probe
+from operators.decode import DecodeSummary, VideoDecoder, probe, videos_of
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 120.0  # a child's imports, on a machine busy with the other decoders
@@ -60,10 +60,7 @@ class IsolatedDecoder:
 
     # -- public API -------------------------------------------------------------------------------
     def __call__(self, batch: dict) -> Iterator[dict]:
-        paths = [str(p) for p in batch["path"]]
-        ids = [str(v) for v in batch.get("video_id", paths)]
-        extras = [str(x) for x in batch.get("extra", [""] * len(paths))]
-        for path, vid, extra in zip(paths, ids, extras):
+        for path, vid, extra in videos_of(batch):
             yield from self.iter_video(path, vid, extra)
 
     def iter_video(self, path: str, video_id: str, extra: str = "") -> Iterator[dict]:

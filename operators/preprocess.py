@@ -7,7 +7,6 @@ normalises with the config's mean/std. Nothing here hard-codes 224 or ImageNet c
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np

@@ -358,7 +358,6 @@ def main() -> None:
 
 from pipeline import cli_testbed, cli_train  # noqa: E402,F401 — register their commands on `app`
 
-
 if __name__ == "__main__":
     # run through the importable module: that is where every command module registers its commands
     from pipeline.cli import main as registered_main

@@ -266,18 +266,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None) -> IndexSummary
 
 def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
                 summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None) -> None:
-    _run_stages_in_ray(cfg, todo, stamp, preprocess, sampling, summary, shared_store, head_path)
-
-
-def _run_stages_in_ray(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
-                       summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None) -> None:
     import ray
-    from tqdm import tqdm
-
-    from pipeline.resources import cluster_resources, map_batches_kwargs, plan_resources
-    from pipeline.stages.decode import decode_batch
-    from pipeline.stages.encode import EncodeStage
-    from pipeline.stages.write import WriteStage
 
     started = _init_ray(cfg)
     try:

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 import ray
 from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
-
 ENCODER_CPU_SHARE = 0.1  # CPU-only plans: the CLIP actor's placement reservation (it uses every core anyway)
 
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from operators.aggregate import get_scorer, frame_similarities, pad_frames
+from operators.aggregate import frame_similarities, get_scorer, pad_frames
 from operators.encode import LoadedClip, encode_texts, load_clip
 from retrieval.filters import all_of, in_list
 from retrieval.frame_cache import FrameCache

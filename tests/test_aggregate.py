@@ -4,8 +4,15 @@ import pytest
 import torch
 
 from operators.aggregate import (
-    get_pooler, get_scorer, list_aggregators, max_score, mean_pool, mean_score, pad_frames,
-    query_weighted_score, query_weighted_weights,
+    get_pooler,
+    get_scorer,
+    list_aggregators,
+    max_score,
+    mean_pool,
+    mean_score,
+    pad_frames,
+    query_weighted_score,
+    query_weighted_weights,
 )
 
 D = 16

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_index_job import make_clip
 
 from pipeline.quiet_ray import _pump
-from test_index_job import make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 BENIGN_E = (b"[2026-12-01 09:06:04,359 E 23605 23605] core_worker.cc:2465: Actor with class name: "

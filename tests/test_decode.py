@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from operators.decode import DecodeError, DecodeSummary, VideoDecoder, decode_frames
+
 VFR_N = 81  # frames in the VFR fixture (conftest.VFR_PTS)
 
 CODECS = ["h264_mp4", "vp9_webm", "vp9_realtime_webm", "mjpeg_avi", "av1_mp4", "hevc_mp4"]

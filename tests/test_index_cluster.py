@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from own_processes import pids_mentioning, stop_pids
+from test_index_job import assert_exactly_once, make_clip
 
 from pipeline.index_job import IndexConfig, run_index
-from own_processes import pids_mentioning, stop_pids
-from test_index_job import assert_exactly_once, make_clip, store_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,13 @@ import math
 import numpy as np
 import pytest
 
-from retrieval.metrics import (ranks_from_scores, ranks_from_scores_multi, retrieval_metrics, trec_metrics,
-                               trec_query_metrics)
+from retrieval.metrics import (
+    ranks_from_scores,
+    ranks_from_scores_multi,
+    retrieval_metrics,
+    trec_metrics,
+    trec_query_metrics,
+)
 
 S = np.array([[0.9, 0.1, 0.5],
               [0.2, 0.3, 0.3],   # gt 1 ties with column 2 -> pessimistic rank 2

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ffmpeg
+
 from operators.decode import DecodeError, check_file
 
 ROOT = Path(__file__).resolve().parents[1]

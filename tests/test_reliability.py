@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from own_processes import descends_from
-from pipeline.index_job import IndexConfig, run_index
 from reliability_corpus import build_corpus, expected_rows
 from test_index_job import assert_exactly_once, make_clip, store_rows
+
+from pipeline.index_job import IndexConfig, run_index
 
 pytestmark = [pytest.mark.reliability, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[1]

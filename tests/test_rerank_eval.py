@@ -5,14 +5,13 @@ import json
 import logging
 import subprocess
 
-import numpy as np
 import pytest
+from planted import QUERY, build_planted_store
 from typer.testing import CliRunner
 
 from operators.decode import decode_frames
 from operators.encode import encode_images, encode_texts
 from pipeline.cli import app
-from planted import QUERY, build_planted_store
 from retrieval.datasets import CaptionPair
 from retrieval.evaluate import evaluate, parse_config, pessimistic_rank
 from retrieval.metrics import trec_metrics

@@ -4,8 +4,18 @@ import logging
 
 import pytest
 
-from retrieval.runfiles import (Candidate, RunQuery, detect_format, read_qrels, read_queries, read_run,
-                                run_to_dict, write_qrels, write_queries, write_run)
+from retrieval.runfiles import (
+    Candidate,
+    RunQuery,
+    detect_format,
+    read_qrels,
+    read_queries,
+    read_run,
+    run_to_dict,
+    write_qrels,
+    write_queries,
+    write_run,
+)
 
 TREC = """q2 Q0 v9 2 0.5 sysA
 q2 Q0 v7 1 0.9 sysA

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from planted import BRIEF_IDX, QUERY, build_planted_store
 
 from operators.aggregate import mean_score, query_weighted_score
-from planted import BRIEF_IDX, QUERY, build_planted_store
 from retrieval.filters import parse_user_filter
 from retrieval.search import Searcher, SearchParams
 from retrieval.store import StoreError, VideoStore

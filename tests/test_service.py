@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 fastapi = pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
-
 from conftest import ffmpeg  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
 from planted import BRIEF_IDX, QUERY, build_planted_store  # noqa: E402
 from service_lib import direct_index, index_video, small_library  # noqa: E402
+
 from pipeline.sources import video_id_for  # noqa: E402
 from retrieval.service import Limits, create_app  # noqa: E402
 from retrieval.service.auth import Guard, RedactTokens, host_of, is_loopback  # noqa: E402

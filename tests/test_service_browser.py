@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import ffmpeg
-from pipeline.sources import video_id_for
 from service_lib import LiveServer, index_video, small_library
+
+from pipeline.sources import video_id_for
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"

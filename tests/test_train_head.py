@@ -13,8 +13,16 @@ import torch
 
 from operators.aggregate import mean_pool
 from operators.encode import encode_texts
-from operators.heads import (HeadAggregator, HeadMismatchError, head_id, learned_vector, learned_vectors,
-                             load_head, read_head, save_head)
+from operators.heads import (
+    HeadAggregator,
+    HeadMismatchError,
+    head_id,
+    learned_vector,
+    learned_vectors,
+    load_head,
+    read_head,
+    save_head,
+)
 from operators.temporal import SeqLSTMHead, SeqTransfHead
 from pipeline.train_head import TrainConfig, contrastive_loss, lr_lambda, param_groups, train_head
 from retrieval.store import VideoStore

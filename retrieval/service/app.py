@@ -15,8 +15,17 @@ from retrieval.filters import all_of, parse_user_filter
 from retrieval.service.auth import Guard
 from retrieval.service.ingest import IngestError
 from retrieval.service.media import ThumbnailError, frame_jpeg, media_type
-from retrieval.service.schemas import (AGGREGATIONS, JSON, Limits, RerankOut, SearchOut, Text, TypedFilter, VideoOut,
-                                       _utf8)
+from retrieval.service.schemas import (
+    AGGREGATIONS,
+    JSON,
+    Limits,
+    RerankOut,
+    SearchOut,
+    Text,
+    TypedFilter,
+    VideoOut,
+    _utf8,
+)
 from retrieval.service.state import Service, media_urls
 from retrieval.store import VIDEO_FIELDS, StoreError
 
