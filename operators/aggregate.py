@@ -101,12 +101,6 @@ def get_pooler(name: str) -> Callable[..., torch.Tensor] | None:
     return _POOLERS.get(name)
 
 
-def register_aggregator(name: str, score: ScoreFn, pool: Callable | None = None) -> None:
-    _SCORERS[name] = score
-    if pool is not None:
-        _POOLERS[name] = pool
-
-
 def pad_frames(per_video: list, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """List of [T_i, D] arrays -> zero-padded frames [V, T_max, D] and mask [V, T_max]."""
     t_max = max((len(x) for x in per_video), default=0) or 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.datasets import CaptionPair, load_captions
+from retrieval.datasets import CaptionPair
 from retrieval.metrics import retrieval_metrics
 from retrieval.search import Hit, Searcher, SearchParams
 from retrieval.store import VideoLookup
@@ -137,6 +137,3 @@ def save_outputs(rows: list[EvalRow], out_dir: str | Path, title: str = "") -> d
     plt.close(fig)
     return {"markdown": str(out / "eval.md"), "json": str(out / "eval.json"), "plot": str(out / "recall_at_k.png")}
 
-
-def load_dataset(path: str | Path, split: str | None = None) -> list[CaptionPair]:
-    return load_captions(path, split)

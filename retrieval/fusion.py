@@ -1,4 +1,4 @@
-"""CLIPRerank score fusion and dual softmax (docs/methods.md).
+"""CLIPRerank score fusion (docs/methods.md "CLIPRerank").
 
 CLIPRerank rescored a first-stage list: for each of its top-k candidates a fine score S (max over sampled
 frames of cos(t, frame), or any frame-evidence score) is fused with the initial score M:
@@ -17,16 +17,12 @@ our choice, see docs/methods.md). Policies chosen here and relied on by the test
   evidence are sorted by fused score (stable: ties keep input order) into the remaining head slots.
   With α = 1 the fine scores are not used at all, so NaN is irrelevant there.
 
-``dual_softmax`` (CLIP4Clip/CAMoE inference trick) needs every test query at once (transductive): report
-it separately, never as the default.
+``rerank`` orders one query's list (search, plug-in rerank); ``rerank_matrix`` a whole [Q, V] gallery
+(the testbed's tables), through ``rerank``.
 """
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
-
 import numpy as np
-
-T = TypeVar("T")
 
 
 def _check_alpha(alpha: float) -> float:
@@ -100,21 +96,16 @@ def rerank(initial: np.ndarray, fine: np.ndarray, alpha: float = 0.4,
     return np.concatenate([new_head, np.arange(k, n)]), fused
 
 
-def rerank_order(ids: Sequence[T], initial: np.ndarray, fine: np.ndarray, alpha: float = 0.4,
-                 depth: int | None = None) -> list[T]:
-    """``ids`` reordered by CLIPRerank fusion (see ``rerank`` and the module policies)."""
-    if len(ids) != len(initial):
-        raise ValueError(f"rerank_order: {len(ids)} ids but {len(initial)} initial scores")
-    order, _ = rerank(initial, fine, alpha, depth)
-    return [ids[i] for i in order]
-
-
-def dual_softmax(S: np.ndarray, scale: float = 100.0) -> np.ndarray:
-    """S' = S ⊙ softmax(S · scale) over the query axis (axis 0) of a [Q, V] matrix. Transductive."""
-    S = np.asarray(S, dtype=np.float64)
-    if S.ndim != 2:
-        raise ValueError(f"dual_softmax: need a [Q, V] matrix, got shape {S.shape}")
-    z = S * scale  # [Q, V]
-    z = z - z.max(axis=0, keepdims=True)  # stable: column max -> 0
-    e = np.exp(z)
-    return S * (e / e.sum(axis=0, keepdims=True))  # softmax down each video column
+def rerank_matrix(first: np.ndarray, fine: np.ndarray, alpha: float = 0.4, depth: int | None = None) -> np.ndarray:
+    """CLIPRerank of a whole [Q, V] gallery: per query, the top-``depth`` videos by ``first`` reordered by
+    ``rerank``; returns scores [Q, V] whose descending order is that ranking (no ties), for rank metrics."""
+    first, fine = np.asarray(first, dtype=np.float64), np.asarray(fine, dtype=np.float64)
+    if first.ndim != 2 or first.shape != fine.shape:
+        raise ValueError(f"rerank_matrix: need two [Q, V] matrices of one shape, got {first.shape} and {fine.shape}")
+    n = first.shape[1]
+    out = np.empty_like(first)
+    for i in range(first.shape[0]):
+        by_first = np.argsort(-first[i], kind="stable")  # [V] video indices, best first
+        order, _ = rerank(first[i, by_first], fine[i, by_first], alpha, depth)
+        out[i, by_first[order]] = np.arange(n, 0, -1)  # [V] the new first place gets the highest score
+    return out

@@ -1,10 +1,11 @@
-"""CLIPRerank fusion, its NaN/depth policies and dual softmax on hand-computed examples."""
+"""CLIPRerank fusion, its NaN/depth policies, per query and over a gallery, on hand-computed examples."""
+
 import math
 
 import numpy as np
 import pytest
 
-from retrieval.fusion import dual_softmax, fuse, minmax, rerank, rerank_order
+from retrieval.fusion import fuse, minmax, rerank, rerank_matrix
 
 
 def test_minmax_golden_constant_and_nan():
@@ -39,6 +40,12 @@ def test_fuse_rejects_shape_mismatch_and_nan_initial():
         fuse(np.zeros(2), np.zeros(3))
     with pytest.raises(ValueError, match="NaN"):
         fuse(np.array([np.nan, 1.0]), np.zeros(2))
+
+
+def rerank_order(ids, initial, fine, alpha=0.4, depth=None):
+    """``ids`` in ``rerank``'s new order (what search and the plug-in reranker do with it)."""
+    order, _ = rerank(initial, fine, alpha, depth)
+    return [ids[i] for i in order]
 
 
 IDS = ["a", "b", "c"]
@@ -80,16 +87,16 @@ def test_ties_keep_input_order_and_bad_args():
     assert rerank_order(IDS, np.zeros(3), np.ones(3), alpha=0.4) == IDS
     with pytest.raises(ValueError, match="depth"):
         rerank_order(IDS, INITIAL, FINE, depth=-1)
-    with pytest.raises(ValueError, match="ids"):
-        rerank_order(["a"], INITIAL, FINE)
+    with pytest.raises(ValueError, match="equal length"):
+        rerank(INITIAL[:1], FINE)
 
 
-def test_dual_softmax_golden_and_flips_hub_video():
-    out = dual_softmax(np.array([[1.0, 0.0], [0.0, 1.0]]), scale=1.0)
-    assert out[0, 0] == pytest.approx(math.e / (math.e + 1)) and out[1, 0] == 0.0
-    # video 0 fits query 1 much better, so query 0's best video changes from 0 to 1
-    S = np.array([[0.80, 0.75], [0.90, 0.10]])
-    assert S[0].argmax() == 0 and dual_softmax(S)[0].argmax() == 1
-    assert np.isfinite(dual_softmax(S, scale=1e4)).all()
-    with pytest.raises(ValueError):
-        dual_softmax(np.zeros(3))
+def test_gallery_rerank_is_the_per_query_rerank():
+    first = np.array([[1.0, 0.9, 0.0], [0.0, 0.9, 1.0]])  # query 1: the same lists, reversed columns
+    fine = np.array([[0.0, 1.0, 0.9], [0.9, 1.0, 0.0]])
+    fused = rerank_matrix(first, fine, alpha=0.5)
+    assert [IDS[j] for j in np.argsort(-fused[0])] == rerank_order(IDS, INITIAL, FINE, alpha=0.5)
+    assert [IDS[::-1][j] for j in np.argsort(-fused[1])] == ["b", "a", "c"]
+    assert len(set(fused[0])) == 3  # no ties: ranks follow the order exactly
+    with pytest.raises(ValueError, match="one shape"):
+        rerank_matrix(first, fine[:1])

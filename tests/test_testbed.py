@@ -163,16 +163,14 @@ def test_testbed_model_finds_content(world, testbed):
     assert (s.argmax(1) == torch.arange(len(qs))).float().mean() >= 0.6  # text→video among 8 (chance 12.5%)
 
 
-def test_ranks_are_pessimistic_and_rerank_keeps_the_tail():
-    from retrieval.testbed.quality import clip_rerank, gt_ranks
+def test_gallery_rerank_keeps_the_tail():
+    from retrieval.fusion import rerank_matrix
 
-    s = torch.tensor([[0.5, 0.5, 0.1], [0.9, 0.2, 0.3]])
-    assert gt_ranks(s, torch.tensor([0, 2])).tolist() == [2, 2]  # a tie counts against the ground truth
-    first = torch.tensor([[0.9, 0.8, 0.7, 0.1]])
-    fine = torch.tensor([[0.1, 0.2, 0.9, 1.0]])
-    fused = clip_rerank(first, fine, k=3, alpha=0.4)  # top-3 by first; video 3 stays last
-    assert fused.argsort(descending=True).tolist() == [[2, 0, 1, 3]]  # fused 0.6 > 0.4 > 0.275
-    assert torch.equal(clip_rerank(first, fine, k=4, alpha=0.0).argsort(descending=True), fine.argsort(descending=True))
+    first = np.array([[0.9, 0.8, 0.7, 0.1]])
+    fine = np.array([[0.1, 0.2, 0.9, 1.0]])
+    fused = rerank_matrix(first, fine, alpha=0.4, depth=3)  # top-3 by first; video 3 stays last
+    assert np.argsort(-fused[0]).tolist() == [2, 0, 1, 3]  # fused 0.6 > 0.4 > 0.275
+    assert np.argsort(-rerank_matrix(first, fine, alpha=0.0)[0]).tolist() == np.argsort(-fine[0]).tolist()
 
 
 def test_small_table_orders_methods_on_brief_events(tmp_path, testbed):

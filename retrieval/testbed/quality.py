@@ -11,9 +11,9 @@ over *the same vectors*:
 - ``qw τ=…``: CLIP-Hitchhiker query-weighted pooling at τ ∈ {0.01, 0.05, 0.1, 0.2, 0.5, 1};
 - ``mean + CLIPRerank k=…``: per query, the top-k videos by mean are re-scored with
   α · minmax(mean) + (1 − α) · minmax(max), α = 0.4 (min-max over that top-k); the rest keep their mean
-  order below. ``--alphas`` adds rows for other α.
+  order below (``retrieval.fusion.rerank_matrix``, the search path's own fusion). ``--alphas`` adds rows.
 
-Ranks are 1-based with pessimistic ties: rank = 1 + #{other videos with score ≥ the ground truth's}.
+Ranks and R@K come from ``retrieval.metrics`` (1-based, pessimistic ties).
 Per family: R@1/5/10 (%), median rank; for ``order`` also pair accuracy: the share of queries whose clip
 scores strictly above its reversed partner.
 """
@@ -30,6 +30,8 @@ import torch
 from operators.aggregate import max_score, mean_score, pad_frames, query_weighted_score
 from operators.decode import decode_frames
 from operators.encode import encode_images, encode_texts, load_clip
+from retrieval.fusion import rerank_matrix
+from retrieval.metrics import ranks_from_scores, retrieval_metrics
 from retrieval.testbed.world import generate_world, load_manifest
 
 TAUS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -47,35 +49,6 @@ def encode_world(world_dir: Path, manifest: dict, clip, sampling: str = "fps:2")
     return videos, feats
 
 
-def clip_rerank(first: torch.Tensor, fine: torch.Tensor, k: int, alpha: float = 0.4) -> torch.Tensor:
-    """CLIPRerank over the top-k of ``first`` [Q, V]: alpha·minmax(first) + (1-alpha)·minmax(fine).
-
-    Videos outside the top-k score below every reranked one and keep their first-stage order.
-    """
-    k = min(k, first.shape[1])
-    top = first.topk(k, dim=1).indices  # [Q, k]
-
-    def minmax(x):  # per query, over the top-k
-        lo, hi = x.min(1, keepdim=True).values, x.max(1, keepdim=True).values
-        return (x - lo) / (hi - lo).clamp_min(1e-12)
-
-    fused = alpha * minmax(first.gather(1, top)) + (1 - alpha) * minmax(fine.gather(1, top))  # [Q, k] in [0, 1]
-    out = first - 10.0  # cosines are ≥ -1, so these all sit below 0 ≤ fused
-    return out.scatter(1, top, fused)
-
-
-def gt_ranks(scores: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
-    """1-based pessimistic ranks [Q]: 1 + #{j ≠ gt : S_j ≥ S_gt}."""
-    s_gt = scores.gather(1, gt[:, None])  # [Q, 1]
-    ge = (scores >= s_gt).sum(1) - 1  # minus the gt itself
-    return (ge + 1).numpy()
-
-
-def family_metrics(r: np.ndarray) -> dict:
-    return {"R@1": 100 * float(np.mean(r <= 1)), "R@5": 100 * float(np.mean(r <= 5)),
-            "R@10": 100 * float(np.mean(r <= 10)), "MdR": float(np.median(r)), "n": int(len(r))}
-
-
 def method_scores(q: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, taus=TAUS,
                   rerank_ks=(20, None), alphas=(0.4,)) -> dict[str, torch.Tensor]:
     """Every method's [Q, V] scores over the same query and frame vectors (α of CLIPRerank in the name
@@ -88,7 +61,7 @@ def method_scores(q: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, tau
     for alpha in alphas:
         for k in rerank_ks:
             name = f"mean + CLIPRerank k={'all' if k is None else k}" + ("" if alpha == 0.4 else f" α={alpha:g}")
-            out[name] = clip_rerank(mean_s, max_s, k or mean_s.shape[1], alpha)
+            out[name] = torch.from_numpy(rerank_matrix(mean_s.numpy(), max_s.numpy(), alpha, k))
     return out
 
 
@@ -125,8 +98,8 @@ def evaluate(world_dir: str | Path, model: str = "testbed", sampling: str = "fps
     if head:
         scores["learned"] = learned_scores(head, clip, q, feats)
     for name, s in scores.items():
-        r = gt_ranks(s, gt)
-        row = {f: family_metrics(r[fam == f]) for f in FAMILIES if (fam == f).any()}
+        r = ranks_from_scores(s.numpy(), gt.numpy())
+        row = {f: retrieval_metrics(r[fam == f]) for f in FAMILIES if (fam == f).any()}
         if "order" in row:
             sel = torch.from_numpy(fam == "order")
             s_gt = s.gather(1, gt[:, None])[:, 0][sel]
