@@ -11,6 +11,8 @@ from typing import Optional
 import numpy as np
 import typer
 
+from retrieval.params import DEFAULTS as D
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="vidseek: index videos with CLIP on Ray, store vectors in Milvus, search them with text.")
 
@@ -76,12 +78,12 @@ def index(
 def search(
     query: str = typer.Argument(..., help="text query"),
     store: str = typer.Option("./vidseek.db", help=STORE_HELP),
-    k: int = typer.Option(10, help="hits to return"),
-    aggregation: str = typer.Option("query-weighted", help="mean | max | query-weighted | learned"),
-    tau: float = typer.Option(0.1, help="query-weighted pooling temperature"),
-    rerank: bool = typer.Option(True, "--rerank/--no-rerank", help="CLIPRerank fusion with max-pooled frame scores"),
-    alpha: float = typer.Option(0.4, help="CLIPRerank weight of the first-stage score"),
-    depth: int = typer.Option(100, help="candidates per stage and rerank depth"),
+    k: int = typer.Option(D.k, help="hits to return"),
+    aggregation: str = typer.Option(D.aggregation, help="mean | max | query-weighted | learned"),
+    tau: float = typer.Option(D.tau, help="query-weighted pooling temperature"),
+    rerank: bool = typer.Option(D.rerank, "--rerank/--no-rerank", help="CLIPRerank fusion with max-pooled frame scores"),
+    alpha: float = typer.Option(D.alpha, help="CLIPRerank weight of the first-stage score"),
+    depth: int = typer.Option(D.depth, help="candidates per stage and rerank depth"),
     filter: list[str] = typer.Option([], "--filter", help="metadata filter key=value (repeatable; typed, quoted)"),
     as_json: bool = typer.Option(False, "--json"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -125,8 +127,8 @@ def rerank_cmd(
     model: str = typer.Option("tiny-random", help="model when no store is given (a store knows its own)"),
     pretrained: Optional[str] = typer.Option(None),
     sampling: str = typer.Option("fps:1", help="frame sampling for videos decoded on the fly"),
-    alpha: float = typer.Option(0.4, help="weight of the run's own score"),
-    depth: int = typer.Option(100, help="candidates rescored per query"),
+    alpha: float = typer.Option(D.alpha, help="weight of the run's own score"),
+    depth: int = typer.Option(D.depth, help="candidates rescored per query"),
     cache_dir: Optional[Path] = typer.Option(None, help="frame-vector cache (default ~/.cache/vidseek/frames)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -169,8 +171,8 @@ def eval_cmd(
     config: list[str] = typer.Option([], "--config", help="mean | max | query-weighted[:tau] | learned, "
                                      "optionally +rerank (repeatable; default: a standard set)"),
     split: Optional[str] = typer.Option(None, help="MSR-VTT JSON split (train/validate/test)"),
-    depth: int = typer.Option(100, help="rerank depth"),
-    alpha: float = typer.Option(0.4),
+    depth: int = typer.Option(D.depth, help="rerank depth"),
+    alpha: float = typer.Option(D.alpha, help="CLIPRerank weight of the first-stage score"),
     out: Optional[Path] = typer.Option(None, help="write eval.md, eval.json and recall_at_k.png here"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

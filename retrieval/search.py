@@ -21,32 +21,11 @@ from operators.encode import LoadedClip, encode_texts, load_clip
 from retrieval.filters import all_of, in_list
 from retrieval.frame_cache import FrameCache
 from retrieval.fusion import rerank
+from retrieval.params import DEFAULTS, SearchParams  # noqa: F401 — re-exported
 from retrieval.store import StoreError, VideoStore, check_same_model
 
 MOMENT_SLACK = 0.1
 MAX_FILTERED_IDS = 20_000  # above this, a metadata filter restricts the video-level stage only
-
-
-@dataclass
-class SearchParams:
-    k: int = 10
-    aggregation: str = "query-weighted"
-    tau: float = 0.1
-    rerank: bool = True
-    alpha: float = 0.4
-    depth: int = 100
-    filter: str = ""  # a safe expression from retrieval.filters (never raw user text)
-
-    def validate(self) -> "SearchParams":
-        if self.k < 1 or self.depth < 1:
-            raise ValueError("k and depth must be ≥ 1")
-        if self.aggregation != "learned":
-            get_scorer(self.aggregation)
-        if self.tau <= 0:
-            raise ValueError("tau must be > 0")
-        if not 0 <= self.alpha <= 1:
-            raise ValueError("alpha must be in [0, 1]")
-        return self
 
 
 @dataclass

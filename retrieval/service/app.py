@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from retrieval.bounded import CallTimeout, call_with_timeout
 from retrieval.filters import all_of, parse_user_filter
+from retrieval.params import DEFAULTS as D
 from retrieval.service.auth import Guard
 from retrieval.service.ingest import IngestError
 from retrieval.service.media import ThumbnailError, frame_jpeg, media_type
@@ -156,12 +157,12 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
     @app.get("/search", response_model=SearchOut, summary="Text search (query parameters)")
     def search_get(
         q: Annotated[Text(limits.max_query_chars, 1), Query(description="the text query")],
-        k: Annotated[int, Query(ge=1, le=limits.max_k)] = 10,
-        aggregation: AGGREGATIONS = "query-weighted",
-        tau: Annotated[float, Query(ge=0.001, le=1000, allow_inf_nan=False)] = 0.1,
-        rerank: bool = True,
-        alpha: Annotated[float, Query(ge=0, le=1, allow_inf_nan=False)] = 0.4,
-        depth: Annotated[int, Query(ge=1, le=limits.max_depth)] = 100,
+        k: Annotated[int, Query(ge=1, le=limits.max_k)] = D.k,
+        aggregation: AGGREGATIONS = D.aggregation,
+        tau: Annotated[float, Query(ge=0.001, le=1000, allow_inf_nan=False)] = D.tau,
+        rerank: bool = D.rerank,
+        alpha: Annotated[float, Query(ge=0, le=1, allow_inf_nan=False)] = D.alpha,
+        depth: Annotated[int, Query(ge=1, le=limits.max_depth)] = D.depth,
         filter: Annotated[list[Text(limits.max_filter_chars, 1)],
                           Query(description="metadata filter key=value, key>=3, … (repeatable)")] = [],  # noqa: B006
     ):
@@ -170,12 +171,12 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
     class SearchBody(BaseModel):
         model_config = ConfigDict(extra="forbid")
         q: Text(limits.max_query_chars, 1)
-        k: int = Field(10, ge=1, le=limits.max_k)
-        aggregation: AGGREGATIONS = "query-weighted"
-        tau: float = Field(0.1, ge=0.001, le=1000, allow_inf_nan=False)
-        rerank: bool = True
-        alpha: float = Field(0.4, ge=0, le=1, allow_inf_nan=False)
-        depth: int = Field(100, ge=1, le=limits.max_depth)
+        k: int = Field(D.k, ge=1, le=limits.max_k)
+        aggregation: AGGREGATIONS = D.aggregation
+        tau: float = Field(D.tau, ge=0.001, le=1000, allow_inf_nan=False)
+        rerank: bool = D.rerank
+        alpha: float = Field(D.alpha, ge=0, le=1, allow_inf_nan=False)
+        depth: int = Field(D.depth, ge=1, le=limits.max_depth)
         filters: list[FilterSpec] = Field(default_factory=list, max_length=limits.max_filters,
                                           description='typed {"key", "op", "value"} or "key=value" strings')
 
@@ -195,8 +196,8 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
         model_config = ConfigDict(extra="forbid")
         query: Text(limits.max_query_chars, 1)
         candidates: list[CandidateIn] = Field(max_length=limits.max_candidates)
-        alpha: float = Field(0.4, ge=0, le=1, allow_inf_nan=False)
-        depth: int = Field(100, ge=1, le=limits.max_depth)
+        alpha: float = Field(D.alpha, ge=0, le=1, allow_inf_nan=False)
+        depth: int = Field(D.depth, ge=1, le=limits.max_depth)
 
     @app.post("/rerank", response_model=RerankOut,
               summary="CLIPRerank a candidate list with frame evidence from the store")
