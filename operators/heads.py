@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 from open_clip.transformer import QuickGELU
 
+from operators.aggregate import pad_frames
 from operators.model_stamp import file_sha256, stamp_diff
 from operators.temporal import SeqLSTMHead, SeqTransfHead, uniform_frame_indices
 
@@ -169,12 +170,8 @@ def learned_vectors(head: nn.Module, per_video: Sequence, n_frames: int = DEFAUL
     out = []
     for i in range(0, len(per_video), batch_size):
         chunk = [sample_frames(v, n_frames) for v in per_video[i:i + batch_size]]
-        t = max(len(c) for c in chunk)
-        frames = np.zeros((len(chunk), t, chunk[0].shape[1]), np.float32)
-        mask = np.zeros((len(chunk), t), np.float32)
-        for j, c in enumerate(chunk):
-            frames[j, :len(c)], mask[j, :len(c)] = c, 1.0
-        vec = head(torch.from_numpy(frames).to(device), torch.from_numpy(mask).to(device))
+        frames, mask = pad_frames(chunk, chunk[0].shape[1])  # [B, T, D], [B, T]
+        vec = head(frames.to(device), mask.float().to(device))
         out.append(vec.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, getattr(head, "width", 0)), np.float32)
 

@@ -52,9 +52,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from operators.aggregate import mean_pool
-from operators.heads import DEFAULT_FRAMES, HEAD_TYPES, new_head, save_head
-from operators.temporal import uniform_frame_indices
+from operators.aggregate import mean_pool, pad_frames
+from operators.contrastive import symmetric_infonce
+from operators.heads import DEFAULT_FRAMES, HEAD_TYPES, new_head, sample_frames, save_head
 from retrieval.datasets import find_video, load_captions
 from retrieval.metrics import ranks_from_scores, retrieval_metrics
 from retrieval.store import VideoLookup
@@ -137,10 +137,6 @@ def format_epoch(h: dict, baseline: dict | None = None) -> str:
 
 # ---------------------------------------------------------------------------------------- data
 
-def _sampled(vectors: np.ndarray, k: int) -> np.ndarray:
-    return np.asarray(vectors[uniform_frame_indices(len(vectors), k)], np.float32)
-
-
 def _encode_file(clip, path: Path, sampling: str) -> np.ndarray:
     from operators.decode import decode_frames
     from operators.encode import encode_images
@@ -167,7 +163,7 @@ def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str 
             frames.update(store.frames_of(ids[i:i + 1024]))
         for v, sid in found.items():
             if sid in frames and len(frames[sid]["vectors"]):
-                out[v] = _sampled(frames[sid]["vectors"], k)
+                out[v] = sample_frames(frames[sid]["vectors"], k)
         missing = [v for v in videos if v not in out]
     failed: list[str] = []
     if missing and video_root is None:
@@ -185,20 +181,16 @@ def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str 
 
         for v, p in paths.items():
             try:
-                out[v] = _sampled(_encode_file(clip, p, sampling), k)
+                out[v] = sample_frames(_encode_file(clip, p, sampling), k)
             except DecodeError:
                 failed.append(v)
     return out, failed
 
 
-def _pad(per_video: list[np.ndarray], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    t = max((len(x) for x in per_video), default=1)
-    frames = torch.zeros(len(per_video), t, dim)
-    mask = torch.zeros(len(per_video), t)
-    for i, x in enumerate(per_video):
-        frames[i, :len(x)] = torch.from_numpy(x)
-        mask[i, :len(x)] = 1.0
-    return frames, mask
+def padded(per_video: list[np.ndarray], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames [V, T, D] and the heads' float mask [V, T] (``operators.aggregate.pad_frames``)."""
+    frames, mask = pad_frames(per_video, dim)
+    return frames, mask.float()
 
 
 @torch.no_grad()
@@ -213,14 +205,9 @@ def text_features(clip, captions: list[str], batch: int = 512) -> torch.Tensor:
 
 def contrastive_loss(text: torch.Tensor, video: torch.Tensor, scale: float,
                      caption_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """Symmetric InfoNCE over a batch of unit text [B, D] and video [B, D] vectors (pair i = positive)."""
-    logits = scale * text @ video.T  # [B text, B video]
-    if caption_ids is not None:
-        same = (caption_ids[:, None] == caption_ids[None, :]) & ~torch.eye(len(text), dtype=torch.bool,
-                                                                          device=text.device)
-        logits = logits.masked_fill(same, float("-inf"))
-    target = torch.arange(len(text), device=text.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    """Symmetric InfoNCE over unit text [B, D] and video [B, D] (pair i positive); pairs of one caption id
+    are ignored, neither positive nor negative (operators/contrastive.py)."""
+    return symmetric_infonce(text, video, scale, caption_ids, same_key="ignored")
 
 
 def nearest_pair_order(text: torch.Tensor, rng: np.random.Generator, candidates: int = 8) -> np.ndarray:
@@ -383,11 +370,11 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
     for p in pairs:
         caps_of.setdefault(p.video, []).append(cap_index[p.caption])
 
-    tr_frames, tr_mask = _pad([frames_by_video[v] for v in train_videos], dim)
+    tr_frames, tr_mask = padded([frames_by_video[v] for v in train_videos], dim)
     train_caps = [np.array(caps_of[v]) for v in train_videos]
     n_train_caps = sum(len(c) for c in train_caps)
     if n_val:
-        va_frames, va_mask = _pad([frames_by_video[v] for v in val_videos], dim)
+        va_frames, va_mask = padded([frames_by_video[v] for v in val_videos], dim)
         col = {v: i for i, v in enumerate(val_videos)}
         val_pairs = [(c, col[v]) for v in val_videos for c in caps_of[v]]
         va_text = text[[c for c, _ in val_pairs]]

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 import operators.models  # noqa: F401  (registers the testbed architecture with open_clip)
+from operators.contrastive import symmetric_infonce
 from operators.decode import VideoDecoder
 from operators.preprocess import PreprocessConfig, normalize_frames
 from retrieval.testbed.render import COLOURS
@@ -91,14 +92,9 @@ def hard_batch(rng: np.random.Generator, batch: int, by_colour: dict) -> tuple[n
 
 def multi_positive_infonce(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, keys: list) -> torch.Tensor:
     """Symmetric InfoNCE over a batch [B, D] x [B, D]; pairs with equal keys are all positives."""
-    logits = scale * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T  # [B, B]
     ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
     kid = torch.tensor([ids[k] for k in keys])
-    pos = (kid[:, None] == kid[None, :]).float()  # [B, B]
-    target = pos / pos.sum(1, keepdim=True)
-    i2t = -(target * logits.log_softmax(1)).sum(1).mean()
-    t2i = -(target * logits.log_softmax(0)).sum(0).mean()
-    return (i2t + t2i) / 2
+    return symmetric_infonce(F.normalize(img, dim=-1), F.normalize(txt, dim=-1), scale, kid, same_key="positive")
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
