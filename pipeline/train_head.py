@@ -60,7 +60,7 @@ from retrieval.metrics import ranks_from_scores, retrieval_metrics
 from retrieval.store import VideoLookup
 
 PARTIAL_FORMAT = "vidseek-train-partial"
-_ENCODED: dict[tuple, np.ndarray] = {}  # on-the-fly frame vectors, per (file, model, sampling)
+_EMBEDDERS: dict[tuple, object] = {}  # on-the-fly frame vectors of unindexed files, per (model, sampling)
 
 
 @dataclass
@@ -137,16 +137,14 @@ def format_epoch(h: dict, baseline: dict | None = None) -> str:
 
 # ---------------------------------------------------------------------------------------- data
 
-def _encode_file(clip, path: Path, sampling: str) -> np.ndarray:
-    from operators.decode import decode_frames
-    from operators.encode import encode_images
+def _embedder(clip, sampling: str):
+    """One FileEmbedder per (model, sampling) for this process: frames of a file are encoded once."""
+    key = (clip.name, clip.stamp()["weights"], sampling)
+    if key not in _EMBEDDERS:
+        from operators.file_embedder import FileEmbedder
 
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, clip.name, clip.stamp()["weights"], sampling)
-    if key not in _ENCODED:
-        frames, _, _, _ = decode_frames(str(path), clip.preprocess, sampling)
-        _ENCODED[key] = encode_images(clip, frames)
-    return _ENCODED[key]
+        _EMBEDDERS[key] = FileEmbedder(clip, sampling)
+    return _EMBEDDERS[key]
 
 
 def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str | None = None,
@@ -181,7 +179,7 @@ def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str 
 
         for v, p in paths.items():
             try:
-                out[v] = sample_frames(_encode_file(clip, p, sampling), k)
+                out[v] = sample_frames(_embedder(clip, sampling)(p), k)
             except DecodeError:
                 failed.append(v)
     return out, failed

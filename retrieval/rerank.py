@@ -8,8 +8,6 @@ A candidate without evidence keeps its rank slot and is reported in a warning â€
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from operators.decode import DecodeError
-from operators.encode import LoadedClip, encode_images, encode_texts
-from operators.isolated_decode import DecodeLimit, IsolatedDecoder
+from operators.encode import LoadedClip, encode_texts
+from operators.file_embedder import FileEmbedder
+from operators.isolated_decode import DecodeLimit
 from retrieval.datasets import find_video
 from retrieval.fusion import rerank as fuse_order
 from retrieval.runfiles import Candidate, RunQuery
@@ -38,10 +37,8 @@ class FrameEvidence:
             check_same_model(store.model_stamp() or {}, clip.stamp(), store.uri)
         self.clip, self.store, self.sampling = clip, store, sampling
         self.video_root = Path(video_root) if video_root else None
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.embed = FileEmbedder(clip, sampling, cache_dir, decode_limit)  # files no store holds
         self._lookup: VideoLookup | None = None
-        self.decode_limit = decode_limit
-        self._decoder: IsolatedDecoder | None = None  # a child process: a file that hangs is a timeout
         self.stats = {"store": 0, "decoded": 0, "cached": 0, "missing": 0}
 
     def fetch(self, candidates: list[Candidate]) -> list[np.ndarray | None]:
@@ -68,41 +65,16 @@ class FrameEvidence:
         if path is None or not path.is_file():
             self.stats["missing"] += 1
             return None
-        cache = self._cache_path(path)
-        if cache is not None and cache.exists():
-            self.stats["cached"] += 1
-            return np.load(cache)
+        before = dict(self.embed.stats)
         try:
-            frames = self._decode(path)
+            return self.embed(path)
         except DecodeError as e:
             log.warning("no frame evidence for %s: %s", c.id, e)
             self.stats["missing"] += 1
             return None
-        vectors = encode_images(self.clip, frames)  # [T, D] raw
-        self.stats["decoded"] += 1
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npy")
-            np.save(tmp, vectors)
-            tmp.replace(cache)  # atomic: a killed run never leaves a half-written cache entry
-        return vectors
-
-    def _decode(self, path: Path) -> np.ndarray:
-        """Sampled frames [T, S, S, 3] of one file, decoded under ``decode_limit``; raises DecodeError."""
-        if self._decoder is None:
-            self._decoder = IsolatedDecoder(self.clip.preprocess.as_dict(), self.sampling, 256, self.decode_limit)
-        out = list(self._decoder.iter_video(str(path), str(path)))
-        if out[-1]["status"][0] != "ok":
-            raise DecodeError(str(out[-1]["error"][0]))
-        return np.concatenate([o["frame"] for o in out[:-1]])
-
-    def _cache_path(self, path: Path) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        st = path.stat()
-        ident = json.dumps([str(path.absolute()), st.st_size, st.st_mtime_ns, self.clip.stamp(), self.sampling],
-                           sort_keys=True)
-        return self.cache_dir / (hashlib.sha1(ident.encode()).hexdigest() + ".npy")
+        finally:
+            for k in ("decoded", "cached"):
+                self.stats[k] += self.embed.stats[k] - before[k]
 
 
 @dataclass

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from operators.aggregate import max_score, mean_score, pad_frames, query_weighted_score
-from operators.decode import decode_frames
-from operators.encode import encode_images, encode_texts, load_clip
+from operators.encode import encode_texts, load_clip
+from operators.file_embedder import FileEmbedder
 from retrieval.fusion import rerank_matrix
 from retrieval.metrics import ranks_from_scores, retrieval_metrics
 from retrieval.testbed.world import generate_world, load_manifest
@@ -41,12 +41,12 @@ EVAL_SEED = 7  # the training world uses 1000 + training seed
 
 def encode_world(world_dir: Path, manifest: dict, clip, sampling: str = "fps:2") -> tuple[list, list]:
     """Per clip: video name and raw frame features [T_i, D] (float32)."""
-    videos, feats = [], []
-    for c in manifest["clips"]:
-        frames, _, _, _ = decode_frames(str(Path(world_dir) / c["video"]), clip.preprocess, sampling)
-        videos.append(c["video"])
-        feats.append(encode_images(clip, frames))
-    return videos, feats
+    embed = FileEmbedder(clip, sampling)
+    try:
+        feats = [embed(Path(world_dir) / c["video"]) for c in manifest["clips"]]
+    finally:
+        embed.close()
+    return [c["video"] for c in manifest["clips"]], feats
 
 
 def method_scores(q: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, taus=TAUS,
