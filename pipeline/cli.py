@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 import typer
 
+from pipeline.cli_config import config_option
 from retrieval.params import DEFAULTS as D
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -32,6 +33,7 @@ def _quiet_logs(verbose: bool) -> None:
 
 @app.command()
 def index(
+    config: Optional[Path] = config_option(),
     source: str = typer.Argument(..., help="directory (recursive), glob, video file, or list file (.txt/.csv/.jsonl)"),
     store: str = typer.Option("./vidseek.db", help=STORE_HELP),
     model: str = typer.Option("tiny-random", help="registry name (see `vidseek models`)"),
@@ -76,6 +78,7 @@ def index(
 
 @app.command()
 def search(
+    config: Optional[Path] = config_option(),
     query: str = typer.Argument(..., help="text query"),
     store: str = typer.Option("./vidseek.db", help=STORE_HELP),
     k: int = typer.Option(D.k, help="hits to return"),
@@ -290,6 +293,7 @@ def demo(
 
 @app.command()
 def serve(
+    config: Optional[Path] = config_option(),
     store: str = typer.Option("./vidseek.db", help=STORE_HELP),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback needs --token"),
     port: int = typer.Option(8000, min=0, max=65535),

@@ -1,0 +1,40 @@
+"""``--config FILE.toml``: keys are the options, the command line wins, bad keys and types are refused."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def vidseek(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), COLUMNS="200"),
+                          timeout=120)
+
+
+def test_values_come_from_the_file_and_the_command_line_wins(tmp_path):
+    (tmp_path / "job.toml").write_text('[index]\nsource = "/no/such/library"\ndecode-timeout = 5\n'
+                                       '[search]\nk = 3\n')
+    r = vidseek("index", "--config", "job.toml", cwd=tmp_path)
+    assert r.returncode != 0 and "/no/such/library" in r.stderr + r.stdout  # the file's source was used
+    r = vidseek("index", "/other/place", "--config", "job.toml", cwd=tmp_path)
+    assert "/other/place" in r.stderr + r.stdout and "/no/such/library" not in r.stderr + r.stdout
+
+
+def test_unknown_keys_and_wrong_types_are_refused_with_the_file_and_key(tmp_path):
+    (tmp_path / "a.toml").write_text("kk = 1\n")
+    r = vidseek("search", "q", "--config", "a.toml", cwd=tmp_path)
+    assert r.returncode == 2 and "a.toml: unknown key 'kk' for `vidseek search`" in r.stderr
+    assert "tau" in r.stderr and "json" in r.stderr  # the known keys, by their option names
+    (tmp_path / "b.toml").write_text('k = "ten"\n')
+    r = vidseek("search", "q", "--config", "b.toml", cwd=tmp_path)
+    assert r.returncode == 2 and "b.toml: k = 'ten' must be an integer" in r.stderr
+    (tmp_path / "c.toml").write_text("[search]\nrerank = 1\n")
+    r = vidseek("search", "q", "--config", "c.toml", cwd=tmp_path)
+    assert r.returncode == 2 and "c.toml [search]: rerank = 1 must be true or false" in r.stderr
+    (tmp_path / "d.toml").write_text("k = \n")
+    r = vidseek("search", "q", "--config", "d.toml", cwd=tmp_path)
+    assert r.returncode == 2 and "d.toml is not valid TOML" in r.stderr
