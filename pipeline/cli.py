@@ -328,18 +328,18 @@ def serve(
     import uvicorn
 
     from retrieval.service import create_app
-    from retrieval.store import StoreError
+    from retrieval.store import StoreBusyError, StoreError
 
     allowed = ({"localhost", "127.0.0.1", "::1", host.strip("[]").lower()} if loopback else None)
     try:
         api = create_app(store, token=token, ingest_roots=[str(r) for r in ingest_root], model=model,
                          pretrained=pretrained, allowed_hosts=allowed, lock_wait_s=lock_wait, in_memory=in_memory)
+    except StoreBusyError as e:
+        _fail(f"cannot serve {store}: another process holds it (an index job or another service?). Milvus "
+              "Lite allows one process per store: wait for the job to finish, or stop it and index through "
+              f"this service instead (start it, then POST /ingest), or use a Milvus server URI. "
+              f"({e.__cause__.__class__.__name__}: {e.__cause__})")
     except StoreError as e:
-        if str(e).startswith("cannot open store"):
-            _fail(f"cannot serve {store}: another process holds it (an index job or another service?). Milvus "
-                  "Lite allows one process per store: wait for the job to finish, or stop it and index through "
-                  f"this service instead (start it, then POST /ingest), or use a Milvus server URI. "
-                  f"({str(e).split('. is another')[0]})")
         _fail(str(e))
     except Exception as e:  # noqa: BLE001 — the model may fail to load (its message says what to do)
         from operators.models import ModelLoadError

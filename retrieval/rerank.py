@@ -32,13 +32,16 @@ class FrameEvidence:
 
     def __init__(self, clip: LoadedClip, store: VideoStore | None = None, video_root: str | Path | None = None,
                  sampling: str = "fps:1", cache_dir: str | Path | None = DEFAULT_CACHE,
-                 decode_limit: DecodeLimit = DecodeLimit()):
+                 decode_limit: DecodeLimit = DecodeLimit(), files: bool = True, lookup: VideoLookup | None = None):
+        """``files=False``: evidence from the store only, candidates' paths are never opened (the service).
+        ``lookup``: a prebuilt id/path/stem index of the store (one per store version)."""
         if store is not None:
             check_same_model(store.model_stamp() or {}, clip.stamp(), store.uri)
         self.clip, self.store, self.sampling = clip, store, sampling
         self.video_root = Path(video_root) if video_root else None
         self.embed = FileEmbedder(clip, sampling, cache_dir, decode_limit)  # files no store holds
-        self._lookup: VideoLookup | None = None
+        self.files = files
+        self._lookup = lookup
         self.stats = {"store": 0, "decoded": 0, "cached": 0, "missing": 0}
 
     def fetch(self, candidates: list[Candidate]) -> list[np.ndarray | None]:
@@ -61,6 +64,9 @@ class FrameEvidence:
         return out
 
     def _from_file(self, c: Candidate) -> np.ndarray | None:
+        if not self.files:
+            self.stats["missing"] += 1
+            return None
         path = Path(c.path) if c.path else (find_video(self.video_root, c.id) if self.video_root else None)
         if path is None or not path.is_file():
             self.stats["missing"] += 1

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -51,11 +52,15 @@ class Searcher:
     """``Searcher(store).search("a dog on a beach", k=10)``; also ``search([q1, q2, …])`` for a batch."""
 
     def __init__(self, store: VideoStore | str, clip: LoadedClip | None = None, device: str = "auto",
-                 cache_vectors: int = 500_000, in_memory: bool = False):
+                 cache_vectors: int = 500_000, in_memory: bool = False,
+                 frame_cache: Callable[[VideoStore, int], FrameCache] | None = None):
         """``in_memory``: hold the store's ok videos and frames in this process (``StoreReplica``) and search
-        them there — for long-lived searchers over Milvus Lite, whose per-query cost grows with its rows."""
+        them there — for long-lived searchers over Milvus Lite, whose per-query cost grows with its rows.
+        ``frame_cache(store, max_vectors)``: another cache of candidates' frames (the service's is safe under
+        concurrent writes); the default is a plain ``FrameCache``."""
         self.store = VideoStore(store) if isinstance(store, str) else store
-        self.frames = FrameCache(self.store.frames_of, cache_vectors)
+        self.frames = frame_cache(self.store, cache_vectors) if frame_cache else \
+            FrameCache(self.store.frames_of, cache_vectors)
         self.store.require_ready()
         self.replica = None
         stamp = self.store.model_stamp()

@@ -41,6 +41,10 @@ class StoreError(RuntimeError):
     """The store cannot be used as asked; the message says what to do."""
 
 
+class StoreBusyError(StoreError):
+    """A Milvus Lite store that another process holds (one process per store)."""
+
+
 class ModelMismatchError(StoreError):
     pass
 
@@ -98,7 +102,8 @@ class VideoStore:
                 hint = ("is another vidseek process (index job or server) using it? Milvus Lite allows one process "
                         "per store: wait for it or stop it; if `vidseek serve` holds it, index through the service "
                         "(POST /ingest); or use a Milvus server URI")
-                raise StoreError(f"cannot open store {self.uri}: {type(e).__name__}: {e}. {hint}") from e
+                error = StoreError if is_server_uri(self.uri) else StoreBusyError
+                raise error(f"cannot open store {self.uri}: {type(e).__name__}: {e}. {hint}") from e
 
     def _load(self) -> None:
         for name in (self.meta, self.videos, self.frames):

@@ -53,11 +53,10 @@ class Service:
                                                  "(or run `vidseek index` before starting the service)")
                     from retrieval.search import Searcher
 
-                    s = Searcher(self.store, clip=self.clip, in_memory=self.in_memory)
+                    s = Searcher(self.store, clip=self.clip, in_memory=self.in_memory,
+                                 frame_cache=ThreadSafeFrameCache)
                     if s.replica is not None:
                         self.store.listeners.append(s.replica.mark_changed)  # re-read written videos
-                    else:
-                        s.frames = ThreadSafeFrameCache(self.store, s.frames.max_vectors)
                     self.clip = s.clip
                     self._searcher = s
         return self._searcher
@@ -67,20 +66,14 @@ class Service:
         from retrieval.rerank import FrameEvidence
         from retrieval.store import VideoLookup
 
-        class StoreEvidence(FrameEvidence):
-            def _from_file(self, c):
-                self.stats["missing"] += 1
-                return None
-
         searcher = self.searcher()
-        ev = StoreEvidence(searcher.clip, self.store, cache_dir=None)
         cached = self._lookup
         if cached is None or cached[0] != self.store.generation:
             generation = self.store.generation  # read first: a write during the build makes it stale at once
             cached = (generation, VideoLookup(self.store))
             self._lookup = cached
-        ev._lookup = cached[1]  # one id/path/stem index per store version, not one per request
-        return ev
+        # one id/path/stem index per store version, not one per request; never a client's file
+        return FrameEvidence(searcher.clip, self.store, cache_dir=None, files=False, lookup=cached[1])
 
     def video(self, video_id: str, fields: list[str] | None = None) -> dict:
         if not VIDEO_ID.match(video_id) or self.store.dim is None:
