@@ -24,7 +24,15 @@ def fault_spec_from_env() -> str | None:
     return spec
 
 
+def fault_hooks_from_env(driver_pid: int) -> "FaultInjector | None":
+    """The writer hooks for ``VIDSEEK_FAULT`` (validated), or None when it is not set."""
+    spec = fault_spec_from_env()
+    return FaultInjector(spec, driver_pid) if spec else None
+
+
 class FaultInjector:
+    """Writer hooks (``pipeline.writer.WriterHooks``) that SIGKILL the driver, then this process, at a point."""
+
     def __init__(self, spec: str | None, driver_pid: int | None):
         self.point, _, n = (spec or "").partition(":")
         self.remaining = int(n) if n else 0

@@ -24,7 +24,7 @@ from operators.encode import load_clip
 from operators.heads import HeadAggregator
 from operators.isolated_decode import DecodeLimit
 from operators.sampling import SamplingPlan
-from pipeline.faults import fault_spec_from_env
+from pipeline.faults import fault_hooks_from_env
 from pipeline.learned import apply_head_to_store
 from pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
 from pipeline.sources import VideoSource, discover
@@ -313,7 +313,7 @@ def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess:
                                              "batch_size": res.encode.batch_size},
         **map_batches_kwargs(res.encode))
     writer_kwargs = {"stamp": stamp, "sampling": sampling, "prefix": cfg.prefix, "expected": len(todo),
-                     "fault": fault_spec_from_env(), "driver_pid": os.getpid(), "head_path": head_path}
+                     "head_path": head_path, "hooks": fault_hooks_from_env(os.getpid())}
     if shared_store is None:
         ds = ds.map_batches(WriteStage, fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
                             **map_batches_kwargs(res.write, **writer_args))

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from operators.aggregate import mean_pool
-from pipeline.faults import FaultInjector
 from retrieval.store import VideoStore
 
 RESULT_COLUMNS = ("video_id", "path", "status", "stage", "error", "n_frames", "duration", "lost", "decoder")
@@ -44,12 +43,20 @@ class _Pending:
         return self.end["status"] != "ok" or bool(self.encode_error) or len(self.frames) >= self.end["n_frames"]
 
 
+class WriterHooks:
+    """Observer of the writer's order of work; does nothing. Tests pass one that crashes at a point
+    (``pipeline/faults.FaultInjector``): ``before_frames``, ``after_frames``, ``after_videos``."""
+
+    def reached(self, point: str) -> None:
+        pass
+
+
 class StoreWriter:
     """Callable stage: encoded row batches in -> one result row per finished video out."""
 
     def __init__(self, uri: str | VideoStore, stamp: dict, sampling: str, prefix: str = "vidseek",
-                 flush_rows: int = 2048, head=None, expected: int | None = None, fault: str | None = None,
-                 driver_pid: int | None = None, head_path: str | None = None):
+                 flush_rows: int = 2048, head=None, expected: int | None = None, head_path: str | None = None,
+                 hooks: WriterHooks | None = None):
         # A VideoStore passed in is shared with its owner (a service that also searches) and stays open.
         self.owns_store = not isinstance(uri, VideoStore)
         self.store = VideoStore(uri, prefix) if self.owns_store else uri
@@ -62,19 +69,19 @@ class StoreWriter:
         self.buffered = 0
         self.expected = expected  # videos in the job: once all are written, release the store at once
         self.finished = 0
-        self.fault = FaultInjector(fault, driver_pid)
+        self.hooks = hooks or WriterHooks()
 
     def __call__(self, batch: dict) -> dict:
         self._absorb(batch)
         done = [vid for vid, p in self.pending.items() if p.complete()]
         if done or self.buffered >= self.flush_rows:
-            self.fault.reached("before_frames")
+            self.hooks.reached("before_frames")
             self._flush_frames(done if self.buffered < self.flush_rows else list(self.pending))
-            self.fault.reached("after_frames")
+            self.hooks.reached("after_frames")
         rows = [self._finish(vid) for vid in done]
         self.store.upsert_videos(rows)  # after the frames: a video row marks a durable, complete video
         if rows:
-            self.fault.reached("after_videos")
+            self.hooks.reached("after_videos")
         results = [{c: r.get(c, "") for c in RESULT_COLUMNS} for r in rows]
         self.finished += len(rows)
         if self.owns_store and self.expected is not None and self.finished >= self.expected and not self.pending:
