@@ -66,17 +66,19 @@ def encode_only(clip, n_frames: int, batch: int) -> float:
 
 def vidseek_index(lib: Path, model: str, sampling: str, store: str) -> dict:
     from memory import PeakRSS
+    from timings import StreamTimer
 
     from pipeline.index_job import IndexConfig, run_index
 
     t = time.perf_counter()
     with PeakRSS(interval=2.0) as mem:  # /proc/*/smaps_rollup reads cost CPU the job would use
+        timer = StreamTimer()
         s = run_index(IndexConfig(source=str(lib), store=store, model=model, pretrained="none", sampling=sampling,
-                                  progress=False))
+                                  progress=False), observer=timer)
     wall = time.perf_counter() - t
-    return {"frames": s.frames, "wall_fps": s.frames / wall, "stream_fps": s.frames / (s.stream_s or float("inf")),
-            "steady_fps": s.steady_frames_per_s, "wall_s": wall, "stream_s": s.stream_s,
-            "half_done_s": s.half_done_s, "video_s_per_s_steady": s.steady_video_seconds_per_s,
+    return {"frames": s.frames, "wall_fps": s.frames / wall, "stream_fps": s.frames / (timer.stream_s or float("inf")),
+            "steady_fps": timer.steady_frames_per_s, "wall_s": wall, "stream_s": timer.stream_s,
+            "half_done_s": timer.half_done_s, "video_s_per_s_steady": timer.steady_video_seconds_per_s,
             "video_s_per_s_wall": s.video_seconds / wall, "video_s": s.video_seconds, "failed": s.failed, "peak_rss_gb": mem.peak_gb,
             "peak_pss_gb": mem.peak_pss_gb, "cpu_s_by_role": mem.cpu_by_role()}
 

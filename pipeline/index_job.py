@@ -61,6 +61,16 @@ class IndexConfig:
     aggregator: str | None = None  # "learned:HEAD.pt": also write learned vectors from a temporal head
 
 
+class JobObserver:
+    """Sees the job's progress and does nothing; benchmarks pass one that times it (bench/timings.py)."""
+
+    def streaming_started(self) -> None:
+        pass
+
+    def video_finished(self, summary: "IndexSummary", total: int) -> None:
+        pass
+
+
 @dataclass
 class IndexSummary:
     indexed: int = 0
@@ -73,12 +83,6 @@ class IndexSummary:
     frames: int = 0
     video_seconds: float = 0.0
     wall_s: float = 0.0
-    stream_s: float = 0.0  # streaming execution: first batch requested → last video written (no Ray start-up)
-    # the second half of the job's videos, after actor start-up and pipeline fill; an upper estimate of the
-    # steady rate (frames buffered during start-up, and videos finished in bursts, can land in it)
-    half_done_s: float = 0.0  # streaming start → half of the videos finished
-    frames_at_half_done: int = 0  # frames and video seconds finished by then
-    video_seconds_at_half_done: float = 0.0
     stopped_early: bool = False
     errors: list[dict] = field(default_factory=list)
     nodes: dict[str, set] = field(default_factory=dict)  # stage -> Ray node ids that ran it
@@ -87,25 +91,9 @@ class IndexSummary:
     def frames_per_s(self) -> float:
         return self.frames / self.wall_s if self.wall_s else 0.0
 
-    def _second_half_rate(self, total: float, at_half: float) -> float:
-        """(total − at_half) ÷ the time the job's second half took; NaN when that half is too short to time
-        (under a tenth of the streaming time: a small job whose videos finish in one or two writer batches)."""
-        dt = self.stream_s - self.half_done_s
-        return (total - at_half) / dt if dt > 0.1 * self.stream_s else float("nan")
-
-    @property
-    def steady_frames_per_s(self) -> float:
-        return self._second_half_rate(self.frames, self.frames_at_half_done)
-
-    @property
-    def steady_video_seconds_per_s(self) -> float:
-        return self._second_half_rate(self.video_seconds, self.video_seconds_at_half_done)
-
     def as_dict(self) -> dict:
         d = asdict(self)
         d["frames_per_s"] = round(self.frames_per_s, 2)
-        steady = self.steady_frames_per_s
-        d["steady_frames_per_s"] = None if steady != steady else round(steady, 2)  # NaN: not measurable
         d["video_seconds_per_s"] = round(self.video_seconds / self.wall_s, 2) if self.wall_s else 0.0
         d["top_errors"] = top_reasons(self.errors)
         d["nodes"] = {k: sorted(v) for k, v in self.nodes.items()}
@@ -225,11 +213,12 @@ def _init_ray(cfg: IndexConfig) -> bool:
     return True
 
 
-def run_index(cfg: IndexConfig, store: VideoStore | None = None) -> IndexSummary:
+def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobObserver | None = None) -> IndexSummary:
     """Index ``cfg.source`` into ``cfg.store``; see the module docstring for the stages.
 
     ``store``: an open store owned by the caller (e.g. the search service, which holds Milvus Lite's lock);
     the job then writes through it from this process instead of from a writer actor, and leaves it open.
+    ``observer``: told when streaming starts and each video finishes (benchmarks time the job with it).
     """
     t0 = time.perf_counter()
     plan_spec = SamplingPlan.parse(cfg.sampling)
@@ -259,19 +248,21 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None) -> IndexSummary
     summary = IndexSummary(skipped=plan.skipped, pruned=len(plan.pruned), replaced=plan.replaced,
                            reaggregated=reaggregated)
     if plan.todo:
-        _run_stages(cfg, plan.todo, stamp, preprocess, str(plan_spec), summary, None if own else store, head_path)
+        _run_stages(cfg, plan.todo, stamp, preprocess, str(plan_spec), summary, None if own else store, head_path,
+                    observer or JobObserver())
     summary.wall_s = time.perf_counter() - t0
     return summary
 
 
 def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
-                summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None) -> None:
+                summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None,
+                observer: JobObserver) -> None:
     import ray
 
     started = _init_ray(cfg)
     try:
         with filtered_stderr():  # Ray's benign C++ error lines off the terminal (pipeline/quiet_ray.py)
-            _execute(cfg, todo, stamp, preprocess, sampling, summary, shared_store, head_path)
+            _execute(cfg, todo, stamp, preprocess, sampling, summary, shared_store, head_path, observer)
     finally:
         if started:
             ray.shutdown()
@@ -280,7 +271,8 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
 
 
 def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
-             summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None) -> None:
+             summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None,
+             observer: JobObserver) -> None:
     import ray
     from tqdm import tqdm
 
@@ -322,6 +314,7 @@ def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess:
         rows = _write_in_driver(ds, WriteStage(shared_store, **writer_kwargs))
     bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
     t_start = time.perf_counter()
+    observer.streaming_started()
     for row in rows:
         bar.update(1)
         for stage, nodes in json.loads(row.get("nodes") or "{}").items():
@@ -334,10 +327,7 @@ def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess:
             summary.failed += 1
             summary.errors.append({"path": row["path"], "stage": row["stage"], "reason": row["error"]})
         elapsed = time.perf_counter() - t_start
-        summary.stream_s = elapsed
-        if not summary.half_done_s and 2 * (summary.indexed + summary.failed) >= len(todo):
-            summary.half_done_s, summary.frames_at_half_done = elapsed, summary.frames
-            summary.video_seconds_at_half_done = summary.video_seconds
+        observer.video_finished(summary, len(todo))
         bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
         if cfg.max_failures is not None and summary.failed > cfg.max_failures:
             summary.stopped_early = True
