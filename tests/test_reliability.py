@@ -122,9 +122,9 @@ def _kill_stage_once(stage: str, proc: subprocess.Popen) -> threading.Thread:
         data_flowing = False
         while proc.poll() is None:
             tree = job_tree()
-            for pid in tree:
-                os.kill(pid, signal.SIGSTOP)
             try:
+                for pid in tree:
+                    _signal(pid, signal.SIGSTOP)  # a process that exited meanwhile is simply skipped
                 titles = {pid: _cmdline(pid) for pid in tree}
                 data_flowing = data_flowing or decode_title in titles.values()
                 want = decode_title if stage == "decode_batch" else actor_title if data_flowing else None
@@ -136,16 +136,20 @@ def _kill_stage_once(stage: str, proc: subprocess.Popen) -> threading.Thread:
                     return
             finally:
                 for pid in tree:
-                    try:
-                        os.kill(pid, signal.SIGCONT)
-                    except ProcessLookupError:
-                        pass
+                    _signal(pid, signal.SIGCONT)  # whatever happened above: never leave the job frozen
             time.sleep(0.05)
 
     t = threading.Thread(target=run, daemon=True)
     t.killed = None
     t.start()
     return t
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _cmdline(pid: int) -> str:
