@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from retrieval.backends import Where
 from retrieval.filters import in_list
 from retrieval.store import VideoStore, group_frame_rows
 
@@ -138,24 +139,24 @@ class StoreReplica:
         return len(self._videos)
 
     # -- the searcher's store calls -------------------------------------------------------------------
-    def search_videos(self, queries: np.ndarray, k: int, field: str = "mean_vec",
-                      allowed: set[str] | None = None) -> list[list[dict]]:
-        """Top-k videos by inner product with their ``field`` vector; queries [Q, D] unit."""
+    def search_videos(self, queries: np.ndarray, k: int, field: str, where: Where) -> list[list[dict]]:
+        """Top-k videos by inner product with their ``field`` vector; queries [Q, D] unit. The replica holds
+        only ok videos; ``where.ids`` (from the store's own filter evaluation) restricts them further."""
         a = self._views()
         scores = queries.astype(np.float32) @ a[field].T  # [Q, V]
-        return self._top(scores, a["ids"], k, allowed)
+        return self._top(scores, a["ids"], k, where.ids)
 
-    def search_frames_grouped(self, queries: np.ndarray, k: int, allowed: set[str] | None = None) -> list[list[dict]]:
+    def search_frames_grouped(self, queries: np.ndarray, k: int, where: Where) -> list[list[dict]]:
         """Top-k videos by their best frame (exact max pooling over every frame)."""
         a = self._views()
         if not a["ids"]:
             return [[] for _ in queries]
         sims = a["frames"] @ queries.astype(np.float32).T  # [N, Q]
         best = np.maximum.reduceat(sims, a["starts"], axis=0).T  # [Q, V]: max over each video's rows
-        return self._top(best, a["ids"], k, allowed)
+        return self._top(best, a["ids"], k, where.ids)
 
     @staticmethod
-    def _top(scores: np.ndarray, ids: list[str], k: int, allowed: set[str] | None) -> list[list[dict]]:
+    def _top(scores: np.ndarray, ids: list[str], k: int, allowed: frozenset[str] | None) -> list[list[dict]]:
         if allowed is not None:
             keep = np.array([v in allowed for v in ids], dtype=bool)
             scores = np.where(keep[None, :], scores, -np.inf)

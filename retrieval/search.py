@@ -19,14 +19,13 @@ import torch
 
 from operators.aggregate import frame_similarities, get_scorer, pad_frames
 from operators.encode import LoadedClip, encode_texts, load_clip
-from retrieval.filters import all_of, in_list
+from retrieval.backends import SearchBackend, StoreBackend, where_for
 from retrieval.frame_cache import FrameCache
 from retrieval.fusion import rerank
 from retrieval.params import DEFAULTS, SearchParams  # noqa: F401 — re-exported
 from retrieval.store import StoreError, VideoStore, check_same_model
 
 MOMENT_SLACK = 0.1
-MAX_FILTERED_IDS = 20_000  # above this, a metadata filter restricts the video-level stage only
 
 
 @dataclass
@@ -63,6 +62,7 @@ class Searcher:
             FrameCache(self.store.frames_of, cache_vectors)
         self.store.require_ready()
         self.replica = None
+        self.backend: SearchBackend = StoreBackend(self.store)
         stamp = self.store.model_stamp()
         if clip is None:
             clip = load_clip(stamp["model"], stamp.get("pretrained"), device=device)
@@ -73,6 +73,7 @@ class Searcher:
 
             self.replica = StoreReplica(self.store)
             self.frames = self.replica  # same ``get(ids)`` contract as the frame cache
+            self.backend = self.replica  # and the same first-stage interface as the store
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         q = encode_texts(self.clip, queries)  # [Q, D] raw
@@ -151,23 +152,10 @@ class Searcher:
         return scorer(q, F, mask)
 
     def _first_stage(self, qvec: np.ndarray, params: SearchParams, depth: int) -> list[list[str]]:
-        ok = all_of('status == "ok"', params.filter)
         vec_field = "learned_vec" if params.aggregation == "learned" else "mean_vec"
-        if self.replica is not None:
-            # Milvus evaluates the filter (it is a Milvus expression); the replica searches what it allows
-            allowed = ({r["video_id"] for r in self.store.video_records(ok, fields=["video_id"])}
-                       if params.filter else None)
-            by_video = self.replica.search_videos(qvec, depth, field=vec_field, allowed=allowed)
-            by_frame = self.replica.search_frames_grouped(qvec, depth, allowed=allowed)
-            return union_candidates(by_video, by_frame)
-        by_video = self.store.search_videos(qvec, depth, field=vec_field, filter=ok, fields=["video_id"])
-        frame_filter = ""
-        if params.filter:
-            allowed = self.store.video_records(ok, fields=["video_id"])
-            if len(allowed) > MAX_FILTERED_IDS:
-                return [[h["video_id"] for h in hits] for hits in by_video]
-            frame_filter = in_list("video_id", [r["video_id"] for r in allowed])
-        by_frame = self.store.search_frames_grouped(qvec, depth, filter=frame_filter)
+        where = where_for(self.store, params.filter)  # Milvus evaluates the filter: it is a Milvus expression
+        by_video = self.backend.search_videos(qvec, depth, vec_field, where)
+        by_frame = self.backend.search_frames_grouped(qvec, depth, where)
         return union_candidates(by_video, by_frame)
 
 
