@@ -234,6 +234,8 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     store = VideoStore(cfg.store, cfg.prefix) if own else store
     try:
         store.ensure_model(stamp)
+        if head is not None and not store.has_learned:
+            raise JobError(str(store.no_learned_error()))  # refused here, before any video is decoded
         plan = plan_job(store, sources, cfg.prune, cfg.retry_failed)
         if plan.stale:
             store.delete_videos(plan.stale)

@@ -20,6 +20,7 @@ import numpy as np
 
 from operators.model_stamp import stamp_diff
 from retrieval.filters import in_list, quote
+from retrieval.server_caps import ServerCaps
 
 # pymilvus probes an RPC that Milvus Lite does not implement and grpc logs a traceback for it on every
 # insert; the call has a client-side fallback, so the log is noise.
@@ -35,6 +36,7 @@ FRAME_FIELDS = ["pk", "video_id", "idx", "t", "t_start", "t_end", "norm"]
 ID_LEN, PATH_LEN, ERR_LEN = 64, 4096, 2048
 PAGE = 4096
 QUERY_LIMIT = 16_384  # Milvus' largest offset + limit of one query
+GROUP_FANOUT = 10  # frames fetched per wanted video where the server cannot group (Milvus 2.3)
 
 
 class StoreError(RuntimeError):
@@ -69,7 +71,9 @@ def frame_rows(video_id: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarra
 
 class VideoStore:
     def __init__(self, uri: str = "./vidseek.db", prefix: str = "vidseek", token: str = "",
-                 lock_wait_s: float = 15.0):
+                 lock_wait_s: float = 15.0, caps: ServerCaps | None = None):
+        """``caps``: what the server can do; read from its version when not given (tests pass 2.3's to run
+        the fallbacks on Lite)."""
         from pymilvus import MilvusClient  # imported here: importing pymilvus costs ~0.5 s
 
         # Lite has no mvccTs RPC; the iterator falls back to client time and warns on every call.
@@ -82,6 +86,11 @@ class VideoStore:
         if not is_server_uri(uri):
             Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.client = self._connect(MilvusClient, token, lock_wait_s)
+        if caps is None:
+            caps = ServerCaps.from_version(self.client.get_server_version()) if is_server_uri(uri) else \
+                ServerCaps.lite()
+        self.caps = caps
+        self.has_learned = caps.multi_vector  # whether the videos collection holds learned_vec
         if self.client.has_collection(self.meta):
             self._load()
 
@@ -99,11 +108,14 @@ class VideoStore:
                 if not is_server_uri(self.uri) and time.monotonic() < deadline:
                     time.sleep(0.5)
                     continue
+                if is_server_uri(self.uri):
+                    raise StoreError(f"cannot reach the Milvus server at {self.uri} ({type(e).__name__}: "
+                                     f"{str(e).splitlines()[0][:300]}): is it running and is the URI right? See the "
+                                     "README, \"Milvus server\"") from e
                 hint = ("is another vidseek process (index job or server) using it? Milvus Lite allows one process "
                         "per store: wait for it or stop it; if `vidseek serve` holds it, index through the service "
                         "(POST /ingest); or use a Milvus server URI")
-                error = StoreError if is_server_uri(self.uri) else StoreBusyError
-                raise error(f"cannot open store {self.uri}: {type(e).__name__}: {e}. {hint}") from e
+                raise StoreBusyError(f"cannot open store {self.uri}: {type(e).__name__}: {e}. {hint}") from e
 
     def _load(self) -> None:
         for name in (self.meta, self.videos, self.frames):
@@ -111,6 +123,9 @@ class VideoStore:
                 self.client.load_collection(name)
         stamp = self.model_stamp()
         self.dim = int(stamp["embed_dim"]) if stamp else None
+        if self.client.has_collection(self.videos):
+            fields = {f["name"] for f in self.client.describe_collection(self.videos)["fields"]}
+            self.has_learned = "learned_vec" in fields
 
     def close(self) -> None:
         """Close the client and, for Milvus Lite, release the file lock now (not at process exit)."""
@@ -161,11 +176,13 @@ class VideoStore:
         s.add_field("learned_head", DataType.VARCHAR, max_length=128)
         s.add_field("metadata", DataType.JSON)
         s.add_field("mean_vec", DataType.FLOAT_VECTOR, dim=dim)
-        s.add_field("learned_vec", DataType.FLOAT_VECTOR, dim=dim)
         ip = c.prepare_index_params()
         ip.add_index("mean_vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
-        ip.add_index("learned_vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
+        if self.caps.multi_vector:  # Milvus 2.3: one vector field per collection (no learned vectors there)
+            s.add_field("learned_vec", DataType.FLOAT_VECTOR, dim=dim)
+            ip.add_index("learned_vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
         c.create_collection(self.videos, schema=s, index_params=ip)
+        self.has_learned = self.caps.multi_vector
 
         s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         s.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=ID_LEN + 8)
@@ -216,7 +233,11 @@ class VideoStore:
             r["error"] = str(r.get("error", ""))[:ERR_LEN]
             r["path"] = str(r["path"])[:PATH_LEN]
             r.setdefault("metadata", {})
-            for f in ("mean_vec", "learned_vec"):
+            if not self.has_learned:
+                if r.get("learned_vec") is not None and np.any(r["learned_vec"]):
+                    raise self.no_learned_error()
+                r.pop("learned_vec", None)
+            for f in ("mean_vec", "learned_vec") if self.has_learned else ("mean_vec",):
                 v = r.get(f)
                 r[f] = zeros if v is None else np.asarray(v, np.float32)
             for f, default in (("status", "ok"), ("stage", ""), ("decoder", ""), ("sampling", ""),
@@ -250,15 +271,27 @@ class VideoStore:
     def video_records(self, filter: str = 'video_id != ""', fields: list[str] | None = None) -> list[dict]:
         if self.dim is None:
             return []
-        return list(self.iter_query(self.videos, filter, fields or VIDEO_FIELDS))
+        fields, fill = self._readable(fields or VIDEO_FIELDS)
+        return [{**r, **fill} for r in self.iter_query(self.videos, filter, fields)]
 
     def get_videos(self, video_ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
+        fields, fill = self._readable(fields or VIDEO_FIELDS)
         out: dict[str, dict] = {}
         for i in range(0, len(video_ids), 512):
             rows = self.client.query(self.videos, filter=in_list("video_id", video_ids[i:i + 512]),
-                                     output_fields=fields or VIDEO_FIELDS)
-            out.update({r["video_id"]: dict(r) for r in rows})
+                                     output_fields=fields)
+            out.update({r["video_id"]: {**r, **fill} for r in rows})
         return out
+
+    def _readable(self, fields: list[str]) -> tuple[list[str], dict]:
+        """Fields this store holds, and zeros for ``learned_vec`` where it has none (Milvus 2.3)."""
+        if self.has_learned or "learned_vec" not in fields:
+            return fields, {}
+        return [f for f in fields if f != "learned_vec"], {"learned_vec": np.zeros(self.dim, np.float32)}
+
+    def no_learned_error(self) -> StoreError:
+        return StoreError(f"store {self.uri} holds no learned vectors: Milvus {self.caps.version} allows one vector "
+                          "field per collection (learned heads need Milvus 2.4 or newer, or Milvus Lite)")
 
     def frames_of(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
         """Frame data per video, sorted by idx: t, t_start, t_end [T], raw vectors [T, D]."""
@@ -287,18 +320,47 @@ class VideoStore:
     def search_videos(self, queries: np.ndarray, k: int, field: str = "mean_vec", filter: str = "",
                       fields: list[str] | None = None) -> list[list[dict]]:
         """ANN over video vectors; queries [Q, D] unit. Per query: [{video_id, score, ...fields}]."""
+        if field == "learned_vec" and not self.has_learned:
+            raise self.no_learned_error()
         res = self.client.search(self.videos, data=[q.astype(np.float32) for q in queries], limit=k,
                                  anns_field=field, filter=filter, output_fields=fields or ["path"],
                                  search_params={"metric_type": "IP", "params": {"ef": max(64, k)}})
         return [[{**h["entity"], "video_id": h["video_id"], "score": float(h["distance"])} for h in hits] for hits in res]
 
     def search_frames_grouped(self, queries: np.ndarray, k: int, filter: str = "") -> list[list[dict]]:
-        """Best frame per video (max pooling in one call via group_by): [{video_id, score, t, t_start, t_end}]."""
-        res = self.client.search(self.frames, data=[q.astype(np.float32) for q in queries], limit=k,
-                                 anns_field="vec", filter=filter, group_by_field="video_id",
-                                 output_fields=["video_id", "t", "t_start", "t_end"],
-                                 search_params={"metric_type": "IP", "params": {"ef": max(64, k * 4)}})
-        return [[{"score": float(h["distance"]), **h["entity"]} for h in hits] for hits in res]
+        """Best frame per video (max pooling): [{video_id, score, t, t_start, t_end}], best first.
+
+        One grouped search where Milvus has ``group_by_field`` (2.4+, Lite); on 2.3 the top
+        ``k × GROUP_FANOUT`` frames, grouped here, fetching more while a query has fewer than k videos
+        (tests/test_server_caps.py measures its recall against exact grouping)."""
+        data = [q.astype(np.float32) for q in queries]
+        fields = ["video_id", "t", "t_start", "t_end"]
+        if self.caps.group_by:
+            res = self.client.search(self.frames, data=data, limit=k, anns_field="vec", filter=filter,
+                                     group_by_field="video_id", output_fields=fields,
+                                     search_params={"metric_type": "IP", "params": {"ef": max(64, k * 4)}})
+            return [[{"score": float(h["distance"]), **h["entity"]} for h in hits] for hits in res]
+        limit = min(k * GROUP_FANOUT, QUERY_LIMIT)
+        while True:  # over-fetch frames until every query has k videos (or there are no more frames)
+            res = self.client.search(self.frames, data=data, limit=limit, anns_field="vec", filter=filter,
+                                     output_fields=fields, search_params={"metric_type": "IP", "params": {"ef": limit}})
+            hits = [[{"score": float(h["distance"]), **h["entity"]} for h in q_hits] for q_hits in res]
+            grouped = [best_per_video(h, k) for h in hits]
+            short = any(len(g) < k and len(h) == limit for g, h in zip(grouped, hits))
+            if not short or limit >= QUERY_LIMIT:
+                return grouped
+            limit = min(limit * 4, QUERY_LIMIT)
+
+
+def best_per_video(hits: list[dict], k: int) -> list[dict]:
+    """The first (best) hit of each video among score-ordered frame hits, top ``k`` videos."""
+    seen: dict[str, dict] = {}
+    for h in hits:
+        if h["video_id"] not in seen:
+            seen[h["video_id"]] = h
+            if len(seen) == k:
+                break
+    return list(seen.values())
 
 
 def group_frame_rows(rows) -> dict[str, dict[str, np.ndarray]]:
