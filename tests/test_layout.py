@@ -39,7 +39,7 @@ def layer_of(module: str) -> str:
     top = module.split(".")[0]
     if top == "operators":
         return "operators"
-    if module in ("retrieval.store", "retrieval.filters"):
+    if module in ("retrieval.store", "retrieval.filters", "retrieval.server_caps"):
         return "store"
     if module.startswith(("retrieval.service", "retrieval.testbed", "pipeline.cli")):
         return "apps"
