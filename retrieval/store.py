@@ -36,6 +36,10 @@ FRAME_FIELDS = ["pk", "video_id", "idx", "t", "t_start", "t_end", "norm"]
 ID_LEN, PATH_LEN, ERR_LEN = 64, 4096, 2048
 PAGE = 4096
 QUERY_LIMIT = 16_384  # Milvus' largest offset + limit of one query
+# Every read sees every write acknowledged before it (a server's default, "Bounded", may lag by seconds): a
+# video counts as done only when its rows are visible to search, and a delete before a re-insert. The
+# writer's inserts are durable once acknowledged (Milvus' write-ahead log); no explicit flush is needed.
+CONSISTENCY = "Strong"
 GROUP_FANOUT = 10  # frames fetched per wanted video where the server cannot group (Milvus 2.3)
 
 
@@ -181,7 +185,7 @@ class VideoStore:
         if self.caps.multi_vector:  # Milvus 2.3: one vector field per collection (no learned vectors there)
             s.add_field("learned_vec", DataType.FLOAT_VECTOR, dim=dim)
             ip.add_index("learned_vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
-        c.create_collection(self.videos, schema=s, index_params=ip)
+        c.create_collection(self.videos, schema=s, index_params=ip, consistency_level=CONSISTENCY)
         self.has_learned = self.caps.multi_vector
 
         s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -195,7 +199,7 @@ class VideoStore:
         s.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
         ip = c.prepare_index_params()
         ip.add_index("vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
-        c.create_collection(self.frames, schema=s, index_params=ip)
+        c.create_collection(self.frames, schema=s, index_params=ip, consistency_level=CONSISTENCY)
 
         s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
@@ -203,7 +207,7 @@ class VideoStore:
         s.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus requires one vector field
         ip = c.prepare_index_params()
         ip.add_index("dummy", index_type="FLAT", metric_type="L2")
-        c.create_collection(self.meta, schema=s, index_params=ip)
+        c.create_collection(self.meta, schema=s, index_params=ip, consistency_level=CONSISTENCY)
         # The stamp goes in last: a store without it is treated as empty and re-created.
         c.insert(self.meta, [{"key": "model", "value": stamp, "dummy": [0.0, 0.0]}])
         self.dim = dim
@@ -322,10 +326,12 @@ class VideoStore:
         """ANN over video vectors; queries [Q, D] unit. Per query: [{video_id, score, ...fields}]."""
         if field == "learned_vec" and not self.has_learned:
             raise self.no_learned_error()
+        # the id asked for as an output field: a hit's own key for it differs (Lite: "video_id", 2.3: "id")
+        out_fields = list(dict.fromkeys([*(fields or ["path"]), "video_id"]))
         res = self.client.search(self.videos, data=[q.astype(np.float32) for q in queries], limit=k,
-                                 anns_field=field, filter=filter, output_fields=fields or ["path"],
+                                 anns_field=field, filter=filter, output_fields=out_fields,
                                  search_params={"metric_type": "IP", "params": {"ef": max(64, k)}})
-        return [[{**h["entity"], "video_id": h["video_id"], "score": float(h["distance"])} for h in hits] for hits in res]
+        return [[{**h["entity"], "score": float(h["distance"])} for h in hits] for hits in res]
 
     def search_frames_grouped(self, queries: np.ndarray, k: int, filter: str = "") -> list[list[dict]]:
         """Best frame per video (max pooling): [{video_id, score, t, t_start, t_end}], best first.

@@ -1,0 +1,101 @@
+"""The same store code on a real Milvus 2.3.5 server (tests/milvus_server.py starts one for this module).
+
+Loopback only (checked against every other address of the machine), the store's operations with 2.3's
+limits, and a real index job writing into the server followed by a search and a resume.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from milvus_server import MilvusServer
+
+from retrieval.store import VideoStore
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+MILVUS_PORTS = (19530, 19529, 19531, 9091, 2379, 2380, 53100, 21121, 21123, 21124, 13333, 22930)
+
+
+@pytest.fixture(scope="module")
+def milvus(tmp_path_factory):
+    why = MilvusServer.unavailable()
+    if why:
+        pytest.skip(f"no Milvus server here: {why}")
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-data"))
+    uri = server.start()
+    yield uri
+    server.stop()
+
+
+def _other_addresses() -> list[str]:
+    out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    return [line.split()[3].split("/")[0] for line in out.splitlines() if " lo " not in line]
+
+
+def test_the_server_answers_on_loopback_only(milvus):
+    port = int(milvus.rsplit(":", 1)[1])
+    with VideoStore(milvus, prefix="probe") as store:
+        assert store.caps.version.startswith("v2.3") and not store.caps.group_by
+    addresses = _other_addresses()
+    assert addresses, "this machine has no other address to check"
+    for addr in addresses:
+        for p in (*MILVUS_PORTS, port):
+            with socket.socket() as s:
+                s.settimeout(1)
+                assert s.connect_ex((addr, p)) != 0, f"{addr}:{p} answers: Milvus is reachable from outside"
+
+
+def test_store_operations_with_2_3_limits(milvus):
+    rng = np.random.default_rng(0)
+    with VideoStore(milvus, prefix="ops") as store:
+        store.ensure_model({"model": "t", "embed_dim": 8, "weights": "w"})
+        assert not store.has_learned  # 2.3: one vector field per collection
+        ids = [f"v{i}" for i in range(6)]
+        for vid in ids:
+            n = np.arange(5)
+            store.insert_frames(vid, n, n * 1.0, n * 1.0, n + 1.0, rng.normal(size=(5, 8)).astype(np.float32))
+        store.upsert_videos([{"video_id": v, "path": f"/{v}.mp4", "mean_vec": rng.normal(size=8), "n_frames": 5}
+                             for v in ids])
+        q = rng.normal(size=(2, 8)).astype(np.float32)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        grouped = store.search_frames_grouped(q, 4)  # visible at once (Strong consistency), grouped here
+        assert [len({h["video_id"] for h in g}) for g in grouped] == [4, 4]
+        assert [len(g) for g in grouped] == [4, 4]
+        assert len(store.search_videos(q, 3)[0]) == 3
+        assert sorted(store.get_videos(ids[:2])) == ids[:2]
+        assert len(store.frames_of(ids)["v3"]["vectors"]) == 5
+        store.delete_videos(ids[:3])  # a delete is visible before the next read
+        assert store.count_frames() == 15 and len(store.video_records()) == 3
+
+
+def _clip(path: Path, seconds: int) -> None:
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc=duration={seconds}:size=96x72:rate=10", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    str(path)], check=True)
+
+
+def test_index_job_search_and_resume_on_a_real_server(milvus, tmp_path, tiny_clip):
+    from pipeline.index_job import IndexConfig, JobError, run_index
+    from retrieval.search import Searcher
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(4):
+        _clip(lib / f"c{i}.mp4", 2 + i)
+    (lib / "broken.mp4").write_bytes(b"\0" * 64)
+    cfg = IndexConfig(source=str(lib), store=milvus, prefix="job", progress=False, num_cpus=2)
+    summary = run_index(cfg)
+    assert (summary.indexed, summary.failed) == (4, 1), summary.render()
+    again = run_index(cfg)
+    assert (again.indexed, again.skipped) == (0, 5)  # resume: everything is already there
+    searcher = Searcher(VideoStore(milvus, prefix="job"), clip=tiny_clip)
+    hits = searcher.search("a test pattern", k=3)
+    assert len(hits) == 3 and len({h.video_id for h in hits}) == 3
+    assert all(h.path.endswith(".mp4") and h.moment[1] > h.moment[0] for h in hits)
+    head = Path(__file__).resolve().parents[1] / "operators" / "weights" / "testbed_head.pt"
+    with pytest.raises(JobError, match="one vector field per collection"):
+        run_index(IndexConfig(source=str(lib), store=milvus, prefix="jobhead", progress=False,
+                              aggregator=f"learned:{head}", model="testbed"))
