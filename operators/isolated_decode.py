@@ -173,13 +173,17 @@ def _child_main() -> None:
 
 
 def _die_with_parent() -> None:
-    """Linux: SIGKILL this child when its parent dies, even by SIGKILL (else it would decode on, orphaned)."""
-    try:
-        import ctypes
+    """Exit as soon as the parent process is gone, even while a decode blocks (else it would decode on,
+    orphaned). A thread watching the parent's pid, not PR_SET_PDEATHSIG: that signal fires when the parent
+    *thread* that started the child exits, which in a thread pool is not the parent's end."""
+    parent = os.getppid()
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent watch").start()
 
 
 if __name__ == "__main__":
