@@ -196,6 +196,9 @@ def _init_ray(cfg: IndexConfig) -> bool:
     # the last one's processes still exit) step on each other's session files and time out at start-up.
     tmp = ray_temp_dir()
     quiet_token_auth_notice()
+    # Ray waits 30 s for its GCS to start; on a busy 2-core machine (a test run beside it) that was seen to
+    # pass, and a retry (with a warning) followed. A longer wait costs nothing when the start is quick.
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
     for attempt in range(1, 4):
         try:
             ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
