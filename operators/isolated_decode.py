@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from operators.decode import DecodeSummary, VideoDecoder, probe, videos_of
+from operators.decode import DecodeSummary, VideoDecoder, check_file, probe, videos_of
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 120.0  # a child's imports, on a machine busy with the other decoders
@@ -67,10 +67,24 @@ class IsolatedDecoder:
         """Frame row batches, then the end record; never raises for a bad, slow or crashing file."""
         self._ensure_child()
         self._send((path, video_id, extra, self.decoder_args))
-        started = time.monotonic()
+        finished = False
+        try:
+            for rows in self._video_rows(path, video_id, extra):
+                finished = rows["kind"][-1] == "end"
+                yield rows
+        finally:
+            if not finished:  # abandoned mid-video (job stopped, task cancelled): its messages must not
+                self.close()  # reach the next video, so this child goes
+
+    def _video_rows(self, path: str, video_id: str, extra: str) -> Iterator[dict]:
+        # the limit counts time spent waiting for the child, not time this generator is suspended
+        # downstream (backpressure): the child then blocks on its pipe and is not slow
+        waited = 0.0
         limit = self.limit.seconds(None)
         while True:
-            msg = self._next(started + limit - time.monotonic())
+            t = time.monotonic()
+            msg = self._next(limit - waited)
+            waited += time.monotonic() - t
             if msg is None:  # timed out: the child is stuck in this video
                 self.close()
                 yield self._failed(path, video_id, extra, f"{path}: timeout after {limit:.0f} s (decoding did "
@@ -104,7 +118,7 @@ class IsolatedDecoder:
             p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))  # same cwd: relative paths work
         self._child = subprocess.Popen([sys.executable, "-m", "operators.isolated_decode"],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        self._messages = queue.Queue()
+        self._messages = queue.Queue(maxsize=4)  # a few chunks ahead: the child waits on its pipe, memory stays bounded
         threading.Thread(target=_read_messages, args=(self._child, self._messages), daemon=True).start()
         msg = self._next(START_TIMEOUT_S)  # the limit counts decoding only, not the child's imports
         if msg is None or msg[0] != "ready":
@@ -135,18 +149,33 @@ def _read_messages(child: subprocess.Popen, out: queue.Queue) -> None:
     """Reader thread: the child's messages into ``out``, then ("dead", reason) when its pipe closes."""
     try:
         while True:
-            out.put(pickle.load(child.stdout))
-    except (EOFError, OSError, pickle.UnpicklingError):
+            msg = pickle.load(child.stdout)
+            while child.poll() is None or not out.full():  # put, unless the child is gone and nobody reads
+                try:
+                    out.put(msg, timeout=1.0)
+                    break
+                except queue.Full:
+                    continue
+    except Exception:  # noqa: BLE001 — EOF, a closed pipe or a corrupt stream: the child is done either way
         pass
     code = child.wait()
-    out.put(("dead", f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"))
+    try:
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    except ValueError:
+        how = f"signal {-code}"
+    try:
+        out.put(("dead", how), timeout=5.0)
+    except queue.Full:
+        pass
 
 
 def _child_main() -> None:
     """Decode requests from stdin, one video at a time; exits when the parent goes away."""
     _die_with_parent()
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # stray prints must not corrupt the message stream
+    stdin = sys.stdin.buffer
+    stdout = os.fdopen(os.dup(1), "wb")  # the message stream, on a descriptor of its own
+    os.dup2(2, 1)  # anything else written to fd 1 (Python or native code) goes to stderr, not into messages
+    sys.stdout = sys.stderr
     try:
         import decord  # noqa: F401 — imported before "ready": the time limit counts decoding, not imports
     except ImportError:
@@ -162,6 +191,7 @@ def _child_main() -> None:
         key = (repr(args[0]), args[1], args[2])
         dec = decoders.get(key) or decoders.setdefault(key, VideoDecoder(*args))
         try:
+            check_file(path)  # a FIFO or device is refused before anything opens (and blocks on) it
             duration = probe(path).duration
         except Exception:  # noqa: BLE001 — the decode below reports what is wrong with the file
             duration = None

@@ -59,6 +59,14 @@ def _load(ctx: typer.Context, param: Any, path: str | Path | None) -> None:
         raise typer.BadParameter(f"{path} is not valid TOML: {e}", param=param) from e
     command = ctx.info_name
     tables = {k for k, v in data.items() if k in COMMANDS and isinstance(v, dict)}
+    if tables:  # a shared file: every key belongs to a command's table
+        loose = sorted(set(data) - tables)
+        if loose:
+            raise typer.BadParameter(f"{path}: {', '.join(loose)} outside a table; put each key under [index], "
+                                     "[search] or [serve]", param=param)
+        if command not in tables:
+            raise typer.BadParameter(f"{path} has no [{command}] table (it has {', '.join(sorted(tables))})",
+                                     param=param)
     values = data.get(command, {}) if tables else data
     where = f"{path} [{command}]" if tables else str(path)
     hints = typing.get_type_hints(ctx.command.callback)

@@ -95,4 +95,7 @@ def _pump(src, out_fd: int, show_benign: bool) -> None:
 
 
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the job's to handle; the filter ends at EOF
     _pump(sys.stdin.buffer, sys.stdout.fileno(), sys.argv[1:] == ["1"])

@@ -35,7 +35,12 @@ def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str,
             if permits is not None:
                 permits.release()
 
-    threading.Thread(target=run, name=f"bounded: {what}"[:60], daemon=True).start()
+    try:
+        threading.Thread(target=run, name=f"bounded: {what}"[:60], daemon=True).start()
+    except BaseException:  # no thread (the machine is out of them): the permit is not lost
+        if permits is not None:
+            permits.release()
+        raise
     if not done.wait(timeout_s):
         raise CallTimeout(f"{what}: timeout after {timeout_s:.0f} s")
     if "error" in result:

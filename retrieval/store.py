@@ -346,16 +346,17 @@ class VideoStore:
                                      group_by_field="video_id", output_fields=fields,
                                      search_params={"metric_type": "IP", "params": {"ef": max(64, k * 4)}})
             return [[{"score": float(h["distance"]), **h["entity"]} for h in hits] for hits in res]
-        limit = min(k * GROUP_FANOUT, QUERY_LIMIT)
-        while True:  # over-fetch frames until every query has k videos (or there are no more frames)
+        limit, found = min(k * GROUP_FANOUT, QUERY_LIMIT), None
+        while True:  # over-fetch frames while a query lacks k videos and more frames bring more videos
             res = self.client.search(self.frames, data=data, limit=limit, anns_field="vec", filter=filter,
                                      output_fields=fields, search_params={"metric_type": "IP", "params": {"ef": limit}})
             hits = [[{"score": float(h["distance"]), **h["entity"]} for h in q_hits] for q_hits in res]
             grouped = [best_per_video(h, k) for h in hits]
-            short = any(len(g) < k and len(h) == limit for g, h in zip(grouped, hits))
-            if not short or limit >= QUERY_LIMIT:
+            counts = [len(g) for g in grouped]
+            short = any(c < k and len(h) == limit for c, h in zip(counts, hits))
+            if not short or limit >= QUERY_LIMIT or counts == found:  # a small store: no more videos exist
                 return grouped
-            limit = min(limit * 4, QUERY_LIMIT)
+            limit, found = min(limit * 4, QUERY_LIMIT), counts
 
 
 def best_per_video(hits: list[dict], k: int) -> list[dict]:

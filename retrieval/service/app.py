@@ -227,7 +227,7 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
         """The video's file, checked to be the one indexed; its stat on a stalled mount answers 504."""
         try:
             return call_with_timeout(lambda: svc.video_file(video_id), limits.decode_timeout_s,
-                                     f"checking the file of video {video_id}")
+                                     f"checking the file of video {video_id}", permits=svc.decodes)
         except CallTimeout as e:
             bad(504, f"{e}: the file may be on a slow or stalled disk; try again later")
 
