@@ -5,16 +5,9 @@ file carries rotation metadata (decord ignores it), and for ``keyframes`` (PyAV 
 decoder itself). One bad packet loses only the frames it breaks: a failed ``get_batch`` is retried frame by
 frame. Bad input never raises out of the operator: it becomes an end record with ``status="failed"``.
 
-Output rows (columnar dict of numpy arrays), one video after another::
-
-    kind       "frame" rows, then exactly one "end" row per video
-    video_id, path
-    idx        sample index within the video (stable across re-runs: a row's key)
-    t          presentation time (s) of the decoded frame;  t_start/t_end: the sample's span
-    frame      uint8 [n, S, S, 3] (S from the model's preprocess config; zeros on end rows)
-    n_frames   end rows: frame rows emitted;  duration, decoder, lost (frames lost to bad packets)
-    status     end rows: "ok" | "failed";  error: the reason, naming the file
-    extra      end rows: the input row's ``extra`` (e.g. JSON metadata), passed through untouched
+Output, one video after another (types in operators/rows.py): ``FrameRows`` chunks of at most
+``chunk_frames`` uint8 frames [n, S, S, 3] (S from the model's preprocess config), then exactly one
+``VideoEnd`` per video — ``status`` ok or failed, with the reason naming the file.
 """
 from __future__ import annotations
 
@@ -30,6 +23,7 @@ import numpy as np
 
 from operators.ffmpeg_log import quiet_decord, quiet_ffmpeg
 from operators.preprocess import PreprocessConfig, finish_frames, resize_plan
+from operators.rows import FrameRows, VideoEnd, to_batch
 from operators.sampling import SamplingPlan
 
 log = logging.getLogger(__name__)
@@ -217,23 +211,29 @@ class VideoDecoder:
 
     # -- public API -------------------------------------------------------------------------------
     def __call__(self, batch: dict) -> Iterator[dict]:
+        """Stage batches (operators/rows.py) of every input row's video."""
         for path, vid, extra in videos_of(batch):
-            yield from self.iter_video(path, vid, extra)
+            for item in self.iter_video(path, vid, extra):
+                yield to_batch(*((item, []) if isinstance(item, FrameRows) else (self.no_frames(), [item])))
 
-    def iter_video(self, path: str, video_id: str, extra: str = "") -> Iterator[dict]:
-        """Row batches for one video: frame chunks, then its end record. Never raises for bad input."""
+    def no_frames(self) -> FrameRows:
+        return FrameRows.empty((self.cfg.size, self.cfg.size, 3), np.uint8)
+
+    def iter_video(self, path: str, video_id: str, extra: str = "") -> Iterator[FrameRows | VideoEnd]:
+        """One video: ``FrameRows`` chunks, then its ``VideoEnd``. Never raises for bad input."""
         summary = DecodeSummary()
         status, error = "ok", ""
         try:
-            for chunk in self.decode(path, summary):
-                yield self._rows(video_id, path, chunk)
+            for c in self.decode(path, summary):
+                yield FrameRows.of_video(video_id, path, c.idx, c.t, c.t_start, c.t_end, c.frames)
             if summary.n_frames == 0:
                 raise DecodeError(f"{path}: no decodable frames")
         except DecodeError as e:
             status, error = "failed", str(e)
         except Exception as e:  # noqa: BLE001 — any decoder crash on one file is that file's error record
             status, error = "failed", f"{path}: decoder error ({type(e).__name__}: {e})"
-        yield self._end_row(video_id, path, summary, status, error, extra)
+        yield VideoEnd(video_id, path, status, error, summary.n_frames, float(summary.duration), summary.lost,
+                       summary.decoder, extra)
 
     def decode(self, path: str, summary: DecodeSummary | None = None) -> Iterator[FrameChunk]:
         """Frame chunks for one video; raises DecodeError (with the file and reason) on bad input."""
@@ -376,48 +376,6 @@ class VideoDecoder:
             summary.duration = float(duration)
         yield from flush()
         summary.lost += lost[0]
-
-    # -- rows -------------------------------------------------------------------------------------
-    def _rows(self, video_id: str, path: str, c: FrameChunk) -> dict:
-        n = len(c.frames)
-        return {
-            "kind": np.full(n, "frame", dtype=object),
-            "video_id": np.full(n, video_id, dtype=object),
-            "path": np.full(n, path, dtype=object),
-            "idx": c.idx.astype(np.int32),
-            "t": c.t.astype(np.float32),
-            "t_start": c.t_start.astype(np.float32),
-            "t_end": c.t_end.astype(np.float32),
-            "frame": c.frames,
-            "n_frames": np.zeros(n, np.int32),
-            "duration": np.zeros(n, np.float32),
-            "lost": np.zeros(n, np.int32),
-            "decoder": np.full(n, "", dtype=object),
-            "status": np.full(n, "", dtype=object),
-            "error": np.full(n, "", dtype=object),
-            "extra": np.full(n, "", dtype=object),
-        }
-
-    def _end_row(self, video_id: str, path: str, s: DecodeSummary, status: str, error: str,
-                 extra: str = "") -> dict:
-        size = self.cfg.size
-        return {
-            "kind": np.array(["end"], dtype=object),
-            "video_id": np.array([video_id], dtype=object),
-            "path": np.array([path], dtype=object),
-            "idx": np.array([-1], np.int32),
-            "t": np.zeros(1, np.float32),
-            "t_start": np.zeros(1, np.float32),
-            "t_end": np.zeros(1, np.float32),
-            "frame": np.zeros((1, size, size, 3), np.uint8),
-            "n_frames": np.array([s.n_frames], np.int32),
-            "duration": np.array([s.duration], np.float32),
-            "lost": np.array([s.lost], np.int32),
-            "decoder": np.array([s.decoder], dtype=object),
-            "status": np.array([status], dtype=object),
-            "error": np.array([error], dtype=object),
-            "extra": np.array([extra], dtype=object),
-        }
 
 
 def decode_frames(path: str, preprocess: PreprocessConfig, sampling: str = "fps:1",

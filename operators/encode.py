@@ -187,33 +187,25 @@ def encode_texts(clip: LoadedClip, texts: list[str], long_text: str = "truncate"
 
 
 class ImageEncoder:
-    """Operator: ``{"frame": uint8 [B, H, W, 3], …}`` -> same batch with ``"embedding": float32 [B, D]``.
+    """Operator: uint8 frames [B, H, W, 3] -> raw image features float32 [B, D], with the model loaded once.
 
-    Rows whose ``kind`` column is not ``"frame"`` (per-video end records) get zeros and cost nothing.
+    Raises what the model raises (e.g. a CUDA out-of-memory ``RuntimeError``); the index job's encode stage
+    turns that into the videos' failure records (pipeline/stages/encode.py).
     """
 
     def __init__(self, model: str = "tiny-random", pretrained: str | None = None, device: str = "auto",
-                 precision: str = "auto", batch_size: int = 256, keep_frames: bool = False,
-                 threads: int | None = None):
+                 precision: str = "auto", batch_size: int = 256, threads: int | None = None):
         self.clip = load_clip(model, pretrained, device, precision)
         if self.clip.device.type == "cpu":
             # Ray pins OMP threads to the actor's (fractional) CPU reservation; CLIP on CPU wants the cores.
             torch.set_num_threads(threads or os.cpu_count() or 1)
         self.batch_size = batch_size
-        self.keep_frames = keep_frames
 
-    def __call__(self, batch: dict) -> dict:
-        frames = batch["frame"]
-        kind = batch.get("kind")
-        emb = np.zeros((len(frames), self.clip.embed_dim), dtype=np.float32)
-        sel = np.arange(len(frames)) if kind is None else np.flatnonzero(np.asarray(kind) == "frame")
-        out = {k: v for k, v in batch.items() if self.keep_frames or k != "frame"}
-        if len(sel):
-            try:
-                emb[sel] = encode_images(self.clip, np.asarray(frames)[sel], self.batch_size)
-            except (RuntimeError, ValueError) as e:  # e.g. CUDA OOM: these videos fail, the job goes on
-                errors = np.array(out.get("error", np.full(len(frames), "", dtype=object)), dtype=object)
-                errors[sel] = f"encode failed ({type(e).__name__}: {e})"
-                out["error"] = errors
-        out["embedding"] = emb
-        return out
+    @property
+    def embed_dim(self) -> int:
+        return self.clip.embed_dim
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        if len(frames) == 0:
+            return np.zeros((0, self.clip.embed_dim), np.float32)
+        return encode_images(self.clip, np.asarray(frames), self.batch_size)

@@ -56,10 +56,10 @@ class FileEmbedder:
         """Sampled frames [T, S, S, 3] uint8 of one file, decoded under the time limit."""
         if self._decoder is None:
             self._decoder = IsolatedDecoder(self.clip.preprocess.as_dict(), self.sampling, 256, self.limit)
-        out = list(self._decoder.iter_video(str(path), str(path)))
-        if out[-1]["status"][0] != "ok":
-            raise DecodeError(str(out[-1]["error"][0]))
-        return np.concatenate([o["frame"] for o in out[:-1]])
+        *chunks, end = self._decoder.iter_video(str(path), str(path))  # FrameRows…, VideoEnd
+        if not end.ok:
+            raise DecodeError(end.error)
+        return np.concatenate([c.payload for c in chunks])
 
     def close(self) -> None:
         if self._decoder is not None:

@@ -5,7 +5,7 @@ never returns), a pathological stream, a native call that spins holding the GIL.
 end those, so each decode worker keeps one child process (``python -m operators.isolated_decode``) and
 feeds it one video at a time over a pipe. The limit is ``base_s + per_video_s × duration`` (the duration
 from the file's header, known once the child has probed it; ``base_s`` alone until then). A video that
-outlives it becomes an end record with ``status="failed"`` and ``timeout after N s``; the child is killed
+outlives it becomes a ``VideoEnd`` with ``status="failed"`` and ``timeout after N s``; the child is killed
 and a fresh one takes the next video. A child that dies (a decoder crash) is likewise that video's error,
 not the worker's. Costs: one process per decode worker, and each chunk of frames pickled through a pipe
 (a memory copy; decoding costs far more). See docs/decoding.md "Bounded time per video".
@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from operators.decode import DecodeSummary, VideoDecoder, check_file, probe, videos_of
+from operators.decode import VideoDecoder, check_file, probe, videos_of
+from operators.rows import FrameRows, VideoEnd, to_batch
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 120.0  # a child's imports, on a machine busy with the other decoders
@@ -53,30 +54,32 @@ class IsolatedDecoder:
     def __init__(self, preprocess: dict, sampling: str, chunk_frames: int = 32,
                  limit: DecodeLimit = DecodeLimit()):
         self.decoder_args = (preprocess, sampling, chunk_frames)
-        self.shape = VideoDecoder(preprocess, sampling, chunk_frames)  # validates args; builds end rows
+        self.shape = VideoDecoder(preprocess, sampling, chunk_frames)  # validates args; knows the frame shape
         self.limit = limit
         self._child: subprocess.Popen | None = None
         self._messages: queue.Queue | None = None
 
     # -- public API -------------------------------------------------------------------------------
     def __call__(self, batch: dict) -> Iterator[dict]:
+        """Stage batches (operators/rows.py) of every input row's video."""
         for path, vid, extra in videos_of(batch):
-            yield from self.iter_video(path, vid, extra)
+            for item in self.iter_video(path, vid, extra):
+                yield to_batch(*((item, []) if isinstance(item, FrameRows) else (self.shape.no_frames(), [item])))
 
-    def iter_video(self, path: str, video_id: str, extra: str = "") -> Iterator[dict]:
-        """Frame row batches, then the end record; never raises for a bad, slow or crashing file."""
+    def iter_video(self, path: str, video_id: str, extra: str = "") -> Iterator[FrameRows | VideoEnd]:
+        """``FrameRows`` chunks, then the ``VideoEnd``; never raises for a bad, slow or crashing file."""
         self._ensure_child()
         self._send((path, video_id, extra, self.decoder_args))
         finished = False
         try:
-            for rows in self._video_rows(path, video_id, extra):
-                finished = rows["kind"][-1] == "end"
-                yield rows
+            for item in self._video_rows(path, video_id, extra):
+                finished = isinstance(item, VideoEnd)
+                yield item
         finally:
             if not finished:  # abandoned mid-video (job stopped, task cancelled): its messages must not
                 self.close()  # reach the next video, so this child goes
 
-    def _video_rows(self, path: str, video_id: str, extra: str) -> Iterator[dict]:
+    def _video_rows(self, path: str, video_id: str, extra: str) -> Iterator[FrameRows | VideoEnd]:
         # the limit counts time spent waiting for the child, not time this generator is suspended
         # downstream (backpressure): the child then blocks on its pipe and is not slow
         waited = 0.0
@@ -95,7 +98,7 @@ class IsolatedDecoder:
                 limit = self.limit.seconds(value)
             elif kind == "rows":
                 yield value
-                if value["kind"][-1] == "end":
+                if isinstance(value, VideoEnd):
                     return
             else:  # "dead": the child exited mid-video
                 self.close()
@@ -141,8 +144,9 @@ class IsolatedDecoder:
         except queue.Empty:
             return None
 
-    def _failed(self, path: str, video_id: str, extra: str, error: str) -> dict:
-        return self.shape._end_row(video_id, path, DecodeSummary(), "failed", error, extra)
+    @staticmethod
+    def _failed(path: str, video_id: str, extra: str, error: str) -> VideoEnd:
+        return VideoEnd(video_id, path, "failed", error, extra=extra)
 
 
 def _read_messages(child: subprocess.Popen, out: queue.Queue) -> None:
@@ -197,8 +201,8 @@ def _child_main() -> None:
             duration = None
         pickle.dump(("duration", duration), stdout, protocol=pickle.HIGHEST_PROTOCOL)
         stdout.flush()
-        for rows in dec.iter_video(path, video_id, extra):
-            pickle.dump(("rows", rows), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+        for item in dec.iter_video(path, video_id, extra):
+            pickle.dump(("rows", item), stdout, protocol=pickle.HIGHEST_PROTOCOL)
             stdout.flush()
 
 

@@ -1,9 +1,12 @@
 """``run_index``: the streaming Ray Data job decode → CLIP → aggregate/write, resumable and incremental.
 
-    from_items(videos to do) ─map_batches(VideoDecoder, CPU tasks, one per core)─▶ frame rows + end rows
-        ─map_batches(ImageEncoder, GPU actor per GPU | one CPU actor)─▶ + embedding
-        ─map_batches(StoreWriter, one actor, pinned to the driver's node for Milvus Lite)─▶ one row per video
+    from_items(videos to do) ─map_batches(decode, CPU tasks, one per core)─▶ frame rows + VideoEnd records
+        ─map_batches(encode, GPU actor per GPU | one CPU actor)─▶ frame rows with embeddings + records
+        ─map_batches(pool + write, one actor, pinned to the driver's node for Milvus Lite)─▶ one row per video
     the driver iterates those rows: progress bar, failure budget, summary.
+
+Rows between stages: operators/rows.py. Pooling (meanP, and a learned head if given) is
+operators/video_vectors.py, applied by the writer once a video's frames are all in.
 
 Why Ray Data: streaming execution with backpressure between stages (decoding never waits for the whole
 library, memory stays bounded), task and actor pools that scale to a cluster, and retries — with our own writer
@@ -24,6 +27,7 @@ from operators.encode import load_clip
 from operators.heads import HeadAggregator
 from operators.isolated_decode import DecodeLimit
 from operators.sampling import SamplingPlan
+from operators.video_vectors import VideoVectors
 from pipeline.faults import fault_hooks_from_env
 from pipeline.learned import apply_head_to_store
 from pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
@@ -85,7 +89,6 @@ class IndexSummary:
     wall_s: float = 0.0
     stopped_early: bool = False
     errors: list[dict] = field(default_factory=list)
-    nodes: dict[str, set] = field(default_factory=dict)  # stage -> Ray node ids that ran it
 
     @property
     def frames_per_s(self) -> float:
@@ -96,7 +99,6 @@ class IndexSummary:
         d["frames_per_s"] = round(self.frames_per_s, 2)
         d["video_seconds_per_s"] = round(self.video_seconds / self.wall_s, 2) if self.wall_s else 0.0
         d["top_errors"] = top_reasons(self.errors)
-        d["nodes"] = {k: sorted(v) for k, v in self.nodes.items()}
         return d
 
     def render(self) -> str:
@@ -310,7 +312,7 @@ def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess:
                                              "batch_size": res.encode.batch_size},
         **map_batches_kwargs(res.encode))
     writer_kwargs = {"stamp": stamp, "sampling": sampling, "prefix": cfg.prefix, "expected": len(todo),
-                     "head_path": head_path, "hooks": fault_hooks_from_env(os.getpid())}
+                     "video_vectors": VideoVectors(head_path, stamp), "hooks": fault_hooks_from_env(os.getpid())}
     if shared_store is None:
         ds = ds.map_batches(WriteStage, fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
                             **map_batches_kwargs(res.write, **writer_args))
@@ -322,8 +324,6 @@ def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess:
     observer.streaming_started()
     for row in rows:
         bar.update(1)
-        for stage, nodes in json.loads(row.get("nodes") or "{}").items():
-            summary.nodes.setdefault(stage, set()).update(nodes)
         if row["status"] == "ok":
             summary.indexed += 1
             summary.frames += int(row["n_frames"])

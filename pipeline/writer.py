@@ -1,10 +1,11 @@
 """The store writer: the one process that owns the store connection (Milvus Lite allows one per store).
 
-It receives encoded frame rows and per-video end records in any order (encoder actors run in parallel and
-decode retries may repeat rows), de-duplicates by (video_id, idx), aggregates each video once all of its
-frames have arrived, and writes in this order: frame rows first, the video row last. A video therefore
-counts as done (status "ok" row present) only after all its frames are durable; a job killed at any moment
-leaves at most frames without a video row, which the next run deletes before re-indexing that video.
+It receives encoded frame rows and per-video records (operators/rows.py) in any order (encoder actors run
+in parallel and decode retries may repeat rows), de-duplicates by (video_id, idx), and once all of a
+video's frames have arrived applies the job's pooling step (``VideoVectors``) and writes in this order:
+frame rows first, the video row last. A video therefore counts as done (status "ok" row present) only after
+all its frames are durable; a job killed at any moment leaves at most frames without a video row, which the
+next run deletes before re-indexing that video.
 """
 from __future__ import annotations
 
@@ -12,35 +13,29 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from operators.aggregate import mean_pool
+from operators.rows import EncodeFailure, VideoEnd, from_batch
+from operators.video_vectors import VideoVectors
 from retrieval.store import VideoStore
 
 RESULT_COLUMNS = ("video_id", "path", "status", "stage", "error", "n_frames", "duration", "lost", "decoder")
 
 
-def _load_head(path: str, stamp: dict):
-    # imported here: operators.heads pulls in open_clip (torchvision, torch._dynamo), ~5 s of CPU at start-up
-    # that a job without a learned head would spend beside its decoders
-    from operators.heads import HeadAggregator
-
-    return HeadAggregator(path, stamp)
-
-
 @dataclass
 class _Pending:
     path: str
-    frames: dict[int, tuple[float, float, float, np.ndarray]] = field(default_factory=dict)
+    frames: dict[int, tuple[float, float, float, np.ndarray]] = field(default_factory=dict)  # idx -> t, span, vec
     unflushed: list[int] = field(default_factory=list)
     flushed: int = 0
-    end: dict | None = None
+    end: VideoEnd | None = None
     encode_error: str = ""
 
+    @property
+    def failed(self) -> bool:
+        return self.end is not None and (not self.end.ok or bool(self.encode_error))
+
     def complete(self) -> bool:
-        if self.end is None:
-            return False
-        return self.end["status"] != "ok" or bool(self.encode_error) or len(self.frames) >= self.end["n_frames"]
+        return self.end is not None and (self.failed or len(self.frames) >= self.end.n_frames)
 
 
 class WriterHooks:
@@ -52,10 +47,13 @@ class WriterHooks:
 
 
 class StoreWriter:
-    """Callable stage: encoded row batches in -> one result row per finished video out."""
+    """Callable stage: encoded stage batches in -> one result row per finished video out.
+
+    ``video_vectors``: the job's pooling step (meanP, plus a learned head's vector if the job has one).
+    """
 
     def __init__(self, uri: str | VideoStore, stamp: dict, sampling: str, prefix: str = "vidseek",
-                 flush_rows: int = 2048, head=None, expected: int | None = None, head_path: str | None = None,
+                 flush_rows: int = 2048, video_vectors: VideoVectors | None = None, expected: int | None = None,
                  hooks: WriterHooks | None = None):
         # A VideoStore passed in is shared with its owner (a service that also searches) and stays open.
         self.owns_store = not isinstance(uri, VideoStore)
@@ -63,8 +61,7 @@ class StoreWriter:
         self.store.ensure_model(stamp)
         self.sampling = sampling
         self.flush_rows = flush_rows
-        # optional learned temporal head: callable(raw frames [T, D]) -> (unit vector [D], head id)
-        self.head = head if head is not None else (_load_head(head_path, stamp) if head_path else None)
+        self.video_vectors = video_vectors or VideoVectors()
         self.pending: dict[str, _Pending] = {}
         self.buffered = 0
         self.expected = expected  # videos in the job: once all are written, release the store at once
@@ -92,34 +89,28 @@ class StoreWriter:
                 "error", "decoder") else None) for c in RESULT_COLUMNS}
 
     def _absorb(self, batch: dict) -> None:
-        kinds = batch["kind"]
-        for i, kind in enumerate(kinds):
-            vid = str(batch["video_id"][i])
-            p = self.pending.setdefault(vid, _Pending(str(batch["path"][i])))
-            if kind == "end":
-                p.end = {
-                    "status": str(batch["status"][i]), "error": str(batch["error"][i]),
-                    "n_frames": int(batch["n_frames"][i]), "duration": float(batch["duration"][i]),
-                    "lost": int(batch["lost"][i]), "decoder": str(batch["decoder"][i]),
-                    "extra": str(batch["extra"][i]) if "extra" in batch else "",
-                }
-                continue
-            err = str(batch["error"][i]) if "error" in batch else ""
-            if err:
-                p.encode_error = p.encode_error or err
-                continue
-            idx = int(batch["idx"][i])
+        frames, records = from_batch(batch)
+        for r in records:
+            p = self.pending.setdefault(r.video_id, _Pending(r.path))
+            if isinstance(r, VideoEnd):
+                p.end = r
+            elif isinstance(r, EncodeFailure):
+                p.encode_error = p.encode_error or r.error
+        for i in range(len(frames)):
+            vid = str(frames.video_id[i])
+            p = self.pending.setdefault(vid, _Pending(str(frames.path[i])))
+            idx = int(frames.idx[i])
             if idx in p.frames:
                 continue  # a retried upstream task repeated this row
-            p.frames[idx] = (float(batch["t"][i]), float(batch["t_start"][i]), float(batch["t_end"][i]),
-                             np.array(batch["embedding"][i], dtype=np.float32))
+            p.frames[idx] = (float(frames.t[i]), float(frames.t_start[i]), float(frames.t_end[i]),
+                             np.array(frames.payload[i], dtype=np.float32))
             p.unflushed.append(idx)
             self.buffered += 1
 
     def _flush_frames(self, video_ids: list[str]) -> None:
         for vid in video_ids:
             p = self.pending[vid]
-            if not p.unflushed or (p.end is not None and (p.end["status"] != "ok" or p.encode_error)):
+            if not p.unflushed or p.failed:
                 continue
             idx = np.array(sorted(p.unflushed))
             rows = [p.frames[i] for i in idx]
@@ -135,21 +126,18 @@ class StoreWriter:
         p = self.pending.pop(vid)
         end = p.end
         self.buffered -= len(p.unflushed)
-        metadata = json.loads(end["extra"]) if end["extra"] else {}
-        row = {"video_id": vid, "path": p.path, "duration": end["duration"], "lost": end["lost"],
-               "decoder": end["decoder"], "sampling": self.sampling, "metadata": metadata}
-        if end["status"] != "ok" or p.encode_error:
+        metadata = json.loads(end.extra) if end.extra else {}
+        row = {"video_id": vid, "path": p.path, "duration": end.duration, "lost": end.lost,
+               "decoder": end.decoder, "sampling": self.sampling, "metadata": metadata}
+        if p.failed:
             if p.flushed:
                 self.store.delete_frames([vid])
-            stage = "decode" if end["status"] != "ok" else "encode"
-            row.update(status="failed", stage=stage, error=end["error"] or p.encode_error, n_frames=0)
+            stage = "decode" if not end.ok else "encode"
+            row.update(status="failed", stage=stage, error=end.error or p.encode_error, n_frames=0)
         else:
             order = sorted(p.frames)
-            vectors = torch.from_numpy(np.stack([p.frames[i][3] for i in order]))  # [T, D] raw
-            row.update(status="ok", stage="", error="", n_frames=len(order),
-                       mean_vec=mean_pool(vectors.unsqueeze(0))[0].numpy())
-            if self.head is not None:
-                row["learned_vec"], row["learned_head"] = self.head(vectors.numpy())
+            vectors = np.stack([p.frames[i][3] for i in order])  # [T, D] raw, in time order
+            row.update(status="ok", stage="", error="", n_frames=len(order), **self.video_vectors(vectors))
         return row
 
     def close(self) -> None:

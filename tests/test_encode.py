@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from operators.encode import ImageEncoder, encode_images, encode_texts, load_clip, tokenize
+from operators.rows import EncodeFailure, FrameRows, VideoEnd, from_batch, to_batch
 from operators.models import ModelLoadError, get_model_entry, list_models
 
 
@@ -83,24 +84,52 @@ def encoder():
     return ImageEncoder("tiny-random", device="cpu", batch_size=2)
 
 
-def test_image_encoder_skips_end_rows(encoder, frames):
-    enc = encoder
-    batch = {"kind": np.array(["frame", "end", "frame", "end"], dtype=object),
-             "video_id": np.array(["a", "a", "b", "b"], dtype=object), "frame": frames}
-    out = enc(batch)
-    assert "frame" not in out and list(out["video_id"]) == ["a", "a", "b", "b"]
-    emb = out["embedding"]
-    assert emb.shape == (4, 64) and emb.dtype == np.float32
-    assert not emb[[1, 3]].any() and np.abs(emb[[0, 2]]).sum(1).min() > 0
-    assert np.allclose(emb[[0, 2]], encode_images(enc.clip, frames[[0, 2]]), atol=1e-5)
-    keep = ImageEncoder("tiny-random", device="cpu", keep_frames=True)(batch)
-    assert keep["frame"] is frames and np.array_equal(keep["embedding"], emb)
+def test_image_encoder_encodes_frames(encoder, frames):
+    emb = encoder(frames)
+    assert emb.shape == (4, 64) and emb.dtype == np.float32 and np.abs(emb).sum(1).min() > 0
+    assert np.allclose(emb, encode_images(encoder.clip, frames), atol=1e-5)
+    assert encoder(frames[:0]).shape == (0, 64)
 
 
-def test_image_encoder_without_kind_and_other_sizes(encoder, tiny_clip):
+def _stage_batch(frames):
+    rows = FrameRows.of_video("a", "a.mp4", np.arange(2), np.zeros(2), np.zeros(2), np.ones(2), frames[:2])
+    more = FrameRows.of_video("b", "b.mp4", np.arange(2), np.zeros(2), np.zeros(2), np.ones(2), frames[2:])
+    both = FrameRows(*(np.concatenate([getattr(rows, k), getattr(more, k)]) for k in (
+        "video_id", "path", "idx", "t", "t_start", "t_end", "payload")))
+    return to_batch(both, [VideoEnd("a", "a.mp4", "ok", n_frames=2)])
+
+
+def test_encode_stage_encodes_frame_rows_and_passes_records(frames):
+    from pipeline.stages.encode import EncodeStage
+
+    stage = EncodeStage(model="tiny-random", device="cpu", batch_size=2)
+    encoded, records = from_batch(stage(_stage_batch(frames)))
+    assert list(encoded.video_id) == ["a", "a", "b", "b"] and encoded.payload.shape == (4, 64)
+    assert np.allclose(encoded.payload, encode_images(stage.encoder.clip, frames), atol=1e-5)
+    assert records == [VideoEnd("a", "a.mp4", "ok", n_frames=2)]
+
+
+def test_encode_stage_turns_an_encoder_error_into_the_videos_failures(frames, monkeypatch):
+    from pipeline.stages.encode import EncodeStage
+
+    stage = EncodeStage(model="tiny-random", device="cpu")
+
+    def out_of_memory(batch):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(stage, "encoder", type("Oom", (), {"__call__": staticmethod(out_of_memory),
+                                                           "embed_dim": 64})())
+    encoded, records = from_batch(stage(_stage_batch(frames)))
+    assert len(encoded) == 0 and encoded.payload.shape == (0, 64)
+    assert records[0] == VideoEnd("a", "a.mp4", "ok", n_frames=2)
+    assert [(r.video_id, r.path) for r in records[1:]] == [("a", "a.mp4"), ("b", "b.mp4")]
+    assert all(isinstance(r, EncodeFailure) and "CUDA out of memory" in r.error for r in records[1:])
+
+
+def test_image_encoder_other_sizes(encoder, tiny_clip):
     big = np.random.default_rng(1).integers(0, 256, (2, 96, 128, 3), dtype=np.uint8)
-    out = encoder({"frame": big})  # no "kind" column: every row is a frame; 96x128 is resized to 64
-    assert out["embedding"].shape == (2, 64) and np.abs(out["embedding"]).sum(1).min() > 0
+    out = encoder(big)  # 96x128 is resized to 64
+    assert out.shape == (2, 64) and np.abs(out).sum(1).min() > 0
     with pytest.raises(ValueError, match="frames must be"):
         encode_images(tiny_clip, big[..., 0])
 

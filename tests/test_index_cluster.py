@@ -14,6 +14,8 @@ import pytest
 from own_processes import pids_mentioning, stop_pids
 from test_index_job import assert_exactly_once, make_clip
 
+from pipeline.placement import read_placement
+
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +70,9 @@ def two_node_cluster(tmp_path, monkeypatch):
         port = str(sock.getsockname()[1])
     # one auth mode for head, worker and this driver (Ray 2.60 may default to token auth)
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    env = dict(os.environ)
+    # each stage process writes the node it ran on here (pipeline/placement.py); workers inherit it from ray start
+    (tmp_path / "placement").mkdir()
+    env = dict(os.environ, VIDSEEK_PLACEMENT_DIR=str(tmp_path / "placement"))
     # this cluster's own temp dir (short: Ray's socket paths must fit 107 bytes): how its processes are
     # found and stopped afterwards, without touching any other Ray on the machine
     temp_dir = tempfile.mkdtemp(prefix="vs-ray-")
@@ -100,7 +104,8 @@ def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (summary["indexed"], summary["failed"]) == (6, 1)
-    used = set().union(*summary["nodes"].values())
-    assert len(used) == 2, summary["nodes"]  # decode and encode landed on different nodes
+    placement = read_placement(tmp_path / "placement")
+    assert {"decode", "encode", "write"} <= set(placement), placement
+    assert len(set().union(*placement.values())) == 2, placement  # stages ran on both nodes
     assert_exactly_once(uri)
 

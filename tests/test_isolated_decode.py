@@ -11,13 +11,13 @@ import pytest
 
 from operators.decode import VideoDecoder
 from operators.isolated_decode import DecodeLimit, IsolatedDecoder
+from operators.rows import FrameRows, VideoEnd
 
 
-def _rows(out: list[dict]) -> tuple[list[dict], dict]:
-    frames = [b for b in out if b["kind"][0] == "frame"]
-    end = out[-1]
-    assert end["kind"].tolist() == ["end"]
-    return frames, {k: v[0] for k, v in end.items() if k != "frame"}
+def _rows(out: list) -> tuple[list[FrameRows], VideoEnd]:
+    *frames, end = out
+    assert isinstance(end, VideoEnd) and all(isinstance(f, FrameRows) for f in frames)
+    return frames, end
 
 
 def test_same_rows_as_the_in_process_decoder(h264_mp4, pre_cfg):
@@ -27,11 +27,10 @@ def test_same_rows_as_the_in_process_decoder(h264_mp4, pre_cfg):
     finally:
         iso.close()
     want = list(VideoDecoder(pre_cfg, "fps:2").iter_video(str(h264_mp4), "v"))
-    assert len(got) == len(want)
-    for a, b in zip(got, want):
-        assert a.keys() == b.keys()
-        for k in a:
-            assert np.array_equal(a[k], b[k]), k
+    assert len(got) == len(want) and got[-1] == want[-1]  # the VideoEnd records
+    for a, b in zip(got[:-1], want[:-1]):
+        for k in ("video_id", "path", "idx", "t", "t_start", "t_end", "payload"):
+            assert np.array_equal(getattr(a, k), getattr(b, k)), k
 
 
 def test_a_stalled_decode_times_out_and_a_fresh_child_takes_the_next_video(h264_mp4, pre_cfg):
@@ -45,11 +44,11 @@ def test_a_stalled_decode_times_out_and_a_fresh_child_takes_the_next_video(h264_
         t = time.monotonic()
         frames, end = _rows(list(iso.iter_video(str(h264_mp4), "stalled")))
         assert 1.9 < time.monotonic() - t < 10
-        assert end["status"] == "failed" and end["error"] == (
+        assert end.status == "failed" and end.error == (
             f"{h264_mp4}: timeout after 2 s (decoding did not finish; raise --decode-timeout if the file is fine "
             "but slow)")
         frames, end = _rows(list(iso.iter_video(str(h264_mp4), "next")))
-        assert end["status"] == "ok" and sum(len(f["kind"]) for f in frames) == end["n_frames"] == 150
+        assert end.status == "ok" and sum(len(f) for f in frames) == end.n_frames == 150
         assert iso._child.pid != stuck  # a fresh child
         deadline = time.monotonic() + 5
         while os.path.exists(f"/proc/{stuck}") and time.monotonic() < deadline:
@@ -68,7 +67,7 @@ def test_the_limit_scales_with_duration(long_h264, pre_cfg):
         first = next(rows)  # the child has probed the file: the limit now counts its duration
         os.kill(iso._child.pid, signal.SIGSTOP)
         frames, end = _rows([first, *rows])
-        assert end["status"] == "failed" and "timeout after 4 s" in end["error"], end["error"]
+        assert end.status == "failed" and "timeout after 4 s" in end.error, end.error
         assert 3.9 < time.monotonic() - t < 15
     finally:
         iso.close()
@@ -80,12 +79,12 @@ def test_a_crashing_decoder_is_that_videos_error(h264_mp4, pre_cfg):
     try:
         rows = iso.iter_video(str(h264_mp4), "crash")
         first = next(rows)
-        assert first["kind"][0] == "frame"
+        assert isinstance(first, FrameRows)
         os.kill(iso._child.pid, signal.SIGSEGV)  # as if FFmpeg crashed on this file
         frames, end = _rows([first, *rows])
-        assert end["status"] == "failed" and "decoder process died (signal SIGSEGV)" in end["error"]
+        assert end.status == "failed" and "decoder process died (signal SIGSEGV)" in end.error
         _, end = _rows(list(iso.iter_video(str(h264_mp4), "next")))
-        assert end["status"] == "ok"
+        assert end.status == "ok"
     finally:
         iso.close()
 

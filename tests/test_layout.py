@@ -26,8 +26,8 @@ def test_decoder_and_encoder_work_on_plain_dicts(h264_mp4, tiny_clip):
     batches = list(dec({"path": [str(h264_mp4)], "video_id": ["v"]}))
     assert [b["kind"][0] for b in batches] == ["frame", "end"]
     enc = ImageEncoder("tiny-random", device="cpu")
-    out = enc(batches[0])
-    assert out["embedding"].shape == (3, tiny_clip.embed_dim) and "frame" not in out
+    out = enc(batches[0]["frame"])
+    assert out.shape == (3, tiny_clip.embed_dim) and str(out.dtype) == "float32"
 
 
 # -- layers (docs/architecture.md): a module imports only its own layer and the ones below -----------------

@@ -1,6 +1,5 @@
-"""Ray-side wrappers of the operators: the same callables, plus the node each row was processed on.
+"""Ray-side stages of the index job: the operators wrapped for Ray Data's ``map_batches``.
 
 One module per stage, so that a decode worker imports neither torch nor open_clip (Ray imports a stage's
-module in its worker). The node columns make placement observable (the summary's ``nodes``), which is how
-the two-node test proves that work ran on both nodes.
+module in its worker). Stage batches are operators/rows.py's layout.
 """

@@ -14,16 +14,10 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-import numpy as np
-import ray
-
 from operators.isolated_decode import DecodeLimit, IsolatedDecoder
+from pipeline.placement import record_placement
 
 DECODE_NICE = int(os.environ.get("VIDSEEK_DECODE_NICE", "10"))  # 0: same priority as the other stages
-
-
-def current_node() -> str:
-    return ray.get_runtime_context().get_node_id()
 
 
 _decoders: dict[tuple, IsolatedDecoder] = {}  # per worker process: its decoder child lives across tasks
@@ -31,14 +25,15 @@ _decoders: dict[tuple, IsolatedDecoder] = {}  # per worker process: its decoder 
 
 def decode_batch(batch: dict, preprocess: dict, sampling: str, chunk_frames: int,
                  limit: tuple[float, float] = (DecodeLimit.base_s, DecodeLimit.per_video_s)) -> Iterator[dict]:
-    """Ray Data ``map_batches`` function: decoded frame rows + end rows, tagged with the decoding node.
+    """Ray Data ``map_batches`` function: input rows (path, video_id, extra) -> stage batches of frame rows
+    and ``VideoEnd`` records (operators/rows.py).
 
     Each video is decoded in this worker's child process under ``limit`` (base s, s per video second):
     a video that blocks or runs away becomes a failed end record, and a fresh child takes the next one
     (operators/isolated_decode.py)."""
     if DECODE_NICE:  # absolute, not os.nice (cumulative): the worker process runs many decode tasks
         os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), DECODE_NICE))
-    node = current_node()
+    record_placement("decode")
     key = (repr(sorted(preprocess.items())), sampling, chunk_frames, tuple(limit))
     decoder = _decoders.get(key)
     if decoder is None:
@@ -46,6 +41,4 @@ def decode_batch(batch: dict, preprocess: dict, sampling: str, chunk_frames: int
             old.close()
         _decoders.clear()
         decoder = _decoders[key] = IsolatedDecoder(preprocess, sampling, chunk_frames, DecodeLimit(*limit))
-    for out in decoder(batch):
-        out["decode_node"] = np.full(len(out["kind"]), node, dtype=object)
-        yield out
+    yield from decoder(batch)

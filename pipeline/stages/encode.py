@@ -1,14 +1,28 @@
-"""Encode stage: ``ImageEncoder`` plus the node that encoded each row."""
+"""Encode stage: ``ImageEncoder`` over a stage batch's frame rows; records pass through.
+
+An encode error (e.g. CUDA out of memory) fails the videos whose frames were in the batch, as
+``EncodeFailure`` records: the job goes on with the next batch.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from operators.encode import ImageEncoder
-from pipeline.stages.decode import current_node
+from operators.rows import EncodeFailure, FrameRows, from_batch, to_batch
+from pipeline.placement import record_placement
 
 
-class EncodeStage(ImageEncoder):
+class EncodeStage:
+    def __init__(self, **encoder_args):
+        self.encoder = ImageEncoder(**encoder_args)
+        record_placement("encode")
+
     def __call__(self, batch: dict) -> dict:
-        out = super().__call__(batch)
-        out["encode_node"] = np.full(len(out["kind"]), current_node(), dtype=object)
-        return out
+        frames, records = from_batch(batch)
+        try:
+            encoded = frames.with_payload(self.encoder(frames.payload))
+        except (RuntimeError, ValueError) as e:
+            error = f"encode failed ({type(e).__name__}: {e})"
+            records = records + [EncodeFailure(vid, path, error) for vid, path in frames.videos()]
+            encoded = FrameRows.empty((self.encoder.embed_dim,), np.float32)
+        return to_batch(encoded, records, payload="embedding")

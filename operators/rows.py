@@ -1,0 +1,132 @@
+"""The rows between the index job's stages, in one module: frame rows and per-video records.
+
+Code on either side of a stage sees typed values:
+
+    FrameRows     sampled frames of one or more videos: keys (video_id, idx), times, and a payload —
+                  uint8 frames [n, S, S, 3] out of the decoder, float32 embeddings [n, D] out of the encoder
+    VideoEnd      the decoder's last word on one video: ok or failed (why), frames emitted, duration, losses
+    EncodeFailure the encoder could not encode some of a video's frames (e.g. CUDA out of memory)
+
+Ray Data carries one columnar schema per stream, so between stages the three travel as one batch
+(``to_batch`` / ``from_batch``, the only code that knows the layout): a ``kind`` column, the frame columns,
+and a ``record`` column holding a record's fields as JSON. A record row fills the frame columns with
+zeros; nothing outside this module reads them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Union
+
+import numpy as np
+
+FRAME, END, ENCODE_FAILURE = "frame", "end", "encode_failure"
+PAYLOAD_COLUMNS = ("frame", "embedding")  # before and after the encoder
+
+
+@dataclass(frozen=True)
+class VideoEnd:
+    """One per video, after its frame rows (they may still be in flight downstream)."""
+
+    video_id: str
+    path: str
+    status: str  # "ok" | "failed"
+    error: str = ""  # why it failed, naming the file
+    n_frames: int = 0  # frame rows emitted for this video
+    duration: float = 0.0  # seconds
+    lost: int = 0  # frames lost to bad packets
+    decoder: str = ""  # "decord" | "pyav"
+    extra: str = ""  # the input row's metadata (JSON), passed through untouched
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class EncodeFailure:
+    video_id: str
+    path: str
+    error: str
+
+
+Record = Union[VideoEnd, EncodeFailure]
+_RECORD_KINDS = {VideoEnd: END, EncodeFailure: ENCODE_FAILURE}
+_RECORD_TYPES = {kind: cls for cls, kind in _RECORD_KINDS.items()}
+
+
+@dataclass
+class FrameRows:
+    video_id: np.ndarray  # [n] str (object)
+    path: np.ndarray  # [n] str (object)
+    idx: np.ndarray  # [n] int32: sample index within its video, stable across re-runs (a row's key)
+    t: np.ndarray  # [n] float32: presentation time (s) of the decoded frame
+    t_start: np.ndarray  # [n] float32: the sample's span
+    t_end: np.ndarray  # [n] float32
+    payload: np.ndarray  # [n, S, S, 3] uint8 frames, or [n, D] float32 embeddings
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    @classmethod
+    def of_video(cls, video_id: str, path: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray,
+                 t_end: np.ndarray, payload: np.ndarray) -> "FrameRows":
+        n = len(idx)
+        return cls(np.full(n, video_id, dtype=object), np.full(n, path, dtype=object), idx.astype(np.int32),
+                   t.astype(np.float32), t_start.astype(np.float32), t_end.astype(np.float32), payload)
+
+    @classmethod
+    def empty(cls, payload_shape: tuple[int, ...], dtype: np.dtype) -> "FrameRows":
+        """No rows, but a payload of the right trailing shape (a batch of records only still has one)."""
+        z = np.zeros(0, np.float32)
+        return cls(np.zeros(0, dtype=object), np.zeros(0, dtype=object), np.zeros(0, np.int32), z, z, z,
+                   np.zeros((0, *payload_shape), dtype))
+
+    def with_payload(self, payload: np.ndarray) -> "FrameRows":
+        return replace(self, payload=payload)
+
+    def take(self, sel: np.ndarray) -> "FrameRows":
+        return FrameRows(*(np.asarray(a)[sel] for a in (self.video_id, self.path, self.idx, self.t, self.t_start,
+                                                        self.t_end, self.payload)))
+
+    def videos(self) -> list[tuple[str, str]]:
+        """(video_id, path) of each video with rows here, in order of first appearance."""
+        seen: dict[str, str] = {}
+        for vid, path in zip(self.video_id, self.path):
+            seen.setdefault(str(vid), str(path))
+        return list(seen.items())
+
+
+def to_batch(frames: FrameRows, records: list[Record] = (), payload: str = "frame") -> dict:
+    """The wire batch: frame rows, then one row per record (its frame columns zero)."""
+    if payload not in PAYLOAD_COLUMNS:
+        raise ValueError(f"payload column must be one of {PAYLOAD_COLUMNS}, got {payload!r}")
+    n, m = len(frames), len(records)
+    kinds = [FRAME] * n + [_RECORD_KINDS[type(r)] for r in records]
+    filler = np.zeros((m, *frames.payload.shape[1:]), frames.payload.dtype)
+    return {
+        "kind": np.array(kinds, dtype=object),
+        "video_id": np.concatenate([frames.video_id, np.array([r.video_id for r in records], dtype=object)]),
+        "path": np.concatenate([frames.path, np.array([r.path for r in records], dtype=object)]),
+        "idx": np.concatenate([frames.idx, np.full(m, -1, np.int32)]).astype(np.int32),
+        "t": np.concatenate([frames.t, np.zeros(m, np.float32)]).astype(np.float32),
+        "t_start": np.concatenate([frames.t_start, np.zeros(m, np.float32)]).astype(np.float32),
+        "t_end": np.concatenate([frames.t_end, np.zeros(m, np.float32)]).astype(np.float32),
+        payload: np.concatenate([frames.payload, filler]) if m else frames.payload,
+        "record": np.array([""] * n + [json.dumps(asdict(r)) for r in records], dtype=object),
+    }
+
+
+def from_batch(batch: dict) -> tuple[FrameRows, list[Record]]:
+    """Inverse of ``to_batch``: the frame rows (with whichever payload the batch has) and the records."""
+    payload = next((c for c in PAYLOAD_COLUMNS if c in batch), None)
+    if payload is None or "kind" not in batch:
+        raise ValueError(f"not a stage batch (columns {sorted(batch)}); build one with operators.rows.to_batch")
+    kind = np.asarray(batch["kind"])
+    is_frame = kind == FRAME
+    sel = np.flatnonzero(is_frame)
+    frames = FrameRows(*(np.asarray(batch[c])[sel] for c in ("video_id", "path", "idx", "t", "t_start", "t_end",
+                                                             payload)))
+    records = [_RECORD_TYPES[str(k)](**json.loads(r))
+               for k, r in zip(kind[~is_frame], np.asarray(batch["record"])[~is_frame])]
+    return frames, records
