@@ -56,7 +56,7 @@ def make_clip_library(root: Path, n: int, seconds: int) -> Path:
 
 
 def index_with_peak(source: Path, store: str, model: str, sampling: str) -> dict:
-    from pipeline.index_job import IndexConfig, run_index
+    from vidseek.pipeline.index_job import IndexConfig, run_index
 
     t = time.perf_counter()
     with PeakRSS() as mem:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from media import make_library  # noqa: E402
 from pipeline_efficiency import decode_only, marginal_rate, vidseek_index  # noqa: E402
 
-from operators.encode import encode_images, load_clip  # noqa: E402
+from vidseek.operators.encode import encode_images, load_clip  # noqa: E402
 
 
 class GpuSampler(threading.Thread):

@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-MARKERS = ("ray::", "raylet", "gcs_server", "ray/_private", "ray/dashboard", "pipeline.cli", "vidseek")
+MARKERS = ("ray::", "raylet", "gcs_server", "ray/_private", "ray/dashboard", "vidseek.apps.cli.main", "vidseek")
 
 
 TICKS = os.sysconf("SC_CLK_TCK")

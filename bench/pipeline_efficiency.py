@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from media import make_library  # noqa: E402
 
-from operators.decode import decode_frames  # noqa: E402
-from operators.encode import encode_images, load_clip  # noqa: E402
-from operators.sampling import SamplingPlan  # noqa: E402
+from vidseek.operators.decode import decode_frames  # noqa: E402
+from vidseek.operators.encode import encode_images, load_clip  # noqa: E402
+from vidseek.operators.sampling import SamplingPlan  # noqa: E402
 
 
 def _decode_one(args) -> tuple[int, float]:
@@ -68,7 +68,7 @@ def vidseek_index(lib: Path, model: str, sampling: str, store: str) -> dict:
     from memory import PeakRSS
     from timings import StreamTimer
 
-    from pipeline.index_job import IndexConfig, run_index
+    from vidseek.pipeline.index_job import IndexConfig, run_index
 
     t = time.perf_counter()
     with PeakRSS(interval=2.0) as mem:  # /proc/*/smaps_rollup reads cost CPU the job would use
@@ -102,8 +102,8 @@ def peer_sequential(paths: list[str], clip, sampling: str, store: str) -> float:
     """Decode, encode, insert one video at a time (no overlap between stages)."""
     import torch
 
-    from operators.aggregate import mean_pool
-    from retrieval.store import VideoStore
+    from vidseek.operators.aggregate import mean_pool
+    from vidseek.store.video_store import VideoStore
 
     vs = VideoStore(store)
     vs.ensure_model(clip.stamp())

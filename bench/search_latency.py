@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from operators.aggregate import mean_pool  # noqa: E402
-from operators.encode import load_clip  # noqa: E402
-from retrieval.frame_cache import FrameCache  # noqa: E402
-from retrieval.search import Searcher, SearchParams  # noqa: E402
-from retrieval.store import VideoStore, frame_rows  # noqa: E402
+from vidseek.operators.aggregate import mean_pool  # noqa: E402
+from vidseek.operators.encode import load_clip  # noqa: E402
+from vidseek.retrieval.frame_cache import FrameCache  # noqa: E402
+from vidseek.retrieval.search import Searcher, SearchParams  # noqa: E402
+from vidseek.store.video_store import VideoStore, frame_rows  # noqa: E402
 
 
 def build_store(uri: str, clip, n_videos: int, n_frames: int, seed: int = 0) -> float:

@@ -1,5 +1,5 @@
-"""Ray-free building blocks of vidseek: decode, encode, aggregate.
+"""Ray-free building blocks of vidseek: decode, encode, pool, temporal heads, the rows between stages.
 
-Each operator is a callable class (heavy setup in ``__init__``, ``__call__(batch: dict)``) that works on a
-plain dict of numpy arrays, so it can be used and tested without Ray; ``pipeline/`` wires them into Ray.
+Each operator is a callable (heavy setup in ``__init__``) over numpy arrays or typed rows (``rows.py``), so
+it can be used and tested without Ray; ``pipeline/`` wires them into Ray.
 """

@@ -21,10 +21,10 @@ from typing import Iterator
 import av
 import numpy as np
 
-from operators.ffmpeg_log import quiet_decord, quiet_ffmpeg
-from operators.preprocess import PreprocessConfig, finish_frames, resize_plan
-from operators.rows import FrameRows, VideoEnd, to_batch
-from operators.sampling import SamplingPlan
+from vidseek.operators.ffmpeg_log import quiet_decord, quiet_ffmpeg
+from vidseek.operators.preprocess import PreprocessConfig, finish_frames, resize_plan
+from vidseek.operators.rows import FrameRows, VideoEnd, to_batch
+from vidseek.operators.sampling import SamplingPlan
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,16 @@ import numpy as np
 import open_clip
 import torch
 
-from operators.model_stamp import weights_identity
-from operators.models import (
+from vidseek.operators.model_stamp import weights_identity
+from vidseek.operators.models import (
     ModelLoadError,
     check_pretrained_available,
     get_model_entry,
     pretrained_failure_message,
     resolve_pretrained,
 )
-from operators.preprocess import PreprocessConfig, normalize_frames, resize_frames_torch
-from operators.text_encode import encode_text
+from vidseek.operators.preprocess import PreprocessConfig, normalize_frames, resize_frames_torch
+from vidseek.operators.text_encode import encode_text
 
 log = logging.getLogger(__name__)
 

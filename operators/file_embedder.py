@@ -2,7 +2,7 @@
 
 Used wherever frames are needed for a file that no store holds: plug-in rerank (``retrieval/rerank.py``),
 head training on unindexed videos (``pipeline/train_head.py``) and the testbed's in-memory tables
-(``retrieval/testbed/quality.py``). Decoding goes through ``IsolatedDecoder``, so a file that blocks or
+(``apps/testbed/quality.py``). Decoding goes through ``IsolatedDecoder``, so a file that blocks or
 crashes FFmpeg is a ``DecodeError``, never a hang. The cache is in memory for the embedder's lifetime and,
 with ``cache_dir``, on disk across runs: one ``.npy`` per (absolute path, size, mtime, model stamp, sampling),
 written atomically, so a changed file or another model never reads a stale entry.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from operators.decode import DecodeError
-from operators.encode import LoadedClip, encode_images
-from operators.isolated_decode import DecodeLimit, IsolatedDecoder
+from vidseek.operators.decode import DecodeError
+from vidseek.operators.encode import LoadedClip, encode_images
+from vidseek.operators.isolated_decode import DecodeLimit, IsolatedDecoder
 
 
 class FileEmbedder:

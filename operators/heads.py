@@ -27,9 +27,9 @@ import torch
 import torch.nn as nn
 from open_clip.transformer import QuickGELU
 
-from operators.aggregate import pad_frames
-from operators.model_stamp import file_sha256, stamp_diff
-from operators.temporal import SeqLSTMHead, SeqTransfHead, uniform_frame_indices
+from vidseek.operators.aggregate import pad_frames
+from vidseek.operators.model_stamp import file_sha256, stamp_diff
+from vidseek.operators.temporal import SeqLSTMHead, SeqTransfHead, uniform_frame_indices
 
 FORMAT, VERSION = "vidseek-head", 1
 HEAD_TYPES = ("seqTransf", "seqLSTM")

@@ -2,7 +2,7 @@
 
 A decode can block or run away where no Python code can stop it: a stalled network mount (a read that
 never returns), a pathological stream, a native call that spins holding the GIL. In-process timers cannot
-end those, so each decode worker keeps one child process (``python -m operators.isolated_decode``) and
+end those, so each decode worker keeps one child process (``python -m vidseek.operators.isolated_decode``) and
 feeds it one video at a time over a pipe. The limit is ``base_s + per_video_s × duration`` (the duration
 from the file's header, known once the child has probed it; ``base_s`` alone until then). A video that
 outlives it becomes a ``VideoEnd`` with ``status="failed"`` and ``timeout after N s``; the child is killed
@@ -23,10 +23,9 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from operators.decode import VideoDecoder, check_file, probe, videos_of
-from operators.rows import FrameRows, VideoEnd, to_batch
+from vidseek.operators.decode import VideoDecoder, check_file, probe, videos_of
+from vidseek.operators.rows import FrameRows, VideoEnd, to_batch
 
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 120.0  # a child's imports, on a machine busy with the other decoders
 
 
@@ -117,10 +116,9 @@ class IsolatedDecoder:
     def _ensure_child(self) -> None:
         if self._child is not None and self._child.poll() is None:
             return
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))  # same cwd: relative paths work
-        self._child = subprocess.Popen([sys.executable, "-m", "operators.isolated_decode"],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        # same interpreter, environment and cwd (relative paths work)
+        self._child = subprocess.Popen([sys.executable, "-m", "vidseek.operators.isolated_decode"],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._messages = queue.Queue(maxsize=4)  # a few chunks ahead: the child waits on its pipe, memory stays bounded
         threading.Thread(target=_read_messages, args=(self._child, self._messages), daemon=True).start()
         msg = self._next(START_TIMEOUT_S)  # the limit counts decoding only, not the child's imports

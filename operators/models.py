@@ -124,7 +124,7 @@ register_model(
 )
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-# a seqTransf temporal head trained on the testbed world's order and content clips (retrieval/testbed/README.md)
+# a seqTransf temporal head trained on the testbed world's order and content clips (apps/testbed/README.md)
 TESTBED_HEAD = WEIGHTS_DIR / "testbed_head.pt"
 
 register_model(
@@ -135,7 +135,7 @@ register_model(
         seed=0,
         description=(
             "tiny CLIP (64-d, 64 px) trained on the synthetic testbed world's frames; finds shapes by size, "
-            "colour and kind. Rebuild: python -m retrieval.testbed.train_clip "
+            "colour and kind. Rebuild: python -m vidseek.apps.testbed.train_clip "
             "--out operators/weights/testbed.safetensors --seed 0"
         ),
     ),

@@ -121,7 +121,7 @@ def from_batch(batch: dict) -> tuple[FrameRows, list[Record]]:
     """Inverse of ``to_batch``: the frame rows (with whichever payload the batch has) and the records."""
     payload = next((c for c in PAYLOAD_COLUMNS if c in batch), None)
     if payload is None or "kind" not in batch:
-        raise ValueError(f"not a stage batch (columns {sorted(batch)}); build one with operators.rows.to_batch")
+        raise ValueError(f"not a stage batch (columns {sorted(batch)}); build one with vidseek.operators.rows.to_batch")
     kind = np.asarray(batch["kind"])
     is_frame = kind == FRAME
     sel = np.flatnonzero(is_frame)

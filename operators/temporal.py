@@ -12,7 +12,7 @@ official code packs the sequences by length; a forward LSTM is causal, so runnin
 batch gives the same outputs on real frames as long as padding comes *after* them (``pad_frames`` layout);
 padded positions are zeroed like ``pad_packed_sequence`` does.
 
-Checkpoints, model-stamp checks and per-video vectors for the index writer: ``operators.heads``.
+Checkpoints, model-stamp checks and per-video vectors for the index writer: ``vidseek.operators.heads``.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 
-from operators.aggregate import mean_pool
+from vidseek.operators.aggregate import mean_pool
 
 MASK_VALUE = -1e6  # CLIP4Clip's additive key mask
 

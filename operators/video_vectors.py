@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from operators.aggregate import mean_pool
+from vidseek.operators.aggregate import mean_pool
 
 
 class VideoVectors:
@@ -36,9 +36,9 @@ class VideoVectors:
 
     def _loaded_head(self):
         if self._head is None:
-            # imported here: operators.heads pulls in open_clip (torchvision, torch._dynamo), ~5 s of CPU at
+            # imported here: vidseek.operators.heads pulls in open_clip (torchvision, torch._dynamo), ~5 s of CPU at
             # start-up that a job without a learned head would spend beside its decoders
-            from operators.heads import HeadAggregator
+            from vidseek.operators.heads import HeadAggregator
 
             self._head = HeadAggregator(self.head_path, self.stamp)
         return self._head

@@ -1,1 +1,1 @@
-"""All Ray wiring of vidseek: the index job, stage resources, the store writer, the CLI."""
+"""The Ray jobs: indexing (stages, resources, the store writer, resume planning) and head training."""

@@ -15,7 +15,7 @@ The official ``pytorch_model.bin`` (github.com/ArrowLuo/CLIP4Clip) holds
   forward and reported as such); meanP: no head tensors (encoder only).
 
 Outputs in ``out/``: ``encoder.safetensors`` (use with ``--model NAME --pretrained out/encoder.safetensors``),
-``head.pt`` (``operators.heads`` checkpoint stamped with that encoder) and ``import.json`` (the report).
+``head.pt`` (``vidseek.operators.heads`` checkpoint stamped with that encoder) and ``import.json`` (the report).
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from pathlib import Path
 import open_clip
 import torch
 
-from operators.heads import save_head
-from operators.temporal import SeqLSTMHead, SeqTransfHead
+from vidseek.operators.heads import save_head
+from vidseek.operators.temporal import SeqLSTMHead, SeqTransfHead
 
 IGNORED = ("input_resolution", "context_length", "vocab_size")  # JIT-export metadata, not weights
 
@@ -113,7 +113,7 @@ def infer_model_name(clip_sd: dict) -> str:
              if (cfg := open_clip.get_model_config(n)) and cfg.get("quick_gelu") and _config_matches(cfg, arch)]
     if not names:
         raise ValueError(f"no open_clip architecture with quick_gelu matches these weights ({arch}); register one "
-                         "(operators.models.register_model) and pass its name")
+                         "(vidseek.operators.models.register_model) and pass its name")
     return sorted(names, key=lambda n: (not n.endswith("-quickgelu"), len(n), n))[0]
 
 
@@ -139,8 +139,8 @@ def import_clip4clip(state_dict_path: str | Path, out: str | Path, model_name: s
     """Map an official CLIP4Clip checkpoint onto vidseek; raises ValueError (with the report) when incomplete."""
     from safetensors.torch import save_file
 
-    from operators.encode import load_clip
-    from operators.models import get_model_entry
+    from vidseek.operators.encode import load_clip
+    from vidseek.operators.models import get_model_entry
 
     src = load_official(state_dict_path)
     out = Path(out)

@@ -31,7 +31,7 @@ def fault_hooks_from_env(driver_pid: int) -> "FaultInjector | None":
 
 
 class FaultInjector:
-    """Writer hooks (``pipeline.writer.WriterHooks``) that SIGKILL the driver, then this process, at a point."""
+    """Writer hooks (``vidseek.pipeline.writer.WriterHooks``) that SIGKILL the driver, then this process, at a point."""
 
     def __init__(self, spec: str | None, driver_pid: int | None):
         self.point, _, n = (spec or "").partition(":")

@@ -23,16 +23,16 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
-from operators.encode import load_clip
-from operators.heads import HeadAggregator
-from operators.isolated_decode import DecodeLimit
-from operators.sampling import SamplingPlan
-from operators.video_vectors import VideoVectors
-from pipeline.faults import fault_hooks_from_env
-from pipeline.learned import apply_head_to_store
-from pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
-from pipeline.sources import VideoSource, discover
-from retrieval.store import VideoStore, is_server_uri
+from vidseek.operators.encode import load_clip
+from vidseek.operators.heads import HeadAggregator
+from vidseek.operators.isolated_decode import DecodeLimit
+from vidseek.operators.sampling import SamplingPlan
+from vidseek.operators.video_vectors import VideoVectors
+from vidseek.pipeline.faults import fault_hooks_from_env
+from vidseek.pipeline.learned import apply_head_to_store
+from vidseek.pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
+from vidseek.pipeline.sources import VideoSource, discover
+from vidseek.store.video_store import VideoStore, is_server_uri
 
 log = logging.getLogger(__name__)
 
@@ -283,10 +283,10 @@ def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess:
     import ray
     from tqdm import tqdm
 
-    from pipeline.resources import cluster_resources, map_batches_kwargs, plan_resources
-    from pipeline.stages.decode import decode_batch
-    from pipeline.stages.encode import EncodeStage
-    from pipeline.stages.write import WriteStage
+    from vidseek.pipeline.resources import cluster_resources, map_batches_kwargs, plan_resources
+    from vidseek.pipeline.stages.decode import decode_batch
+    from vidseek.pipeline.stages.encode import EncodeStage
+    from vidseek.pipeline.stages.write import WriteStage
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # our own bar counts videos, not blocks

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from operators.heads import HeadAggregator
-from retrieval.store import VIDEO_FIELDS, VideoStore
+from vidseek.operators.heads import HeadAggregator
+from vidseek.store.video_store import VIDEO_FIELDS, VideoStore
 
 
 def apply_head_to_store(store: VideoStore, agg: HeadAggregator, video_ids: Iterable[str] | None = None,

@@ -59,7 +59,7 @@ def filtered_stderr() -> Iterator[None]:
         yield
         return
     show = "1" if log.isEnabledFor(logging.DEBUG) else "0"
-    pump = subprocess.Popen([sys.executable, "-m", "pipeline.quiet_ray", show], stdin=subprocess.PIPE,
+    pump = subprocess.Popen([sys.executable, "-m", "vidseek.pipeline.quiet_ray", show], stdin=subprocess.PIPE,
                             stdout=saved, stderr=saved, close_fds=True)
     os.dup2(pump.stdin.fileno(), 2)
     try:

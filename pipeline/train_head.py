@@ -34,7 +34,7 @@ order derive from the seed and the epoch number) — bit for bit on CPU (tested)
 algorithms are requested (``CUBLAS_WORKSPACE_CONFIG`` is set when unset), not verified on a GPU here.
 Resumable: after every epoch ``OUT.partial`` holds head, optimiser, scheduler, RNG state and history;
 ``resume=True`` continues from it and ends with the same head an uninterrupted run gives (a partial written
-with other settings or other data is refused). The final checkpoint (``operators.heads.save_head``) records
+with other settings or other data is refused). The final checkpoint (``vidseek.operators.heads.save_head``) records
 the embedding model stamp, the training config and the validation metrics; the partial is then removed.
 """
 from __future__ import annotations
@@ -52,12 +52,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from operators.aggregate import mean_pool, pad_frames
-from operators.contrastive import symmetric_infonce
-from operators.heads import DEFAULT_FRAMES, HEAD_TYPES, new_head, sample_frames, save_head
-from retrieval.datasets import find_video, load_captions
-from retrieval.metrics import ranks_from_scores, retrieval_metrics
-from retrieval.store import VideoLookup
+from vidseek.operators.aggregate import mean_pool, pad_frames
+from vidseek.operators.contrastive import symmetric_infonce
+from vidseek.operators.heads import DEFAULT_FRAMES, HEAD_TYPES, new_head, sample_frames, save_head
+from vidseek.retrieval.datasets import find_video, load_captions
+from vidseek.retrieval.metrics import ranks_from_scores, retrieval_metrics
+from vidseek.store.video_store import VideoLookup
 
 PARTIAL_FORMAT = "vidseek-train-partial"
 _EMBEDDERS: dict[tuple, object] = {}  # on-the-fly frame vectors of unindexed files, per (model, sampling)
@@ -141,7 +141,7 @@ def _embedder(clip, sampling: str):
     """One FileEmbedder per (model, sampling) for this process: frames of a file are encoded once."""
     key = (clip.name, clip.stamp()["weights"], sampling)
     if key not in _EMBEDDERS:
-        from operators.file_embedder import FileEmbedder
+        from vidseek.operators.file_embedder import FileEmbedder
 
         _EMBEDDERS[key] = FileEmbedder(clip, sampling)
     return _EMBEDDERS[key]
@@ -175,7 +175,7 @@ def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str 
         if absent:
             raise FileNotFoundError(f"{len(absent)} videos of {dataset} are neither in the store nor under "
                                     f"{video_root}; first: {absent[:10]}")
-        from operators.decode import DecodeError
+        from vidseek.operators.decode import DecodeError
 
         for v, p in paths.items():
             try:
@@ -186,14 +186,14 @@ def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str 
 
 
 def padded(per_video: list[np.ndarray], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames [V, T, D] and the heads' float mask [V, T] (``operators.aggregate.pad_frames``)."""
+    """Frames [V, T, D] and the heads' float mask [V, T] (``vidseek.operators.aggregate.pad_frames``)."""
     frames, mask = pad_frames(per_video, dim)
     return frames, mask.float()
 
 
 @torch.no_grad()
 def text_features(clip, captions: list[str], batch: int = 512) -> torch.Tensor:
-    from operators.encode import encode_texts
+    from vidseek.operators.encode import encode_texts
 
     out = [torch.from_numpy(encode_texts(clip, captions[i:i + batch])) for i in range(0, len(captions), batch)]
     return F.normalize(torch.cat(out).float(), dim=-1)
@@ -303,8 +303,8 @@ def _resume_state(partial: Path, fingerprint: dict, say) -> dict | None:
 
 
 def _load_clip_for(cfg: TrainConfig, store):
-    from operators.encode import load_clip
-    from retrieval.store import check_same_model
+    from vidseek.operators.encode import load_clip
+    from vidseek.store.video_store import check_same_model
 
     if store is None:
         return load_clip(cfg.model or "tiny-random", cfg.pretrained, cfg.device)
@@ -331,7 +331,7 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
 
     store = None
     if cfg.store is not None:
-        from retrieval.store import VideoStore
+        from vidseek.store.video_store import VideoStore
 
         store = VideoStore(cfg.store, cfg.prefix)
     try:

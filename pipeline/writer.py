@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from operators.rows import EncodeFailure, VideoEnd, from_batch
-from operators.video_vectors import VideoVectors
-from retrieval.store import VideoStore
+from vidseek.operators.rows import EncodeFailure, VideoEnd, from_batch
+from vidseek.operators.video_vectors import VideoVectors
+from vidseek.store.video_store import VideoStore
 
 RESULT_COLUMNS = ("video_id", "path", "status", "stage", "error", "n_frames", "duration", "lost", "decoder")
 

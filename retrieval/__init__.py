@@ -1,1 +1,1 @@
-"""Retrieval side of vidseek: the Milvus store, search with rescoring and CLIPRerank, metrics, eval."""
+"""Retrieval: text search with query-weighted rescoring, CLIPRerank fusion, metrics and eval, over the store."""

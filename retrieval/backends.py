@@ -12,8 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from retrieval.filters import all_of, in_list
-from retrieval.store import VideoStore
+from vidseek.store.filters import all_of, in_list
+from vidseek.store.video_store import VideoStore
 
 MAX_FILTERED_IDS = 20_000  # above this, a metadata filter restricts the store's video-level stage only
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.datasets import CaptionPair
-from retrieval.metrics import retrieval_metrics
-from retrieval.search import Hit, Searcher, SearchParams
-from retrieval.store import VideoLookup
+from vidseek.retrieval.datasets import CaptionPair
+from vidseek.retrieval.metrics import retrieval_metrics
+from vidseek.retrieval.search import Hit, Searcher, SearchParams
+from vidseek.store.video_store import VideoLookup
 
 MAX_FIRST_STAGE = 16_384  # Milvus' top-k limit
 DEFAULT_CONFIGS = ("mean", "max", "query-weighted:0.1", "mean+rerank", "query-weighted:0.1+rerank")

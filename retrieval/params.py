@@ -15,13 +15,13 @@ class SearchParams:
     rerank: bool = True
     alpha: float = 0.4
     depth: int = 100
-    filter: str = ""  # a safe expression from retrieval.filters (never raw user text)
+    filter: str = ""  # a safe expression from vidseek.store.filters (never raw user text)
 
     def validate(self) -> "SearchParams":
         if self.k < 1 or self.depth < 1:
             raise ValueError("k and depth must be ≥ 1")
         if self.aggregation != "learned":
-            from operators.aggregate import get_scorer  # raises on an unknown name (imports torch: lazily)
+            from vidseek.operators.aggregate import get_scorer  # raises on an unknown name (imports torch: lazily)
 
             get_scorer(self.aggregation)
         if self.tau <= 0:

@@ -28,9 +28,9 @@ import time
 
 import numpy as np
 
-from retrieval.backends import Where
-from retrieval.filters import in_list
-from retrieval.store import VideoStore, group_frame_rows
+from vidseek.retrieval.backends import Where
+from vidseek.store.filters import in_list
+from vidseek.store.video_store import VideoStore, group_frame_rows
 
 log = logging.getLogger(__name__)
 

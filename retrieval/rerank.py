@@ -1,7 +1,7 @@
 """Plug-in CLIPRerank for other systems' result lists (TREC or JSONL runs), with or without a vidseek index.
 
 For each query, the first ``depth`` candidates get a fine score S = max over sampled frames of
-cos(text, frame), fused with the run's own score M: α·minmax(M) + (1−α)·minmax(S) (``retrieval.fusion``).
+cos(text, frame), fused with the run's own score M: α·minmax(M) + (1−α)·minmax(S) (``vidseek.retrieval.fusion``).
 Frame evidence comes from the store when the candidate is indexed there (matched by video id, path, or file
 stem), otherwise its file is decoded and encoded on the fly and the frame vectors are cached on disk.
 A candidate without evidence keeps its rank slot and is reported in a warning — never dropped.
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from operators.decode import DecodeError
-from operators.encode import LoadedClip, encode_texts
-from operators.file_embedder import FileEmbedder
-from operators.isolated_decode import DecodeLimit
-from retrieval.datasets import find_video
-from retrieval.fusion import rerank as fuse_order
-from retrieval.runfiles import Candidate, RunQuery
-from retrieval.store import VideoLookup, VideoStore, check_same_model
+from vidseek.operators.decode import DecodeError
+from vidseek.operators.encode import LoadedClip, encode_texts
+from vidseek.operators.file_embedder import FileEmbedder
+from vidseek.operators.isolated_decode import DecodeLimit
+from vidseek.retrieval.datasets import find_video
+from vidseek.retrieval.fusion import rerank as fuse_order
+from vidseek.retrieval.runfiles import Candidate, RunQuery
+from vidseek.store.video_store import VideoLookup, VideoStore, check_same_model
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE = Path.home() / ".cache" / "vidseek" / "frames"

@@ -17,13 +17,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from operators.aggregate import frame_similarities, get_scorer, pad_frames
-from operators.encode import LoadedClip, encode_texts, load_clip
-from retrieval.backends import SearchBackend, StoreBackend, where_for
-from retrieval.frame_cache import FrameCache
-from retrieval.fusion import rerank
-from retrieval.params import DEFAULTS, SearchParams  # noqa: F401 — re-exported
-from retrieval.store import StoreError, VideoStore, check_same_model
+from vidseek.operators.aggregate import frame_similarities, get_scorer, pad_frames
+from vidseek.operators.encode import LoadedClip, encode_texts, load_clip
+from vidseek.retrieval.backends import SearchBackend, StoreBackend, where_for
+from vidseek.retrieval.frame_cache import FrameCache
+from vidseek.retrieval.fusion import rerank
+from vidseek.retrieval.params import DEFAULTS, SearchParams  # noqa: F401 — re-exported
+from vidseek.store.video_store import StoreError, VideoStore, check_same_model
 
 MOMENT_SLACK = 0.1
 
@@ -69,7 +69,7 @@ class Searcher:
         check_same_model(stamp, clip.stamp(), self.store.uri)
         self.clip = clip
         if in_memory:
-            from retrieval.replica import StoreReplica
+            from vidseek.retrieval.replica import StoreReplica
 
             self.replica = StoreReplica(self.store)
             self.frames = self.replica  # same ``get(ids)`` contract as the frame cache

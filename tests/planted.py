@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from operators.aggregate import mean_pool
-from operators.encode import LoadedClip, encode_texts
-from retrieval.store import VideoStore
+from vidseek.operators.aggregate import mean_pool
+from vidseek.operators.encode import LoadedClip, encode_texts
+from vidseek.store.video_store import VideoStore
 
 QUERY = "a small red ball bouncing"
 BRIEF_IDX = 7

@@ -106,7 +106,7 @@ def expected_rows(path: Path, sampling: str = "fps:1") -> int:
     the store, so that a lost or duplicated row shows up."""
     import json
 
-    from operators.sampling import SamplingPlan
+    from vidseek.operators.sampling import SamplingPlan
 
     out = subprocess.run(["ffprobe", "-v", "quiet", "-select_streams", "v:0", "-show_frames", "-of", "json",
                           str(path)], capture_output=True, text=True, timeout=120).stdout

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from operators.aggregate import mean_pool
-from operators.decode import DecodeError, DecodeSummary, VideoDecoder
-from operators.encode import encode_images, load_clip
-from pipeline.index_job import IndexSummary
-from pipeline.sources import discover
-from retrieval.store import VideoStore
+from vidseek.operators.aggregate import mean_pool
+from vidseek.operators.decode import DecodeError, DecodeSummary, VideoDecoder
+from vidseek.operators.encode import encode_images, load_clip
+from vidseek.pipeline.index_job import IndexSummary
+from vidseek.pipeline.sources import discover
+from vidseek.store.video_store import VideoStore
 
 
 def index_video(store: VideoStore, clip, path: str, video_id: str, sampling: str = "fps:1",

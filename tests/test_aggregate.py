@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from operators.aggregate import (
+from vidseek.operators.aggregate import (
     get_pooler,
     get_scorer,
     list_aggregators,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_index_job import make_clip
 
-from pipeline.quiet_ray import _pump
+from vidseek.pipeline.quiet_ray import _pump
 
 ROOT = Path(__file__).resolve().parents[1]
 BENIGN_E = (b"[2026-12-01 09:06:04,359 E 23605 23605] core_worker.cc:2465: Actor with class name: "
@@ -42,7 +42,7 @@ def test_a_successful_index_prints_no_error_looking_line(tmp_path):
     for i in range(3):
         make_clip(lib / f"c{i}.mp4", 2)
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}  # Ray's default: the notice case
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "index", str(lib), "--store", str(tmp_path / "s.db")],
+    r = subprocess.run([sys.executable, "-m", "vidseek", "index", str(lib), "--store", str(tmp_path / "s.db")],
                        cwd=ROOT, env=dict(env, HF_HUB_OFFLINE="1"), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "indexed 3" in r.stdout

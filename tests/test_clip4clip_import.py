@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from operators.heads import HeadMismatchError, load_head, read_head
-from operators.models import ModelEntry, register_model
-from operators.temporal import SeqLSTMHead, SeqTransfHead
-from pipeline.clip4clip_import import import_clip4clip, infer_model_name
+from vidseek.operators.heads import HeadMismatchError, load_head, read_head
+from vidseek.operators.models import ModelEntry, register_model
+from vidseek.operators.temporal import SeqLSTMHead, SeqTransfHead
+from vidseek.pipeline.clip4clip_import import import_clip4clip, infer_model_name
 
 W, EMBED, PATCH, IMAGE, CTX, VOCAB = 64, 64, 16, 32, 77, 49408
 NAME = "c4c-small-test"
@@ -75,7 +75,7 @@ def small_model():
     """Register the small configs for this module only (the registry is process-wide)."""
     import open_clip
 
-    from operators import models
+    from vidseek.operators import models
 
     register_model(ModelEntry(name=NAME, arch=NAME, description="test: small OpenAI-layout CLIP"), config=CONFIG)
     register_model(ModelEntry(name=NAME + "-gelu", arch=NAME + "-gelu"), config={**CONFIG, "quick_gelu": False})
@@ -149,7 +149,7 @@ def test_every_key_mapped_no_unused(imported):
 
 
 def test_encoder_loads_with_pretrained_path_and_keeps_values(imported):
-    from operators.encode import load_clip
+    from vidseek.operators.encode import load_clip
 
     sd, report = imported
     clip = load_clip(NAME, pretrained=report.encoder, device="cpu")

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from operators.contrastive import symmetric_infonce
+from vidseek.operators.contrastive import symmetric_infonce
 
 
 def _unit(*shape):

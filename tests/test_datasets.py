@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from retrieval.datasets import CaptionPair, index_pairs, load_captions, load_msrvtt_json, resolve_videos
+from vidseek.retrieval.datasets import CaptionPair, index_pairs, load_captions, load_msrvtt_json, resolve_videos
 
 MSRVTT = {
     "info": {"year": 2016},

@@ -6,8 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from operators.decode import DecodeError, DecodeSummary, VideoDecoder, decode_frames
-from operators.rows import VideoEnd, from_batch
+from vidseek.operators.decode import DecodeError, DecodeSummary, VideoDecoder, decode_frames
+from vidseek.operators.rows import VideoEnd, from_batch
 
 VFR_N = 81  # frames in the VFR fixture (conftest.VFR_PTS)
 

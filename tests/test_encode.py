@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from operators.encode import ImageEncoder, encode_images, encode_texts, load_clip, tokenize
-from operators.rows import EncodeFailure, FrameRows, VideoEnd, from_batch, to_batch
-from operators.models import ModelLoadError, get_model_entry, list_models
+from vidseek.operators.encode import ImageEncoder, encode_images, encode_texts, load_clip, tokenize
+from vidseek.operators.models import ModelLoadError, get_model_entry, list_models
+from vidseek.operators.rows import EncodeFailure, FrameRows, VideoEnd, from_batch, to_batch
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def _stage_batch(frames):
 
 
 def test_encode_stage_encodes_frame_rows_and_passes_records(frames):
-    from pipeline.stages.encode import EncodeStage
+    from vidseek.pipeline.stages.encode import EncodeStage
 
     stage = EncodeStage(model="tiny-random", device="cpu", batch_size=2)
     encoded, records = from_batch(stage(_stage_batch(frames)))
@@ -110,7 +110,7 @@ def test_encode_stage_encodes_frame_rows_and_passes_records(frames):
 
 
 def test_encode_stage_turns_an_encoder_error_into_the_videos_failures(frames, monkeypatch):
-    from pipeline.stages.encode import EncodeStage
+    from vidseek.pipeline.stages.encode import EncodeStage
 
     stage = EncodeStage(model="tiny-random", device="cpu")
 
@@ -143,10 +143,10 @@ def test_long_text_fixture_is_long(tiny_clip):
 
 
 def test_long_text_truncate_warns(tiny_clip, caplog):
-    with caplog.at_level(logging.WARNING, logger="operators.encode"):
+    with caplog.at_level(logging.WARNING, logger="vidseek.operators.encode"):
         short = encode_texts(tiny_clip, ["a red dog"])
     assert not caplog.records and short.shape == (1, 64)
-    with caplog.at_level(logging.WARNING, logger="operators.encode"):
+    with caplog.at_level(logging.WARNING, logger="vidseek.operators.encode"):
         out = encode_texts(tiny_clip, [LONG], long_text="truncate")
     assert any("query of 52 tokens truncated" in r.getMessage() for r in caplog.records)
     words = LONG.split()  # truncation keeps the first 30 words (+ start/end tokens)

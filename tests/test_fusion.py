@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from retrieval.fusion import fuse, minmax, rerank, rerank_matrix
+from vidseek.retrieval.fusion import fuse, minmax, rerank, rerank_matrix
 
 
 def test_minmax_golden_constant_and_nan():

@@ -14,7 +14,7 @@ import pytest
 from own_processes import pids_mentioning, stop_pids
 from test_index_job import assert_exactly_once, make_clip
 
-from pipeline.placement import read_placement
+from vidseek.pipeline.placement import read_placement
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def index_cli(lib: Path, uri: str, fault: str | None = None) -> subprocess.Compl
     env.pop("VIDSEEK_FAULT", None)
     if fault:
         env["VIDSEEK_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "index", str(lib), "--store", uri, "--json"],
+    return subprocess.run([sys.executable, "-m", "vidseek", "index", str(lib), "--store", uri, "--json"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -98,7 +98,7 @@ def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path)
     its cluster may end its process from C++ (no Python exit, no output), which must not be pytest's."""
     uri = str(tmp_path / "c.db")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "index", str(six_clips), "--store", uri,
+    proc = subprocess.run([sys.executable, "-m", "vidseek", "index", str(six_clips), "--store", uri,
                            "--address", two_node_cluster, "--json"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.models import ModelEntry, register_model
-from pipeline.index_job import IndexConfig, run_index
-from pipeline.sources import video_id_for
-from retrieval.filters import parse_user_filter
-from retrieval.search import Searcher
-from retrieval.store import ModelMismatchError, VideoStore
+from vidseek.operators.models import ModelEntry, register_model
+from vidseek.pipeline.index_job import IndexConfig, run_index
+from vidseek.pipeline.sources import video_id_for
+from vidseek.retrieval.search import Searcher
+from vidseek.store.filters import parse_user_filter
+from vidseek.store.video_store import ModelMismatchError, VideoStore
 
 pytestmark = pytest.mark.ray
 
@@ -147,7 +147,7 @@ def test_store_refuses_another_model(ray_local, library, tmp_path):
 
 
 def test_learned_head_at_index_time_and_added_later(ray_local, library, tmp_path, tiny_clip):
-    from operators.heads import head_id, new_head, save_head
+    from vidseek.operators.heads import head_id, new_head, save_head
 
     head_path = tmp_path / "head.pt"
     save_head(head_path, new_head("seqTransf", tiny_clip.model), {"n_frames": 12}, tiny_clip.stamp())

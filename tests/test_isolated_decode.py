@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from operators.decode import VideoDecoder
-from operators.isolated_decode import DecodeLimit, IsolatedDecoder
-from operators.rows import FrameRows, VideoEnd
+from vidseek.operators.decode import VideoDecoder
+from vidseek.operators.isolated_decode import DecodeLimit, IsolatedDecoder
+from vidseek.operators.rows import FrameRows, VideoEnd
 
 
 def _rows(out: list) -> tuple[list[FrameRows], VideoEnd]:

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from retrieval.metrics import (
+from vidseek.retrieval.metrics import (
     ranks_from_scores,
     ranks_from_scores_multi,
     retrieval_metrics,

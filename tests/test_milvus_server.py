@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from milvus_server import MilvusServer
 
-from retrieval.store import VideoStore
+from vidseek.store.video_store import VideoStore
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 MILVUS_PORTS = (19530, 19529, 19531, 9091, 2379, 2380, 53100, 21121, 21123, 21124, 13333, 22930)
@@ -78,8 +78,8 @@ def _clip(path: Path, seconds: int) -> None:
 
 
 def test_index_job_search_and_resume_on_a_real_server(milvus, tmp_path, tiny_clip):
-    from pipeline.index_job import IndexConfig, JobError, run_index
-    from retrieval.search import Searcher
+    from vidseek.pipeline.index_job import IndexConfig, JobError, run_index
+    from vidseek.retrieval.search import Searcher
 
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import ffmpeg
 
-from operators.decode import DecodeError, check_file
+from vidseek.operators.decode import DecodeError, check_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

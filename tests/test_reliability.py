@@ -22,7 +22,7 @@ from own_processes import descends_from
 from reliability_corpus import build_corpus, expected_rows
 from test_index_job import assert_exactly_once, make_clip, store_rows
 
-from pipeline.index_job import IndexConfig, run_index
+from vidseek.pipeline.index_job import IndexConfig, run_index
 
 pytestmark = [pytest.mark.reliability, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def test_bad_input_corpus(tmp_path):
 
 def _index_subprocess(lib: Path, uri: str) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "index", str(lib), "--store", uri, "--json",
+    return subprocess.Popen([sys.executable, "-m", "vidseek", "index", str(lib), "--store", uri, "--json",
                              "--chunk-frames", "4"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

@@ -9,16 +9,16 @@ import pytest
 from planted import QUERY, build_planted_store
 from typer.testing import CliRunner
 
-from operators.decode import decode_frames
-from operators.encode import encode_images, encode_texts
-from pipeline.cli import app
-from retrieval.datasets import CaptionPair
-from retrieval.evaluate import evaluate, parse_config, pessimistic_rank
-from retrieval.metrics import trec_metrics
-from retrieval.rerank import FrameEvidence, max_frame_score, rerank_run
-from retrieval.runfiles import Candidate, RunQuery, read_run, run_to_dict, write_run
-from retrieval.search import Hit, Searcher
-from retrieval.store import VideoStore
+from vidseek.apps.cli.main import app
+from vidseek.operators.decode import decode_frames
+from vidseek.operators.encode import encode_images, encode_texts
+from vidseek.retrieval.datasets import CaptionPair
+from vidseek.retrieval.evaluate import evaluate, parse_config, pessimistic_rank
+from vidseek.retrieval.metrics import trec_metrics
+from vidseek.retrieval.rerank import FrameEvidence, max_frame_score, rerank_run
+from vidseek.retrieval.runfiles import Candidate, RunQuery, read_run, run_to_dict, write_run
+from vidseek.retrieval.search import Hit, Searcher
+from vidseek.store.video_store import VideoStore
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_cli_eval_and_eval_run(planted_uri, tmp_path):
     res = CliRunner().invoke(app, ["eval-run", str(run), str(qrels), "--json"])
     assert res.exit_code == 0, res.output
     got = json.loads(res.output)
-    from retrieval.runfiles import read_qrels
+    from vidseek.retrieval.runfiles import read_qrels
     ours = trec_metrics(run_to_dict(read_run(run)[0]), read_qrels(qrels))
     assert got["map"] == pytest.approx(ours["map"]) and got["nDCG@10"] == pytest.approx(ours["ndcg@10"])
     assert got["map"] == pytest.approx(((1 / 2 + 2 / 3) / 2 + 1 / 2) / 2)

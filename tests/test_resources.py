@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.resources import plan_resources
+from vidseek.pipeline.resources import plan_resources
 
 
 def placeable(plan, node_cpus: list[float]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operators.rows import EncodeFailure, FrameRows, VideoEnd, from_batch, to_batch
+from vidseek.operators.rows import EncodeFailure, FrameRows, VideoEnd, from_batch, to_batch
 
 
 def _frames(n: int, payload: np.ndarray) -> FrameRows:

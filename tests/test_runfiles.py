@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from retrieval.runfiles import (
+from vidseek.retrieval.runfiles import (
     Candidate,
     RunQuery,
     detect_format,
@@ -88,7 +88,7 @@ def test_trec_repeated_docid_keeps_best_ranked_and_warns(tmp_path, caplog):
                  "q1 Q0 d0 2 0.5 t\n"    # best-ranked: rank 2, tie on rank -> higher score
                  "q2 Q0 d0 1 0.3 t\n"
                  "q2 Q0 d0 4 0.1 t\n")
-    with caplog.at_level(logging.WARNING, logger="retrieval.runfiles"):
+    with caplog.at_level(logging.WARNING, logger="vidseek.retrieval.runfiles"):
         queries, _ = read_run(p)
     assert [(c.id, c.score) for c in queries[0].candidates] == [("d1", 0.9), ("d0", 0.5)]
     assert [(c.id, c.score) for c in queries[1].candidates] == [("d0", 0.3)]
@@ -104,7 +104,7 @@ def test_jsonl_repeated_candidate_keeps_first_and_warns(tmp_path, caplog):
     p.write_text(json.dumps({"query_id": "q1", "candidates": [
         {"id": "a", "score": 0.2, "src": "first"}, {"id": "b", "score": 0.9},
         {"id": "a", "score": 0.8, "src": "second"}]}) + "\n")
-    with caplog.at_level(logging.WARNING, logger="retrieval.runfiles"):
+    with caplog.at_level(logging.WARNING, logger="vidseek.retrieval.runfiles"):
         queries, _ = read_run(p)
     assert [(c.id, c.score, c.extra) for c in queries[0].candidates] == [("a", 0.2, {"src": "first"}),
                                                                        ("b", 0.9, {})]
@@ -115,7 +115,7 @@ def test_jsonl_repeated_candidate_keeps_first_and_warns(tmp_path, caplog):
 def test_many_repeats_give_one_warning(tmp_path, caplog):
     p = tmp_path / "fused.txt"
     p.write_text("".join(f"q1 Q0 d{i} {r} 0.5 t\n" for r in (1, 2, 3) for i in range(7)))
-    with caplog.at_level(logging.WARNING, logger="retrieval.runfiles"):
+    with caplog.at_level(logging.WARNING, logger="vidseek.retrieval.runfiles"):
         queries, _ = read_run(p)
     assert [c.id for c in queries[0].candidates] == [f"d{i}" for i in range(7)]
     assert len(caplog.records) == 1
@@ -127,7 +127,7 @@ def test_many_repeats_give_one_warning(tmp_path, caplog):
 def test_clean_run_does_not_warn(tmp_path, caplog):
     p = tmp_path / "run.txt"
     p.write_text(TREC)
-    with caplog.at_level(logging.WARNING, logger="retrieval.runfiles"):
+    with caplog.at_level(logging.WARNING, logger="vidseek.retrieval.runfiles"):
         read_run(p)
     assert caplog.records == []
 

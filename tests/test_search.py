@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from planted import BRIEF_IDX, QUERY, build_planted_store
 
-from operators.aggregate import mean_score, query_weighted_score
-from retrieval.filters import parse_user_filter
-from retrieval.search import Searcher, SearchParams
-from retrieval.store import StoreError, VideoStore
+from vidseek.operators.aggregate import mean_score, query_weighted_score
+from vidseek.retrieval.search import Searcher, SearchParams
+from vidseek.store.filters import parse_user_filter
+from vidseek.store.video_store import StoreError, VideoStore
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["store", "in-memory"])

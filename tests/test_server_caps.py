@@ -10,8 +10,8 @@ import logging
 import numpy as np
 import pytest
 
-from retrieval.server_caps import ServerCaps
-from retrieval.store import StoreError, VideoStore
+from vidseek.store.server_caps import ServerCaps
+from vidseek.store.video_store import StoreError, VideoStore
 
 M23 = ServerCaps.from_version("v2.3.5-lite")
 D, VIDEOS, FRAMES, K = 32, 120, 24, 10

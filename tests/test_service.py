@@ -24,9 +24,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from planted import BRIEF_IDX, QUERY, build_planted_store  # noqa: E402
 from service_lib import direct_index, index_video, small_library  # noqa: E402
 
-from pipeline.sources import video_id_for  # noqa: E402
-from retrieval.service import Limits, create_app  # noqa: E402
-from retrieval.service.auth import Guard, RedactTokens, host_of, is_loopback  # noqa: E402
+from vidseek.apps.service import Limits, create_app  # noqa: E402
+from vidseek.apps.service.auth import Guard, RedactTokens, host_of, is_loopback  # noqa: E402
+from vidseek.pipeline.sources import video_id_for  # noqa: E402
 
 TOKEN = "s3cret-token-0123456789abcdef"
 META = {"brief": {"genre": "sport", "year": 2020}, "diffuse": {"genre": "news", "year": 2019}}
@@ -422,7 +422,7 @@ def test_access_log_redacts_tokens():
 def test_serve_refuses_public_bind_without_token(tmp_path):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from vidseek.apps.cli.main import app
 
     runner = CliRunner()
     for host in ("0.0.0.0", "::", "192.168.1.10", "example.com"):
@@ -438,7 +438,7 @@ def test_serve_on_a_store_held_by_another_process_fails_fast(api, planted_app):
     uri = planted_app.state.service.store.uri  # held by this process
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "serve", "--store", uri, "--lock-wait", "0.5",
+    r = subprocess.run([sys.executable, "-m", "vidseek", "serve", "--store", uri, "--lock-wait", "0.5",
                         "--port", "0"], capture_output=True, text=True, timeout=120, env=env,
                        cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 2, r.stderr[-2000:]
@@ -449,7 +449,7 @@ def test_serve_on_a_store_held_by_another_process_fails_fast(api, planted_app):
 @pytest.mark.slow
 def test_index_on_a_store_held_by_the_service_fails_with_advice(api, planted_app, h264_mp4):
     uri = planted_app.state.service.store.uri  # held by this process, as a running service holds it
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "index", str(h264_mp4), "--store", uri],
+    r = subprocess.run([sys.executable, "-m", "vidseek", "index", str(h264_mp4), "--store", uri],
                        capture_output=True, text=True, timeout=180, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                        cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 2 and "cannot open store" in r.stderr and "vidseek serve" in r.stderr, r.stderr[-2000:]
@@ -751,7 +751,7 @@ def test_a_hung_decode_answers_504_and_searches_keep_answering(tmp_path, tiny_cl
         p = str(clips["redblue"])
         index_video(store, tiny_clip, p, video_id_for(p))
         v = video_id_for(p)
-        monkeypatch.setattr("retrieval.service.app.frame_jpeg", stalled_read)
+        monkeypatch.setattr("vidseek.apps.service.app.frame_jpeg", stalled_read)
         client = TestClient(app)
         answers: list[tuple[int, str, float]] = []
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import ffmpeg
 from service_lib import LiveServer, index_video, small_library
 
-from pipeline.sources import video_id_for
+from vidseek.pipeline.sources import video_id_for
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -43,10 +43,10 @@ def browser():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_clip, media):
-    from retrieval.service import create_app
+    from vidseek.apps.service import create_app
 
     try:
-        from pipeline.samples import sample_videos
+        from vidseek.pipeline.samples import sample_videos
 
         videos = sample_videos()
     except FileNotFoundError:

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from operators.aggregate import mean_pool
-from operators.temporal import MASK_VALUE, SeqTransfHead, uniform_frame_indices
+from vidseek.operators.aggregate import mean_pool
+from vidseek.operators.temporal import MASK_VALUE, SeqTransfHead, uniform_frame_indices
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,16 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from operators.aggregate import mean_score  # noqa: E402
-from operators.decode import decode_frames  # noqa: E402
-from operators.encode import encode_images, encode_texts, load_clip  # noqa: E402
-from operators.models import get_model_entry  # noqa: E402
-from retrieval.testbed.world import (  # noqa: E402
+from vidseek.apps.testbed.world import (  # noqa: E402
     check_world,
     generate_world,
     render_manifest_clip,
     type_key,
 )
+from vidseek.operators.aggregate import mean_score  # noqa: E402
+from vidseek.operators.decode import decode_frames  # noqa: E402
+from vidseek.operators.encode import encode_images, encode_texts, load_clip  # noqa: E402
+from vidseek.operators.models import get_model_entry  # noqa: E402
 
 SMALL = dict(n_content=8, n_brief=3, n_order=2)
 SEED = 3
@@ -83,7 +83,7 @@ def test_world_files(world):
 
 
 def test_files_decode_and_match_ground_truth(world, testbed):
-    """Every file decodes with operators.decode; its pixels are what the manifest re-renders to."""
+    """Every file decodes with vidseek.operators.decode; its pixels are what the manifest re-renders to."""
     d, m = world
     for clip in m["clips"]:
         frames, t0, _, summary = decode_frames(str(d / clip["video"]), testbed.preprocess, "fps:2")
@@ -164,7 +164,7 @@ def test_testbed_model_finds_content(world, testbed):
 
 
 def test_gallery_rerank_keeps_the_tail():
-    from retrieval.fusion import rerank_matrix
+    from vidseek.retrieval.fusion import rerank_matrix
 
     first = np.array([[0.9, 0.8, 0.7, 0.1]])
     fine = np.array([[0.1, 0.2, 0.9, 1.0]])
@@ -175,7 +175,7 @@ def test_gallery_rerank_keeps_the_tail():
 
 def test_small_table_orders_methods_on_brief_events(tmp_path, testbed):
     """A small world: query-weighting and max find brief events that mean pooling dilutes."""
-    from retrieval.testbed.quality import evaluate
+    from vidseek.apps.testbed.quality import evaluate
 
     generate_world(tmp_path, seed=11, n_content=4, n_brief=8, n_order=1)
     res = evaluate(tmp_path, "testbed", taus=(0.1,), rerank_ks=(None,))["methods"]
@@ -189,8 +189,8 @@ def test_small_table_orders_methods_on_brief_events(tmp_path, testbed):
 def test_small_table_learned_head_knows_temporal_order(tmp_path):
     """The committed head on a world it never saw (seed 13): "X then Y" prefers its own clip over the
     reversed partner far above mean pooling, which cannot tell the two apart (same frames, other order)."""
-    from operators.models import TESTBED_HEAD
-    from retrieval.testbed.quality import evaluate
+    from vidseek.apps.testbed.quality import evaluate
+    from vidseek.operators.models import TESTBED_HEAD
 
     generate_world(tmp_path, seed=13, n_content=4, n_brief=0, n_order=12)
     res = evaluate(tmp_path, "testbed", taus=(0.1,), rerank_ks=(None,), head=TESTBED_HEAD)["methods"]
@@ -201,7 +201,7 @@ def test_small_table_learned_head_knows_temporal_order(tmp_path):
 
 
 def test_training_world_can_exclude_an_eval_worlds_pairs(world, tmp_path):
-    from retrieval.testbed.world import world_pairs
+    from vidseek.apps.testbed.world import world_pairs
 
     d, _ = world
     excluded = world_pairs(d)

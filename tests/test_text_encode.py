@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from operators.encode import load_clip, tokenize
-from operators.text_encode import can_trim, encode_text
+from vidseek.operators.encode import load_clip, tokenize
+from vidseek.operators.text_encode import can_trim, encode_text
 
 TEXTS = ["a red circle", "a small blue square moves left then a green triangle appears",
          "x", "a " * 40 + "dog"]  # lengths from 3 tokens to near the context

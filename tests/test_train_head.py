@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from operators.aggregate import mean_pool
-from operators.encode import encode_texts
-from operators.heads import (
+from vidseek.operators.aggregate import mean_pool
+from vidseek.operators.encode import encode_texts
+from vidseek.operators.heads import (
     HeadAggregator,
     HeadMismatchError,
     head_id,
@@ -23,9 +23,9 @@ from operators.heads import (
     read_head,
     save_head,
 )
-from operators.temporal import SeqLSTMHead, SeqTransfHead
-from pipeline.train_head import TrainConfig, contrastive_loss, lr_lambda, param_groups, train_head
-from retrieval.store import VideoStore
+from vidseek.operators.temporal import SeqLSTMHead, SeqTransfHead
+from vidseek.pipeline.train_head import TrainConfig, contrastive_loss, lr_lambda, param_groups, train_head
+from vidseek.store.video_store import VideoStore
 
 WORDS = ["red", "green", "blue", "yellow"]
 
@@ -257,7 +257,7 @@ def test_stamp_refusal_names_both_models(tiny_clip, tmp_path):
 def test_apply_head_to_store(order_task, tiny_clip, tmp_path):
     import shutil
 
-    from pipeline.learned import apply_head_to_store
+    from vidseek.pipeline.learned import apply_head_to_store
 
     uri = str(tmp_path / "copy.db")
     shutil.copytree(order_task["store"], uri) if __import__("os").path.isdir(order_task["store"]) else \
@@ -279,7 +279,7 @@ def test_apply_head_to_store(order_task, tiny_clip, tmp_path):
 
 
 def test_nearest_pair_order_batches_confusable_captions_together():
-    from pipeline.train_head import nearest_pair_order
+    from vidseek.pipeline.train_head import nearest_pair_order
 
     rng = np.random.default_rng(0)
     base = torch.nn.functional.normalize(torch.randn(6, 16), dim=-1)

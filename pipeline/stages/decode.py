@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-from operators.isolated_decode import DecodeLimit, IsolatedDecoder
-from pipeline.placement import record_placement
+from vidseek.operators.isolated_decode import DecodeLimit, IsolatedDecoder
+from vidseek.pipeline.placement import record_placement
 
 DECODE_NICE = int(os.environ.get("VIDSEEK_DECODE_NICE", "10"))  # 0: same priority as the other stages
 

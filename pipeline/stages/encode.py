@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from operators.encode import ImageEncoder
-from operators.rows import EncodeFailure, FrameRows, from_batch, to_batch
-from pipeline.placement import record_placement
+from vidseek.operators.encode import ImageEncoder
+from vidseek.operators.rows import EncodeFailure, FrameRows, from_batch, to_batch
+from vidseek.pipeline.placement import record_placement
 
 
 class EncodeStage:

@@ -1,8 +1,8 @@
 """Write stage: ``StoreWriter`` as a Ray Data actor (one per job; see pipeline/index_job.py for placement)."""
 from __future__ import annotations
 
-from pipeline.placement import record_placement
-from pipeline.writer import StoreWriter
+from vidseek.pipeline.placement import record_placement
+from vidseek.pipeline.writer import StoreWriter
 
 
 class WriteStage(StoreWriter):

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from operators.models import TESTBED_HEAD
-from pipeline.cli import _quiet_logs, app
+from vidseek.apps.cli.main import _quiet_logs, app
+from vidseek.operators.models import TESTBED_HEAD
 
 testbed_app = typer.Typer(no_args_is_help=True, help="Offline quality testbed: world, quality table.")
 app.add_typer(testbed_app, name="testbed")
@@ -18,7 +18,7 @@ app.add_typer(testbed_app, name="testbed")
 def world_cmd(out: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="where to write the videos"),
               seed: int = typer.Option(7, help="7 is the eval world the README's table uses")) -> None:
     """Generate the eval world: videos, queries.jsonl (content / brief / order families), captions.csv."""
-    from retrieval.testbed.world import generate_world
+    from vidseek.apps.testbed.world import generate_world
 
     m = generate_world(out, seed)
     typer.echo(f"{len(m['clips'])} clips, {len(m['queries'])} queries → {out}")
@@ -35,8 +35,8 @@ def eval_cmd(world: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help=
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Index the world with the testbed model through the real job, then the quality table per family."""
     _quiet_logs(False)
-    from retrieval.testbed.store_eval import format_table, store_quality
-    from retrieval.testbed.world import generate_world
+    from vidseek.apps.testbed.store_eval import format_table, store_quality
+    from vidseek.apps.testbed.world import generate_world
 
     if not (world / "queries.jsonl").exists():
         generate_world(world, seed)

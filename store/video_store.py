@@ -18,9 +18,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from operators.model_stamp import stamp_diff
-from retrieval.filters import in_list, quote
-from retrieval.server_caps import ServerCaps
+from vidseek.operators.model_stamp import stamp_diff
+from vidseek.store.filters import in_list, quote
+from vidseek.store.server_caps import ServerCaps
 
 # pymilvus probes an RPC that Milvus Lite does not implement and grpc logs a traceback for it on every
 # insert; the call has a client-side fallback, so the log is noise.

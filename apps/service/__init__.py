@@ -14,7 +14,7 @@
 
 **Serving while indexing.** Milvus Lite lets one process open a store, so the service is the one writer:
 it opens the store once, searches it, and runs index jobs itself (``POST /ingest`` runs
-``pipeline.index_job.run_index(cfg, store=<the service's store>)`` in a background thread; decoding and
+``vidseek.pipeline.index_job.run_index(cfg, store=<the service's store>)`` in a background thread; decoding and
 encoding still run on Ray, the writes go through the service's connection under a write lock). Searches
 go on while a job writes; a video appears in results once its video row is written (frames first, row
 last), never half-indexed, and cached frame vectors of a video are dropped whenever it is written. A second
@@ -37,10 +37,10 @@ store records for an ``ok`` video, and only while that file is still the one ind
 path, size and mtime: a changed file or a swapped symlink is not served), never a client-supplied path. Ingest reads only under ``--ingest-root``
 directories (off when none is given; symlinks and list-file entries that resolve outside are refused).
 Limits (``Limits``): query length, k, depth, filters, candidates and request body size (413). Filters are
-typed key/op/value (or ``key=value`` strings through ``retrieval.filters.parse_user_filter``), never pasted
+typed key/op/value (or ``key=value`` strings through ``vidseek.store.filters.parse_user_filter``), never pasted
 into an expression. Errors are JSON with 4xx codes; cross-origin POSTs are refused.
 """
-from retrieval.service.app import create_app
-from retrieval.service.schemas import Limits
+from vidseek.apps.service.app import create_app
+from vidseek.apps.service.schemas import Limits
 
 __all__ = ["Limits", "create_app"]

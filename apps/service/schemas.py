@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
-from retrieval.filters import compare, field_ref
+from vidseek.store.filters import compare, field_ref
 
 AGGREGATIONS = Literal["mean", "max", "query-weighted", "learned"]
 

@@ -3,8 +3,8 @@
     vidseek testbed eval --world /tmp/vidseek-testbed/eval --store /tmp/vidseek-testbed/eval.db
 
 Indexes the eval world with the ``testbed`` model (resumable: a second run only searches), then runs
-``retrieval.evaluate`` per query family for each configuration, and checks the store path against an
-in-memory computation over the *same stored vectors* (``operators.aggregate`` on ``frames_of``): equal
+``vidseek.retrieval.evaluate`` per query family for each configuration, and checks the store path against an
+in-memory computation over the *same stored vectors* (``vidseek.operators.aggregate`` on ``frames_of``): equal
 ranks mean nothing was lost or reordered between files and results (ANN included).
 """
 from __future__ import annotations
@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from operators.aggregate import get_scorer, pad_frames
-from pipeline.index_job import IndexConfig, run_index
-from retrieval.datasets import CaptionPair
-from retrieval.evaluate import evaluate, map_videos, order_key, parse_config
-from retrieval.metrics import retrieval_metrics
-from retrieval.search import Searcher
-from retrieval.testbed.quality import FAMILIES, TAUS
+from vidseek.apps.testbed.quality import FAMILIES, TAUS
+from vidseek.operators.aggregate import get_scorer, pad_frames
+from vidseek.pipeline.index_job import IndexConfig, run_index
+from vidseek.retrieval.datasets import CaptionPair
+from vidseek.retrieval.evaluate import evaluate, map_videos, order_key, parse_config
+from vidseek.retrieval.metrics import retrieval_metrics
+from vidseek.retrieval.search import Searcher
 
 CONFIGS = ["mean", "max", *[f"query-weighted:{t:g}" for t in TAUS], "mean+rerank", "query-weighted:0.1+rerank"]
 

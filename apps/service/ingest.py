@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from retrieval.frame_cache import FrameCache
-from retrieval.store import VideoStore
+from vidseek.retrieval.frame_cache import FrameCache
+from vidseek.store.video_store import VideoStore
 
 log = logging.getLogger(__name__)
 GLOB_CHARS = set("*?[")
@@ -163,7 +163,7 @@ class IngestManager:
 
     def resolve_source(self, source: str) -> tuple[str, list]:
         """The SOURCE as an absolute path and the videos it lists; refused unless all lie under the roots."""
-        from pipeline.sources import SourceError, discover
+        from vidseek.pipeline.sources import SourceError, discover
 
         if not self.roots:
             raise IngestError(403, "ingest is disabled: start the service with --ingest-root DIR "
@@ -192,8 +192,8 @@ class IngestManager:
 
     def start(self, source: str, sampling: str = "fps:1", prune: bool = False, retry_failed: bool = False,
               max_failures: int | None = None) -> IngestJob:
-        from operators.sampling import SamplingPlan
-        from pipeline.index_job import IndexConfig, plan_job
+        from vidseek.operators.sampling import SamplingPlan
+        from vidseek.pipeline.index_job import IndexConfig, plan_job
 
         try:
             SamplingPlan.parse(sampling)
@@ -223,7 +223,7 @@ class IngestManager:
     def _run(self, job: IngestJob, cfg) -> None:
         index_fn = self.index_fn
         if index_fn is None:
-            from pipeline.index_job import run_index as index_fn
+            from vidseek.pipeline.index_job import run_index as index_fn
         job.state, job.started = "running", time.time()
         try:
             summary = index_fn(cfg, store=self.store)

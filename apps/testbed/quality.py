@@ -1,19 +1,19 @@
 """In-memory quality table for the testbed world (issue 6, item 3 without the store).
 
-    python -m retrieval.testbed.quality --world /tmp/vidseek-testbed/eval --seed 7
+    python -m vidseek.apps.testbed.quality --world /tmp/vidseek-testbed/eval --seed 7
 
-Decodes every eval clip with ``operators.decode`` (``fps:2`` by default), encodes frames and queries with
+Decodes every eval clip with ``vidseek.operators.decode`` (``fps:2`` by default), encodes frames and queries with
 ``load_clip("testbed")`` once, and scores every (query, video) pair of the whole gallery with each method
 over *the same vectors*:
 
-- ``mean``: CLIP4Clip meanP (``operators.aggregate.mean_score``: normalise frames, mean, normalise);
+- ``mean``: CLIP4Clip meanP (``vidseek.operators.aggregate.mean_score``: normalise frames, mean, normalise);
 - ``max``: max over frames of cos(q, frame);
 - ``qw τ=…``: CLIP-Hitchhiker query-weighted pooling at τ ∈ {0.01, 0.05, 0.1, 0.2, 0.5, 1};
 - ``mean + CLIPRerank k=…``: per query, the top-k videos by mean are re-scored with
   α · minmax(mean) + (1 − α) · minmax(max), α = 0.4 (min-max over that top-k); the rest keep their mean
-  order below (``retrieval.fusion.rerank_matrix``, the search path's own fusion). ``--alphas`` adds rows.
+  order below (``vidseek.retrieval.fusion.rerank_matrix``, the search path's own fusion). ``--alphas`` adds rows.
 
-Ranks and R@K come from ``retrieval.metrics`` (1-based, pessimistic ties).
+Ranks and R@K come from ``vidseek.retrieval.metrics`` (1-based, pessimistic ties).
 Per family: R@1/5/10 (%), median rank; for ``order`` also pair accuracy: the share of queries whose clip
 scores strictly above its reversed partner.
 """
@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from operators.aggregate import max_score, mean_score, pad_frames, query_weighted_score
-from operators.encode import encode_texts, load_clip
-from operators.file_embedder import FileEmbedder
-from retrieval.fusion import rerank_matrix
-from retrieval.metrics import ranks_from_scores, retrieval_metrics
-from retrieval.testbed.world import generate_world, load_manifest
+from vidseek.apps.testbed.world import generate_world, load_manifest
+from vidseek.operators.aggregate import max_score, mean_score, pad_frames, query_weighted_score
+from vidseek.operators.encode import encode_texts, load_clip
+from vidseek.operators.file_embedder import FileEmbedder
+from vidseek.retrieval.fusion import rerank_matrix
+from vidseek.retrieval.metrics import ranks_from_scores, retrieval_metrics
 
 TAUS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 FAMILIES = ("content", "brief", "order")
@@ -68,7 +68,7 @@ def method_scores(q: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, tau
 def learned_scores(head_path: str | Path, clip, q: torch.Tensor, feats: list) -> torch.Tensor:
     """[Q, V] cosine of each query with each video's learned vector (the head run on its raw frame vectors,
     as the index job runs it)."""
-    from operators.heads import learned_vectors, load_head
+    from vidseek.operators.heads import learned_vectors, load_head
 
     head, cfg = load_head(head_path, clip.stamp())
     vecs = torch.from_numpy(learned_vectors(head, feats, cfg["n_frames"]))  # [V, D]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.testbed.render import COLOURS, SHAPES, SIZES, background, render_clip, write_mp4
+from vidseek.apps.testbed.render import COLOURS, SHAPES, SIZES, background, render_clip, write_mp4
 
 TYPES: list[tuple[str, str, str]] = [(s, c, h) for s in SIZES for c in COLOURS for h in SHAPES]
 PRESENT = 0.5  # visible fraction at which an object counts as present in a frame

@@ -1,10 +1,10 @@
 """Train the ``testbed`` CLIP on frame-level captions of a synthetic training world (issue 6, item 2).
 
-    python -m retrieval.testbed.train_clip --out operators/weights/testbed.safetensors --seed 0
+    python -m vidseek.apps.testbed.train_clip --out operators/weights/testbed.safetensors --seed 0
 
 1. Generate a training world (seed ``1000 + seed``; the eval world uses another seed) of H.264 clips in
    which objects stream in and out, one to three at a time.
-2. Decode every frame with the project's decoder (``operators.decode``) at the model's own preprocessing,
+2. Decode every frame with the project's decoder (``vidseek.operators.decode``) at the model's own preprocessing,
    so training sees the same compression and resizing as indexing will.
 3. Caption each frame from the measured ground truth: the objects present in the frame (at most two, "a big
    red circle and a small blue square", random order) or, half the time, one of them. Half the batches
@@ -30,12 +30,12 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-import operators.models  # noqa: F401  (registers the testbed architecture with open_clip)
-from operators.contrastive import symmetric_infonce
-from operators.decode import VideoDecoder
-from operators.preprocess import PreprocessConfig, normalize_frames
-from retrieval.testbed.render import COLOURS
-from retrieval.testbed.world import TYPES, frame_objects, generate_training_world, phrase, type_key
+import vidseek.operators.models  # noqa: F401  (registers the testbed architecture with open_clip)
+from vidseek.apps.testbed.render import COLOURS
+from vidseek.apps.testbed.world import TYPES, frame_objects, generate_training_world, phrase, type_key
+from vidseek.operators.contrastive import symmetric_infonce
+from vidseek.operators.decode import VideoDecoder
+from vidseek.operators.preprocess import PreprocessConfig, normalize_frames
 
 ARCH = "testbed"
 TRAIN_WORLD_SEED_OFFSET = 1000
@@ -199,7 +199,7 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
     wall = time.time() - t_start
     info = {"seed": seed, "steps": steps, "batch": batch, "lr": lr, "hard": hard, "threads": threads,
             "n_clips": n_clips, "clip_s": clip_s, "train_frames": int(len(tr_idx)), "heldout": acc, "arch": ARCH,
-            "command": f"python -m retrieval.testbed.train_clip --out {out} --seed {seed}"}
+            "command": f"python -m vidseek.apps.testbed.train_clip --out {out} --seed {seed}"}
     save(model, out, info)  # no wall time in the file: a rerun with the same arguments gives the same bytes
     print(json.dumps({**info, "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu0, 1)}), flush=True)
     return info

@@ -11,8 +11,8 @@ from typing import Optional
 import numpy as np
 import typer
 
-from pipeline.cli_config import config_option
-from retrieval.params import DEFAULTS as D
+from vidseek.apps.cli.config import config_option
+from vidseek.retrieval.params import DEFAULTS as D
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="vidseek: index videos with CLIP on Ray, store vectors in Milvus, search them with text.")
@@ -55,10 +55,10 @@ def index(
 ) -> None:
     """Index SOURCE into STORE (resumable: finished videos are skipped, changed files replaced)."""
     _quiet_logs(verbose)
-    from operators.models import ModelLoadError
-    from pipeline.index_job import IndexConfig, JobError, run_index
-    from pipeline.sources import SourceError
-    from retrieval.store import StoreError
+    from vidseek.operators.models import ModelLoadError
+    from vidseek.pipeline.index_job import IndexConfig, JobError, run_index
+    from vidseek.pipeline.sources import SourceError
+    from vidseek.store.video_store import StoreError
 
     cfg = IndexConfig(source=source, store=store, model=model, pretrained=pretrained, sampling=sampling,
                       address=address, prune=prune, retry_failed=retry_failed, max_failures=max_failures,
@@ -93,9 +93,9 @@ def search(
 ) -> None:
     """Search STORE with a text query: one hit per video with its best moment."""
     _quiet_logs(verbose)
-    from retrieval.filters import all_of, parse_user_filter
-    from retrieval.search import Searcher, SearchParams
-    from retrieval.store import StoreError
+    from vidseek.retrieval.search import Searcher, SearchParams
+    from vidseek.store.filters import all_of, parse_user_filter
+    from vidseek.store.video_store import StoreError
 
     try:
         expr = all_of(*[parse_user_filter(f) for f in filter])
@@ -137,11 +137,11 @@ def rerank_cmd(
 ) -> None:
     """CLIPRerank another system's result list with CLIP frame evidence (no vidseek index needed)."""
     _quiet_logs(verbose)
-    from operators.encode import load_clip
-    from operators.models import ModelLoadError
-    from retrieval.rerank import DEFAULT_CACHE, FrameEvidence, rerank_run
-    from retrieval.runfiles import read_queries, read_run, write_run
-    from retrieval.store import StoreError, VideoStore
+    from vidseek.operators.encode import load_clip
+    from vidseek.operators.models import ModelLoadError
+    from vidseek.retrieval.rerank import DEFAULT_CACHE, FrameEvidence, rerank_run
+    from vidseek.retrieval.runfiles import read_queries, read_run, write_run
+    from vidseek.store.video_store import StoreError, VideoStore
 
     if store is None and video_root is None:
         _fail("give --store, --video-root, or both (candidates need frame evidence from somewhere)")
@@ -181,10 +181,10 @@ def eval_cmd(
 ) -> None:
     """R@1/5/10, MdR, MnR of text→video retrieval per configuration (ties counted pessimistically)."""
     _quiet_logs(False)
-    from retrieval.datasets import load_captions
-    from retrieval.evaluate import DEFAULT_CONFIGS, evaluate, markdown_table, parse_config, save_outputs
-    from retrieval.search import Searcher
-    from retrieval.store import StoreError
+    from vidseek.retrieval.datasets import load_captions
+    from vidseek.retrieval.evaluate import DEFAULT_CONFIGS, evaluate, markdown_table, parse_config, save_outputs
+    from vidseek.retrieval.search import Searcher
+    from vidseek.store.video_store import StoreError
 
     try:
         configs = [parse_config(c, depth, alpha) for c in (config or DEFAULT_CONFIGS)]
@@ -211,7 +211,7 @@ def eval_run_cmd(
     """MAP, nDCG@10 and P@10 of a TREC/JSONL run against qrels, computed by pytrec_eval (trec_eval)."""
     import pytrec_eval
 
-    from retrieval.runfiles import read_qrels, read_run, run_to_dict
+    from vidseek.retrieval.runfiles import read_qrels, read_run, run_to_dict
 
     try:
         queries, _ = read_run(run)
@@ -232,7 +232,7 @@ def eval_run_cmd(
 @app.command()
 def models() -> None:
     """List model names: vidseek's registry first, then open_clip's architectures."""
-    from operators.models import get_model_entry, list_models
+    from vidseek.operators.models import get_model_entry, list_models
 
     for name in list_models():
         e = get_model_entry(name)
@@ -243,7 +243,7 @@ def models() -> None:
 def info(store: str = typer.Option("./vidseek.db", help=STORE_HELP), as_json: bool = typer.Option(False, "--json")):
     """What a store holds: model stamp, videos by status, frames."""
     _quiet_logs(False)
-    from retrieval.store import StoreError, VideoStore
+    from vidseek.store.video_store import StoreError, VideoStore
 
     try:
         with VideoStore(store) as s:
@@ -265,10 +265,10 @@ def demo(
     """Index a demo library on local Ray + Milvus Lite (the bundled sample videos plus a few clips of the
     synthetic testbed world), then search it with the testbed world's own queries."""
     _quiet_logs(False)
-    from pipeline.index_job import IndexConfig, run_index
-    from pipeline.samples import sample_videos
-    from retrieval.search import Searcher
-    from retrieval.testbed.world import generate_world
+    from vidseek.apps.testbed.world import generate_world
+    from vidseek.pipeline.index_job import IndexConfig, run_index
+    from vidseek.pipeline.samples import sample_videos
+    from vidseek.retrieval.search import Searcher
 
     world = library / "testbed"
     if not (world / "queries.jsonl").exists():
@@ -312,7 +312,7 @@ def serve(
 ) -> None:
     """Serve STORE over HTTP: search API, thumbnails, video playback, ingest jobs, and a search page at /."""
     _quiet_logs(verbose)
-    from retrieval.service.auth import RedactTokens, is_loopback
+    from vidseek.apps.service.auth import RedactTokens, is_loopback
 
     if token is not None and len(token) < 16:
         _fail("the token is too short (16+ characters): make one with "
@@ -327,8 +327,8 @@ def serve(
 
     import uvicorn
 
-    from retrieval.service import create_app
-    from retrieval.store import StoreBusyError, StoreError
+    from vidseek.apps.service import create_app
+    from vidseek.store.video_store import StoreBusyError, StoreError
 
     allowed = ({"localhost", "127.0.0.1", "::1", host.strip("[]").lower()} if loopback else None)
     try:
@@ -342,7 +342,7 @@ def serve(
     except StoreError as e:
         _fail(str(e))
     except Exception as e:  # noqa: BLE001 — the model may fail to load (its message says what to do)
-        from operators.models import ModelLoadError
+        from vidseek.operators.models import ModelLoadError
 
         if isinstance(e, ModelLoadError):
             _fail(str(e))
@@ -362,10 +362,10 @@ def main() -> None:
     app()
 
 
-from pipeline import cli_testbed, cli_train  # noqa: E402,F401 — register their commands on `app`
+from vidseek.apps.cli import testbed, train  # noqa: E402,F401 — register their commands on `app`
 
 if __name__ == "__main__":
     # run through the importable module: that is where every command module registers its commands
-    from pipeline.cli import main as registered_main
+    from vidseek.apps.cli.main import main as registered_main
 
     registered_main()

@@ -10,13 +10,10 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from retrieval.bounded import CallTimeout, call_with_timeout
-from retrieval.filters import all_of, parse_user_filter
-from retrieval.params import DEFAULTS as D
-from retrieval.service.auth import Guard
-from retrieval.service.ingest import IngestError
-from retrieval.service.media import ThumbnailError, frame_jpeg, media_type
-from retrieval.service.schemas import (
+from vidseek.apps.service.auth import Guard
+from vidseek.apps.service.ingest import IngestError
+from vidseek.apps.service.media import ThumbnailError, frame_jpeg, media_type
+from vidseek.apps.service.schemas import (
     AGGREGATIONS,
     JSON,
     Limits,
@@ -27,8 +24,11 @@ from retrieval.service.schemas import (
     VideoOut,
     _utf8,
 )
-from retrieval.service.state import Service, media_urls
-from retrieval.store import VIDEO_FIELDS, StoreError
+from vidseek.apps.service.state import Service, media_urls
+from vidseek.retrieval.bounded import CallTimeout, call_with_timeout
+from vidseek.retrieval.params import DEFAULTS as D
+from vidseek.store.filters import all_of, parse_user_filter
+from vidseek.store.video_store import VIDEO_FIELDS, StoreError
 
 log = logging.getLogger(__name__)
 STATIC = FsPath(__file__).parent / "static"
@@ -48,7 +48,7 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
     job (default ``run_index``). ``model``/``pretrained``: for ingesting into an empty store.
     ``allowed_hosts``: Host header names to answer (``vidseek serve`` on loopback: the loopback names).
     ``verify_files``: serve a video's file only while its id still matches it (path, size, mtime).
-    ``in_memory``: search a replica of the store held in this process (``retrieval.replica``), kept fresh by
+    ``in_memory``: search a replica of the store held in this process (``vidseek.retrieval.replica``), kept fresh by
     the store's write notifications.
     ``app.state.service.close()`` releases the store.
     """
@@ -129,7 +129,7 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
 
     def run_search(q: str, k: int, aggregation: str, tau: float, rerank: bool, alpha: float, depth: int,
                    filters: list) -> dict:
-        from retrieval.search import SearchParams
+        from vidseek.retrieval.search import SearchParams
 
         expr = filter_expr(filters)
         searcher = svc.searcher()
@@ -202,8 +202,8 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
     @app.post("/rerank", response_model=RerankOut,
               summary="CLIPRerank a candidate list with frame evidence from the store")
     def rerank(body: RerankBody):
-        from retrieval.rerank import rerank_run
-        from retrieval.runfiles import Candidate, RunQuery
+        from vidseek.retrieval.rerank import rerank_run
+        from vidseek.retrieval.runfiles import Candidate, RunQuery
 
         if not body.query.strip():
             bad(422, "empty query")

@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 import av
 
-from operators.ffmpeg_log import quiet_ffmpeg
+from vidseek.operators.ffmpeg_log import quiet_ffmpeg
 
 MEDIA_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
                ".mkv": "video/x-matroska", ".avi": "video/x-msvideo", ".ogv": "video/ogg", ".ts": "video/mp2t",

@@ -7,10 +7,10 @@ import threading
 
 from fastapi import HTTPException
 
-from retrieval.service.ingest import IngestManager, SharedStore, ThreadSafeFrameCache
-from retrieval.service.media import ThumbnailCache
-from retrieval.service.schemas import Limits
-from retrieval.store import VIDEO_FIELDS
+from vidseek.apps.service.ingest import IngestManager, SharedStore, ThreadSafeFrameCache
+from vidseek.apps.service.media import ThumbnailCache
+from vidseek.apps.service.schemas import Limits
+from vidseek.store.video_store import VIDEO_FIELDS
 
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -51,7 +51,7 @@ class Service:
                     if self.store.dim is None:
                         raise HTTPException(503, "the store is empty: POST /ingest a source first "
                                                  "(or run `vidseek index` before starting the service)")
-                    from retrieval.search import Searcher
+                    from vidseek.retrieval.search import Searcher
 
                     s = Searcher(self.store, clip=self.clip, in_memory=self.in_memory,
                                  frame_cache=ThreadSafeFrameCache)
@@ -63,8 +63,8 @@ class Service:
 
     def evidence(self):
         """Frame evidence from the store only: client paths are matched against indexed paths, never opened."""
-        from retrieval.rerank import FrameEvidence
-        from retrieval.store import VideoLookup
+        from vidseek.retrieval.rerank import FrameEvidence
+        from vidseek.store.video_store import VideoLookup
 
         searcher = self.searcher()
         cached = self._lookup
@@ -87,7 +87,7 @@ class Service:
         """The recorded path of an indexed (status ok) video, if it is still the file that was indexed: the
         id hashes the file's path, size and mtime, so a file replaced or changed since (or a symlink swapped
         to point elsewhere) is not served."""
-        from pipeline.sources import video_id_for
+        from vidseek.pipeline.sources import video_id_for
 
         row = self.video(video_id, ["video_id", "path", "status", "duration"])
         if row["status"] != "ok":

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from pipeline.cli import STORE_HELP, _fail, _quiet_logs, app
+from vidseek.apps.cli.main import STORE_HELP, _fail, _quiet_logs, app
 
 
 @app.command()
@@ -45,9 +45,9 @@ def train(
     _quiet_logs(verbose)
     from dataclasses import asdict
 
-    from operators.models import ModelLoadError
-    from pipeline.train_head import TrainConfig, train_head
-    from retrieval.store import StoreError, is_server_uri
+    from vidseek.operators.models import ModelLoadError
+    from vidseek.pipeline.train_head import TrainConfig, train_head
+    from vidseek.store.video_store import StoreError, is_server_uri
 
     use_store = store
     if not is_server_uri(store) and not Path(store).exists():
@@ -81,8 +81,8 @@ def import_clip4clip_cmd(
     _quiet_logs(False)
     from dataclasses import asdict
 
-    from operators.models import ModelLoadError
-    from pipeline.clip4clip_import import import_clip4clip
+    from vidseek.operators.models import ModelLoadError
+    from vidseek.pipeline.clip4clip_import import import_clip4clip
 
     try:
         report = import_clip4clip(checkpoint, out, model_name=model, n_frames=frames)

@@ -1,0 +1,1 @@
+"""Applications on top of the other layers: the command line, the HTTP service, the testbed tooling."""
