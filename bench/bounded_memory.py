@@ -8,6 +8,7 @@ Prints, per library: videos, frames, wall time, and the peak sums of RSS and of 
     python bench/bounded_memory.py                            # 1 h 360p video + 1,000 × 2 s clips
     python bench/bounded_memory.py --hour-s 20 --clips 6 --clip-s 2 --json   # smoke size (CI)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,12 +44,38 @@ def make_clip_library(root: Path, n: int, seconds: int) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     fps = 25
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc2=size=320x180:rate={fps}:duration={n * seconds}",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-                    "-g", str(fps * seconds), "-keyint_min", str(fps * seconds), "-sc_threshold", "0",
-                    "-f", "segment", "-segment_time", str(seconds), "-reset_timestamps", "1",
-                    str(out / "clip%04d.mp4")], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=320x180:rate={fps}:duration={n * seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            str(fps * seconds),
+            "-keyint_min",
+            str(fps * seconds),
+            "-sc_threshold",
+            "0",
+            "-f",
+            "segment",
+            "-segment_time",
+            str(seconds),
+            "-reset_timestamps",
+            "1",
+            str(out / "clip%04d.mp4"),
+        ],
+        check=True,
+    )
     made = len(list(out.glob("*.mp4")))
     if made != n:
         raise RuntimeError(f"ffmpeg cut {made} clips, expected {n}")
@@ -60,10 +87,19 @@ def index_with_peak(source: Path, store: str, model: str, sampling: str) -> dict
 
     t = time.perf_counter()
     with PeakRSS() as mem:
-        s = run_index(IndexConfig(source=str(source), store=store, model=model, pretrained="none",
-                                  sampling=sampling, progress=False))
-    return {"videos": s.indexed, "failed": s.failed, "frames": s.frames, "wall_s": round(time.perf_counter() - t, 1),
-            "peak_rss_gb": mem.peak_gb, "peak_pss_gb": mem.peak_pss_gb}
+        s = run_index(
+            IndexConfig(
+                source=str(source), store=store, model=model, pretrained="none", sampling=sampling, progress=False
+            )
+        )
+    return {
+        "videos": s.indexed,
+        "failed": s.failed,
+        "frames": s.frames,
+        "wall_s": round(time.perf_counter() - t, 1),
+        "peak_rss_gb": mem.peak_gb,
+        "peak_pss_gb": mem.peak_pss_gb,
+    }
 
 
 def main() -> None:
@@ -83,20 +119,27 @@ def main() -> None:
     clips = make_clip_library(media, args.clips, args.clip_s)
     tmp = Path(tempfile.mkdtemp(prefix="vidseek-mem-"))
     try:
-        out = {"model": args.model, "sampling": args.sampling,
-               "long_video": index_with_peak(long_dir, str(tmp / "long.db"), args.model, args.sampling),
-               "clip_library": index_with_peak(clips, str(tmp / "clips.db"), args.model, args.sampling)}
+        out = {
+            "model": args.model,
+            "sampling": args.sampling,
+            "long_video": index_with_peak(long_dir, str(tmp / "long.db"), args.model, args.sampling),
+            "clip_library": index_with_peak(clips, str(tmp / "clips.db"), args.model, args.sampling),
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(out))
         return
-    print(f"{'library':14s} {'videos':>7s} {'failed':>6s} {'frames':>7s} {'wall s':>7s} {'peak RSS GB':>12s} "
-          f"{'peak PSS GB':>12s}")
+    print(
+        f"{'library':14s} {'videos':>7s} {'failed':>6s} {'frames':>7s} {'wall s':>7s} {'peak RSS GB':>12s} "
+        f"{'peak PSS GB':>12s}"
+    )
     for name in ("long_video", "clip_library"):
         r = out[name]
-        print(f"{name:14s} {r['videos']:7d} {r['failed']:6d} {r['frames']:7d} {r['wall_s']:7.1f} "
-              f"{r['peak_rss_gb']:12.2f} {r['peak_pss_gb']:12.2f}")
+        print(
+            f"{name:14s} {r['videos']:7d} {r['failed']:6d} {r['frames']:7d} {r['wall_s']:7.1f} "
+            f"{r['peak_rss_gb']:12.2f} {r['peak_pss_gb']:12.2f}"
+        )
 
 
 if __name__ == "__main__":

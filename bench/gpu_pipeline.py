@@ -10,6 +10,7 @@ Prints, measured in one run on the same videos:
     python bench/gpu_pipeline.py                    # on the GPU machine (random ViT-B-32 weights)
     python bench/gpu_pipeline.py --smoke            # CPU, tiny model, seconds: checks that it runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,12 @@ class GpuSampler(threading.Thread):
     def run(self):
         while not self.stop.is_set():
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=5).stdout.split()
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout.split()
                 self.samples.append(float(out[0]))
             except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
                 return
@@ -79,8 +84,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--media", default=os.environ.get("VIDSEEK_BENCH_MEDIA", "/tmp/vidseek-bench-media"))
-    ap.add_argument("--marginal", action="store_true",
-                    help="also index half the library in its own job per mode: marginal video-s/s, fixed costs cancelled")
+    ap.add_argument(
+        "--marginal",
+        action="store_true",
+        help="also index half the library in its own job per mode: marginal video-s/s, fixed costs cancelled",
+    )
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -92,8 +100,14 @@ def main() -> None:
     clip = load_clip(args.model, "none")
     gpu = clip.device.type == "cuda"
     batch = 1024 if gpu else 64
-    out = {"model": args.model, "device": torch.cuda.get_device_name(0) if gpu else "cpu",
-           "dtype": str(clip.dtype), "cores": os.cpu_count(), "videos": len(paths), "resolution": args.resolution}
+    out = {
+        "model": args.model,
+        "device": torch.cuda.get_device_name(0) if gpu else "cpu",
+        "dtype": str(clip.dtype),
+        "cores": os.cpu_count(),
+        "videos": len(paths),
+        "resolution": args.resolution,
+    }
     out["encode_only_img_s"] = round(encode_rate(clip, 16384 if gpu else 256, batch), 1)
     if args.compile and gpu:
         out["encode_only_compiled_img_s"] = round(encode_rate(load_clip(args.model, "none"), 16384, batch, True), 1)
@@ -124,15 +138,20 @@ def main() -> None:
             out[f"{key}_decode_bound_ratio"] = round(out["encode_only_img_s"] / dec_fps, 1) if dec_fps else None
             out[f"{key}_efficiency_steady"] = round(e2e["steady_fps"] / min(dec_fps, out["encode_only_img_s"]), 3)
         # indexing speed in seconds of video per second: key frames sample fewer frames, so frames/s misleads
-        out["keyframes_vs_fps1_video_s_per_s"] = round(
-            out["keyframes_vidseek_video_s_per_s"] / out["fps1_vidseek_video_s_per_s"], 2) \
-            if out["fps1_vidseek_video_s_per_s"] else None
+        out["keyframes_vs_fps1_video_s_per_s"] = (
+            round(out["keyframes_vidseek_video_s_per_s"] / out["fps1_vidseek_video_s_per_s"], 2)
+            if out["fps1_vidseek_video_s_per_s"]
+            else None
+        )
         if args.marginal:
             out["keyframes_vs_fps1_marginal"] = round(
-                out["keyframes_vidseek_marginal_video_s_per_s"] / out["fps1_vidseek_marginal_video_s_per_s"], 2)
-        out["keyframes_vs_fps1_wall"] = round(
-            out["keyframes_vidseek_video_s_per_s_wall"] / out["fps1_vidseek_video_s_per_s_wall"], 2) \
-            if out["fps1_vidseek_video_s_per_s_wall"] else None
+                out["keyframes_vidseek_marginal_video_s_per_s"] / out["fps1_vidseek_marginal_video_s_per_s"], 2
+            )
+        out["keyframes_vs_fps1_wall"] = (
+            round(out["keyframes_vidseek_video_s_per_s_wall"] / out["fps1_vidseek_video_s_per_s_wall"], 2)
+            if out["fps1_vidseek_video_s_per_s_wall"]
+            else None
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out["total_s"] = round(time.perf_counter() - t_all, 1)

@@ -1,4 +1,5 @@
 """Benchmark videos generated with ffmpeg (cached): moving test patterns at 360p / 720p, H.264, default GOP."""
+
 from __future__ import annotations
 
 import subprocess
@@ -25,8 +26,25 @@ def encode_testsrc(path: Path, size: str, seconds: int, fps: int, filters: str =
 
     testsrc2 moves every frame, so the decoder cannot skip work; x264 defaults otherwise (GOP 250, B-frames)."""
     tmp = path.with_suffix(".tmp.mp4")
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc2=size={size}:rate={fps}:duration={seconds}{filters}",
-                    "-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p", str(tmp)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate={fps}:duration={seconds}{filters}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-pix_fmt",
+            "yuv420p",
+            str(tmp),
+        ],
+        check=True,
+    )
     tmp.rename(path)
     return path

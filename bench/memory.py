@@ -9,6 +9,7 @@ CPU: each process's user+system seconds (last value seen before it exited, so a 
 than one sampling interval is missed), summed by role (driver, decode tasks' workers, encode/write actors, Ray's own
 daemons): on a machine with few cores this is where the cores went.
 """
+
 from __future__ import annotations
 
 import os

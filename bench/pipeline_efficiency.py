@@ -16,6 +16,7 @@ Efficiency = vidseek ÷ min(decode-only, encode-only). Ratios are what to compar
     python bench/pipeline_efficiency.py --model ViT-B-32 --resolution 720p --sampling keyframes
     python bench/pipeline_efficiency.py --smoke --json        # tiny sizes, checks that it runs (CI)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,14 +74,29 @@ def vidseek_index(lib: Path, model: str, sampling: str, store: str) -> dict:
     t = time.perf_counter()
     with PeakRSS(interval=2.0) as mem:  # /proc/*/smaps_rollup reads cost CPU the job would use
         timer = StreamTimer()
-        s = run_index(IndexConfig(source=str(lib), store=store, model=model, pretrained="none", sampling=sampling,
-                                  progress=False), observer=timer)
+        s = run_index(
+            IndexConfig(
+                source=str(lib), store=store, model=model, pretrained="none", sampling=sampling, progress=False
+            ),
+            observer=timer,
+        )
     wall = time.perf_counter() - t
-    return {"frames": s.frames, "wall_fps": s.frames / wall, "stream_fps": s.frames / (timer.stream_s or float("inf")),
-            "steady_fps": timer.steady_frames_per_s, "wall_s": wall, "stream_s": timer.stream_s,
-            "half_done_s": timer.half_done_s, "video_s_per_s_steady": timer.steady_video_seconds_per_s,
-            "video_s_per_s_wall": s.video_seconds / wall, "video_s": s.video_seconds, "failed": s.failed, "peak_rss_gb": mem.peak_gb,
-            "peak_pss_gb": mem.peak_pss_gb, "cpu_s_by_role": mem.cpu_by_role()}
+    return {
+        "frames": s.frames,
+        "wall_fps": s.frames / wall,
+        "stream_fps": s.frames / (timer.stream_s or float("inf")),
+        "steady_fps": timer.steady_frames_per_s,
+        "wall_s": wall,
+        "stream_s": timer.stream_s,
+        "half_done_s": timer.half_done_s,
+        "video_s_per_s_steady": timer.steady_video_seconds_per_s,
+        "video_s_per_s_wall": s.video_seconds / wall,
+        "video_s": s.video_seconds,
+        "failed": s.failed,
+        "peak_rss_gb": mem.peak_gb,
+        "peak_pss_gb": mem.peak_pss_gb,
+        "cpu_s_by_role": mem.cpu_by_role(),
+    }
 
 
 def marginal_rate(paths: list[str], model: str, sampling: str, tmp: Path, full: dict) -> dict:
@@ -93,9 +109,11 @@ def marginal_rate(paths: list[str], model: str, sampling: str, tmp: Path, full: 
     half = vidseek_index(half_lib, model, sampling, str(tmp / "half.db"))
     dt = full["wall_s"] - half["wall_s"]
     ok = dt > 0 and full["frames"] > half["frames"]
-    return {"frames_per_s": (full["frames"] - half["frames"]) / dt if ok else float("nan"),
-            "video_s_per_s": (full["video_s"] - half["video_s"]) / dt if ok else float("nan"),
-            "half_wall_s": half["wall_s"]}
+    return {
+        "frames_per_s": (full["frames"] - half["frames"]) / dt if ok else float("nan"),
+        "video_s_per_s": (full["video_s"] - half["video_s"]) / dt if ok else float("nan"),
+        "half_wall_s": half["wall_s"],
+    }
 
 
 def peer_sequential(paths: list[str], clip, sampling: str, store: str) -> float:
@@ -113,8 +131,16 @@ def peer_sequential(paths: list[str], clip, sampling: str, store: str) -> float:
         frames, t0, t1, _ = decode_frames(p, clip.preprocess, sampling)
         vec = encode_images(clip, frames)
         vs.insert_frames(f"seq{i}", np.arange(len(vec)), (t0 + t1) / 2, t0, t1, vec)
-        vs.upsert_videos([{"video_id": f"seq{i}", "path": p, "n_frames": len(vec),
-                           "mean_vec": mean_pool(torch.from_numpy(vec)[None])[0].numpy()}])
+        vs.upsert_videos(
+            [
+                {
+                    "video_id": f"seq{i}",
+                    "path": p,
+                    "n_frames": len(vec),
+                    "mean_vec": mean_pool(torch.from_numpy(vec)[None])[0].numpy(),
+                }
+            ]
+        )
         n += len(vec)
     dt = time.perf_counter() - t
     vs.close()
@@ -153,8 +179,11 @@ def main() -> None:
     ap.add_argument("--sampling", default="fps:1")
     ap.add_argument("--media", default=os.environ.get("VIDSEEK_BENCH_MEDIA", "/tmp/vidseek-bench-media"))
     ap.add_argument("--peers", action="store_true", help="also run the two peer pipelines")
-    ap.add_argument("--marginal", action="store_true",
-                    help="also index half the library in its own job: marginal throughput, fixed costs cancelled")
+    ap.add_argument(
+        "--marginal",
+        action="store_true",
+        help="also index half the library in its own job: marginal throughput, fixed costs cancelled",
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -178,10 +207,18 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     ceiling = min(dec_fps, enc_fps)
     out = {
-        "model": args.model, "resolution": args.resolution, "sampling": args.sampling, "videos": len(paths),
-        "video_seconds": round(video_s, 1), "frames": n_frames, "cores": procs, "device": str(clip.device),
-        "decode_only_fps": round(dec_fps, 2), "encode_only_fps": round(enc_fps, 2),
-        "vidseek_wall_fps": round(e2e["wall_fps"], 2), "vidseek_stream_fps": round(e2e["stream_fps"], 2),
+        "model": args.model,
+        "resolution": args.resolution,
+        "sampling": args.sampling,
+        "videos": len(paths),
+        "video_seconds": round(video_s, 1),
+        "frames": n_frames,
+        "cores": procs,
+        "device": str(clip.device),
+        "decode_only_fps": round(dec_fps, 2),
+        "encode_only_fps": round(enc_fps, 2),
+        "vidseek_wall_fps": round(e2e["wall_fps"], 2),
+        "vidseek_stream_fps": round(e2e["stream_fps"], 2),
         "vidseek_steady_fps": round(e2e["steady_fps"], 2),
         "vidseek_video_s_per_s_steady": round(e2e["video_s_per_s_steady"], 2),
         "ray_and_setup_s": round(e2e["wall_s"] - e2e["stream_s"], 1),

@@ -14,6 +14,7 @@ Prints one table; ratios between configurations come from the same run.
     python bench/search_latency.py                       # 10k videos, 300k frame vectors (minutes to build)
     python bench/search_latency.py --videos 200 --frames 10 --queries 5   # smoke size (CI)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,15 @@ def build_store(uri: str, clip, n_videos: int, n_frames: int, seed: int = 0) -> 
             t = np.arange(n_frames, dtype=np.float32)
             vid = f"v{v:06d}"
             frames.append(frame_rows(vid, np.arange(n_frames), t + 0.5, t, t + 1, vecs))
-            rows.append({"video_id": vid, "path": f"/lib/{vid}.mp4", "duration": float(n_frames),
-                         "n_frames": n_frames, "mean_vec": mean_pool(torch.from_numpy(vecs)[None])[0].numpy()})
+            rows.append(
+                {
+                    "video_id": vid,
+                    "path": f"/lib/{vid}.mp4",
+                    "duration": float(n_frames),
+                    "n_frames": n_frames,
+                    "mean_vec": mean_pool(torch.from_numpy(vecs)[None])[0].numpy(),
+                }
+            )
         store.client.insert(store.frames, [r for f in frames for r in f])  # one insert per 500 videos
         store.upsert_videos(rows)
     store.client.flush(store.frames)  # force index build before timing searches
@@ -115,14 +123,22 @@ def main() -> None:
         searcher.store.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out = {"videos": args.videos, "frame_vectors": args.videos * args.frames, "model": args.model,
-           "build_s": round(build_s, 1), "replica_load_s": round(load_s, 1), "text_encode_ms": round(text_ms, 1),
-           "configs": results}
+    out = {
+        "videos": args.videos,
+        "frame_vectors": args.videos * args.frames,
+        "model": args.model,
+        "build_s": round(build_s, 1),
+        "replica_load_s": round(load_s, 1),
+        "text_encode_ms": round(text_ms, 1),
+        "configs": results,
+    }
     if args.json:
         print(json.dumps(out))
         return
-    print(f"store: {args.videos} videos, {args.videos * args.frames} frame vectors (built in {build_s:.0f} s); "
-          f"{args.model} text encode {text_ms:.1f} ms/query; in-memory replica loaded in {load_s:.1f} s")
+    print(
+        f"store: {args.videos} videos, {args.videos * args.frames} frame vectors (built in {build_s:.0f} s); "
+        f"{args.model} text encode {text_ms:.1f} ms/query; in-memory replica loaded in {load_s:.1f} s"
+    )
     base = results["mean, no rerank [store, cold]"]["p50_ms"]
     print(f"{'configuration':46s} {'p50 ms':>8s} {'p99 ms':>8s} {'p50 / mean store cold':>22s}")
     for name, r in results.items():

@@ -5,6 +5,7 @@ nothing). The second-half rate is an upper estimate of the steady rate: frames b
 and videos finished in bursts can land in it; NaN when that half is too short to time (under a tenth of
 the streaming time: a small job whose videos finish in one or two writer batches).
 """
+
 from __future__ import annotations
 
 import time

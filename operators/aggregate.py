@@ -10,6 +10,7 @@ Query-independent aggregators also ``pool(F, m) -> [V, D]`` so their vectors can
 - ``query-weighted``: CLIP-Hitchhiker query scoring, training-free: s_k = cos(q, F_k),
   w = softmax_k(s_k / τ), u = Σ_k w_k F_k over raw frames, score = cos(q, u). τ = 0.1 by default.
 """
+
 from __future__ import annotations
 
 from typing import Callable

@@ -6,13 +6,19 @@ targets spread evenly over them: the testbed CLIP, where captions of the same ob
 or ignored, neither positive nor negative (head training, where one video's several captions in a batch
 must not push each other away).
 """
+
 from __future__ import annotations
 
 import torch
 
 
-def symmetric_infonce(a: torch.Tensor, b: torch.Tensor, scale: float | torch.Tensor,
-                      keys: torch.Tensor | None = None, same_key: str = "positive") -> torch.Tensor:
+def symmetric_infonce(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    scale: float | torch.Tensor,
+    keys: torch.Tensor | None = None,
+    same_key: str = "positive",
+) -> torch.Tensor:
     """Loss over unit vectors a [B, D] and b [B, D]; ``keys`` [B] ints, ``same_key`` positive | ignored."""
     if same_key not in ("positive", "ignored"):
         raise ValueError(f"same_key must be 'positive' or 'ignored', got {same_key!r}")

@@ -9,6 +9,7 @@ Output, one video after another (types in operators/rows.py): ``FrameRows`` chun
 ``chunk_frames`` uint8 frames [n, S, S, 3] (S from the model's preprocess config), then exactly one
 ``VideoEnd`` per video — ``status`` ok or failed, with the reason naming the file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,8 +60,12 @@ class DecodeSummary:
     notes: list[str] = field(default_factory=list)
 
 
-_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def videos_of(batch: dict) -> Iterator[tuple[str, str, str]]:
@@ -197,8 +202,14 @@ class VideoDecoder:
         threads: decoder threads per video (1 fits many parallel actors on few cores).
     """
 
-    def __init__(self, preprocess: PreprocessConfig | dict, sampling: str | SamplingPlan = "fps:1",
-                 chunk_frames: int = 32, backend: str = "auto", threads: int = 1):
+    def __init__(
+        self,
+        preprocess: PreprocessConfig | dict,
+        sampling: str | SamplingPlan = "fps:1",
+        chunk_frames: int = 32,
+        backend: str = "auto",
+        threads: int = 1,
+    ):
         self.cfg = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(**preprocess)
         self.plan = SamplingPlan.parse(sampling)
         if chunk_frames < 1:
@@ -232,8 +243,17 @@ class VideoDecoder:
             status, error = "failed", str(e)
         except Exception as e:  # noqa: BLE001 — any decoder crash on one file is that file's error record
             status, error = "failed", f"{path}: decoder error ({type(e).__name__}: {e})"
-        yield VideoEnd(video_id, path, status, error, summary.n_frames, float(summary.duration), summary.lost,
-                       summary.decoder, extra)
+        yield VideoEnd(
+            video_id,
+            path,
+            status,
+            error,
+            summary.n_frames,
+            float(summary.duration),
+            summary.lost,
+            summary.decoder,
+            extra,
+        )
 
     def decode(self, path: str, summary: DecodeSummary | None = None) -> Iterator[FrameChunk]:
         """Frame chunks for one video; raises DecodeError (with the file and reason) on bad input."""
@@ -243,8 +263,9 @@ class VideoDecoder:
         size = resize_plan(info.width, info.height, self.cfg)
         if info.rotation in (90, 270):
             size = resize_plan(info.height, info.width, self.cfg)[::-1]  # decode size before rotating
-        use_pyav = self.backend == "pyav" or self.plan.kind == "keyframes" or \
-            (self.backend == "auto" and info.rotation != 0)
+        use_pyav = (
+            self.backend == "pyav" or self.plan.kind == "keyframes" or (self.backend == "auto" and info.rotation != 0)
+        )
         if not use_pyav:
             try:
                 # decord2 applies the display rotation itself: it takes the displayed (rotated) size
@@ -286,8 +307,9 @@ class VideoDecoder:
             summary.n_frames += len(frames)
             yield FrameChunk(sample_idx[sl][ok], b.starts[picked[sl]][ok], t0[sl][ok], t1[sl][ok], frames)
 
-    def _decode_pyav(self, path: str, info: Probe, size: tuple[int, int],
-                     summary: DecodeSummary) -> Iterator[FrameChunk]:
+    def _decode_pyav(
+        self, path: str, info: Probe, size: tuple[int, int], summary: DecodeSummary
+    ) -> Iterator[FrameChunk]:
         summary.decoder = "pyav"
         lost = [0]
         keyframes = self.plan.kind == "keyframes"
@@ -365,8 +387,13 @@ class VideoDecoder:
             # The video ends where its last decoded frame's display ends, as decord's frame index has it:
             # a truncated file's header promises more (samples that would all repeat the last frame), a
             # VFR file's header may promise less. The header's duration only when no frame says.
-            duration = last_t + step_t if prev is not None and step_t > 0 else \
-                info.duration if info.duration is not None else last_t
+            duration = (
+                last_t + step_t
+                if prev is not None and step_t > 0
+                else info.duration
+                if info.duration is not None
+                else last_t
+            )
             while prev is not None and (tt := target(k)) is not None and tt < max(duration, last_t + 1e-6):
                 if prev is not emitted_frame:
                     a, b = span(k)
@@ -378,8 +405,9 @@ class VideoDecoder:
         summary.lost += lost[0]
 
 
-def decode_frames(path: str, preprocess: PreprocessConfig, sampling: str = "fps:1",
-                  backend: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray, DecodeSummary]:
+def decode_frames(
+    path: str, preprocess: PreprocessConfig, sampling: str = "fps:1", backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, DecodeSummary]:
     """Convenience: all sampled frames of one video at once -> (frames, t_start, t_end, summary).
 
     Raises DecodeError. For long videos prefer ``VideoDecoder.decode`` (chunked).

@@ -3,6 +3,7 @@
 Frame vectors are returned *raw* (un-normalised): query-weighted pooling (CLIP-Hitchhiker) sums raw frame
 features; every cosine is normalised where it is computed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,11 @@ class LoadedClip:
 
     @property
     def embed_dim(self) -> int:
-        return int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") \
-            and isinstance(self.model.text_projection, torch.Tensor) else int(self.model.visual.output_dim)
+        return (
+            int(self.model.text_projection.shape[1])
+            if hasattr(self.model, "text_projection") and isinstance(self.model.text_projection, torch.Tensor)
+            else int(self.model.visual.output_dim)
+        )
 
     @property
     def context_length(self) -> int:
@@ -73,8 +77,9 @@ class LoadedClip:
         }
 
 
-def load_clip(name: str = "tiny-random", pretrained: str | None = None, device: str = "auto",
-              precision: str = "auto") -> LoadedClip:
+def load_clip(
+    name: str = "tiny-random", pretrained: str | None = None, device: str = "auto", precision: str = "auto"
+) -> LoadedClip:
     """Build a CLIP model by registry name; ``pretrained``: tag, checkpoint path, ``none`` or registry default."""
     entry = get_model_entry(name)
     pretrained = resolve_pretrained(name, pretrained)
@@ -130,9 +135,9 @@ def encode_images(clip: LoadedClip, frames: np.ndarray, batch_size: int = 256) -
     out = np.empty((len(frames), clip.embed_dim), dtype=np.float32)
     for i in range(0, len(frames), batch_size):
         # copy: Ray hands out read-only arrays, torch.from_numpy needs writable memory
-        chunk = torch.from_numpy(np.array(frames[i:i + batch_size], copy=True)).to(clip.device, non_blocking=True)
+        chunk = torch.from_numpy(np.array(frames[i : i + batch_size], copy=True)).to(clip.device, non_blocking=True)
         x = normalize_frames(chunk, clip.preprocess, clip.dtype)  # [b, 3, s, s]
-        out[i:i + len(chunk)] = clip.model.encode_image(x).float().cpu().numpy()
+        out[i : i + len(chunk)] = clip.model.encode_image(x).float().cpu().numpy()
     return out
 
 
@@ -181,7 +186,7 @@ def encode_texts(clip: LoadedClip, texts: list[str], long_text: str = "truncate"
     out, i = [], 0
     for n in owners:
         # a chunked text is the mean of its unit chunk vectors; a text that fits stays raw like the rest
-        out.append(feats[i] if n == 1 else torch.nn.functional.normalize(feats[i:i + n], dim=-1).mean(0))
+        out.append(feats[i] if n == 1 else torch.nn.functional.normalize(feats[i : i + n], dim=-1).mean(0))
         i += n
     return torch.stack(out).cpu().numpy()
 
@@ -193,8 +198,15 @@ class ImageEncoder:
     turns that into the videos' failure records (pipeline/stages/encode.py).
     """
 
-    def __init__(self, model: str = "tiny-random", pretrained: str | None = None, device: str = "auto",
-                 precision: str = "auto", batch_size: int = 256, threads: int | None = None):
+    def __init__(
+        self,
+        model: str = "tiny-random",
+        pretrained: str | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        batch_size: int = 256,
+        threads: int | None = None,
+    ):
         self.clip = load_clip(model, pretrained, device, precision)
         if self.clip.device.type == "cpu":
             # Ray pins OMP threads to the actor's (fractional) CPU reservation; CLIP on CPU wants the cores.

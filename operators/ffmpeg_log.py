@@ -7,6 +7,7 @@ Python timer can break (PyAV issues #751, #909, #2276; docs/decoding.md "Logging
 stays the C no-op (``set_level(None)``), and decord's own FFmpeg copy is set to QUIET (a C-side level,
 no callback). Nothing is lost by it: vidseek counts lost frames from decode errors, not from log lines.
 """
+
 from __future__ import annotations
 
 import av.logging

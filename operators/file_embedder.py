@@ -7,6 +7,7 @@ crashes FFmpeg is a ``DecodeError``, never a hang. The cache is in memory for th
 with ``cache_dir``, on disk across runs: one ``.npy`` per (absolute path, size, mtime, model stamp, sampling),
 written atomically, so a changed file or another model never reads a stale entry.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,13 @@ from vidseek.operators.isolated_decode import DecodeLimit, IsolatedDecoder
 class FileEmbedder:
     """``embedder(path) -> [T, D]`` raw frame vectors; raises DecodeError naming the file and why."""
 
-    def __init__(self, clip: LoadedClip, sampling: str = "fps:1", cache_dir: str | Path | None = None,
-                 limit: DecodeLimit = DecodeLimit()):
+    def __init__(
+        self,
+        clip: LoadedClip,
+        sampling: str = "fps:1",
+        cache_dir: str | Path | None = None,
+        limit: DecodeLimit = DecodeLimit(),
+    ):
         self.clip, self.sampling, self.limit = clip, sampling, limit
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.memory: dict[str, np.ndarray] = {}
@@ -71,6 +77,7 @@ class FileEmbedder:
             st = path.stat()
         except OSError as e:
             raise DecodeError(f"{path}: cannot read it ({e.strerror})") from e
-        ident = json.dumps([str(path.absolute()), st.st_size, st.st_mtime_ns, self.clip.stamp(), self.sampling],
-                           sort_keys=True)
+        ident = json.dumps(
+            [str(path.absolute()), st.st_size, st.st_mtime_ns, self.clip.stamp(), self.sampling], sort_keys=True
+        )
         return hashlib.sha1(ident.encode()).hexdigest()

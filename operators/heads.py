@@ -16,6 +16,7 @@ Checkpoint (``torch.save``; plain tensors and Python values, loads with ``weight
 
 ``head_id(path)`` is a short content hash: what a store records as ``learned_head`` for its learned vectors.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,15 @@ class HeadMismatchError(ValueError):
 def head_arch(head: nn.Module) -> dict:
     if isinstance(head, SeqTransfHead):
         blk = head.resblocks[0] if len(head.resblocks) else None
-        return {"type": "seqTransf", "width": head.width, "layers": len(head.resblocks), "heads": head.heads,
-                "max_frames": head.frame_position_embeddings.num_embeddings,
-                "quick_gelu": bool(blk is not None and isinstance(blk.mlp.gelu, QuickGELU)),
-                "mlp_ratio": blk.mlp.c_fc.out_features / head.width if blk is not None else 4.0}
+        return {
+            "type": "seqTransf",
+            "width": head.width,
+            "layers": len(head.resblocks),
+            "heads": head.heads,
+            "max_frames": head.frame_position_embeddings.num_embeddings,
+            "quick_gelu": bool(blk is not None and isinstance(blk.mlp.gelu, QuickGELU)),
+            "mlp_ratio": blk.mlp.c_fc.out_features / head.width if blk is not None else 4.0,
+        }
     if isinstance(head, SeqLSTMHead):
         return {"type": "seqLSTM", "width": head.width}
     raise TypeError(f"not a temporal head: {type(head).__name__}")
@@ -56,23 +62,32 @@ def build_head(arch: dict) -> nn.Module:
     """An uninitialised head of this architecture (weights come from a state dict)."""
     kind = arch.get("type")
     if kind == "seqTransf":
-        head = SeqTransfHead(int(arch["width"]), layers=int(arch["layers"]), heads=int(arch["heads"]),
-                             max_frames=int(arch["max_frames"]), quick_gelu=bool(arch.get("quick_gelu")))
+        head = SeqTransfHead(
+            int(arch["width"]),
+            layers=int(arch["layers"]),
+            heads=int(arch["heads"]),
+            max_frames=int(arch["max_frames"]),
+            quick_gelu=bool(arch.get("quick_gelu")),
+        )
         if float(arch.get("mlp_ratio", 4.0)) != 4.0:
             from open_clip.transformer import ResidualAttentionBlock
 
             act = QuickGELU if arch.get("quick_gelu") else nn.GELU
-            head.resblocks = nn.ModuleList([
-                ResidualAttentionBlock(head.width, head.heads, mlp_ratio=float(arch["mlp_ratio"]), act_layer=act,
-                                       batch_first=True) for _ in range(int(arch["layers"]))])
+            head.resblocks = nn.ModuleList(
+                [
+                    ResidualAttentionBlock(
+                        head.width, head.heads, mlp_ratio=float(arch["mlp_ratio"]), act_layer=act, batch_first=True
+                    )
+                    for _ in range(int(arch["layers"]))
+                ]
+            )
         return head
     if kind == "seqLSTM":
         return SeqLSTMHead(int(arch["width"]))
     raise ValueError(f"unknown head type {kind!r}; known: {HEAD_TYPES}")
 
 
-def new_head(kind: str, clip_model: nn.Module | None = None, width: int | None = None,
-             layers: int = 4) -> nn.Module:
+def new_head(kind: str, clip_model: nn.Module | None = None, width: int | None = None, layers: int = 4) -> nn.Module:
     """A head to train: seqTransf initialised from the CLIP text tower (CLIP4Clip) when its width matches
     the embedding, else randomly; seqLSTM with PyTorch's default init. Seed torch first for repeatability."""
     if kind == "seqTransf":
@@ -95,9 +110,15 @@ def save_head(path: str | Path, head: nn.Module, config: dict, stamp: dict, extr
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {"n_frames": DEFAULT_FRAMES, **(config or {})}
-    ckpt = {"format": FORMAT, "version": VERSION, "arch": head_arch(head), "config": config,
-            "stamp": dict(stamp), "extra": extra or {},
-            "state_dict": {k: v.detach().float().cpu().contiguous() for k, v in head.state_dict().items()}}
+    ckpt = {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": head_arch(head),
+        "config": config,
+        "stamp": dict(stamp),
+        "extra": extra or {},
+        "state_dict": {k: v.detach().float().cpu().contiguous() for k, v in head.state_dict().items()},
+    }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(ckpt, tmp)
     os.replace(tmp, path)
@@ -114,8 +135,10 @@ def read_head(path: str | Path) -> dict:
     except Exception as e:  # noqa: BLE001 — pickle/zip errors come in many types
         raise ValueError(f"{path}: not a readable head checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a vidseek head checkpoint (train one with `vidseek train` or import one "
-                         "with `vidseek import-clip4clip`)")
+        raise ValueError(
+            f"{path}: not a vidseek head checkpoint (train one with `vidseek train` or import one "
+            "with `vidseek import-clip4clip`)"
+        )
     if int(ckpt.get("version", 0)) > VERSION:
         raise ValueError(f"{path}: head format version {ckpt['version']} is newer than this vidseek ({VERSION})")
     return ckpt
@@ -131,11 +154,13 @@ def check_stamp(trained: dict, stamp: dict, what: str = "head") -> None:
             f"{trained.get('weights')}) but is used with model {stamp.get('model')!r} (weights {stamp.get('weights')})"
             f" — {detail}. A head only works in its own embedding space: use it with a store indexed by "
             f"--model {trained.get('model')} --pretrained {trained.get('pretrained', trained.get('weights'))}, "
-            "or train a new head on this store with `vidseek train`.")
+            "or train a new head on this store with `vidseek train`."
+        )
 
 
-def load_head(path: str | Path, stamp: dict | None = None, device: str | torch.device = "cpu"
-              ) -> tuple[nn.Module, dict]:
+def load_head(
+    path: str | Path, stamp: dict | None = None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict]:
     """(head in eval mode, its config). With ``stamp``, refuse a head trained on another embedding model."""
     ckpt = read_head(path)
     if stamp is not None:
@@ -160,8 +185,9 @@ def sample_frames(vectors, n_frames: int = DEFAULT_FRAMES) -> np.ndarray:
 
 
 @torch.no_grad()
-def learned_vectors(head: nn.Module, per_video: Sequence, n_frames: int = DEFAULT_FRAMES,
-                    batch_size: int = 256) -> np.ndarray:
+def learned_vectors(
+    head: nn.Module, per_video: Sequence, n_frames: int = DEFAULT_FRAMES, batch_size: int = 256
+) -> np.ndarray:
     """Unit learned vectors [V, D] for a list of raw frame arrays [T_i, D] (uniformly sampled, padded)."""
     if any(len(v) == 0 for v in per_video):
         raise ValueError("a video without frames has no learned vector")
@@ -169,7 +195,7 @@ def learned_vectors(head: nn.Module, per_video: Sequence, n_frames: int = DEFAUL
     device = next(head.parameters()).device
     out = []
     for i in range(0, len(per_video), batch_size):
-        chunk = [sample_frames(v, n_frames) for v in per_video[i:i + batch_size]]
+        chunk = [sample_frames(v, n_frames) for v in per_video[i : i + batch_size]]
         frames, mask = pad_frames(chunk, chunk[0].shape[1])  # [B, T, D], [B, T]
         vec = head(frames.to(device), mask.float().to(device))
         out.append(vec.float().cpu().numpy())

@@ -10,6 +10,7 @@ and a fresh one takes the next video. A child that dies (a decoder crash) is lik
 not the worker's. Costs: one process per decode worker, and each chunk of frames pickled through a pipe
 (a memory copy; decoding costs far more). See docs/decoding.md "Bounded time per video".
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,7 @@ class IsolatedDecoder:
     Args: as ``VideoDecoder`` (``preprocess`` as a dict), plus ``limit``. Not thread-safe: one per worker.
     """
 
-    def __init__(self, preprocess: dict, sampling: str, chunk_frames: int = 32,
-                 limit: DecodeLimit = DecodeLimit()):
+    def __init__(self, preprocess: dict, sampling: str, chunk_frames: int = 32, limit: DecodeLimit = DecodeLimit()):
         self.decoder_args = (preprocess, sampling, chunk_frames)
         self.shape = VideoDecoder(preprocess, sampling, chunk_frames)  # validates args; knows the frame shape
         self.limit = limit
@@ -89,8 +89,13 @@ class IsolatedDecoder:
             waited += time.monotonic() - t
             if msg is None:  # timed out: the child is stuck in this video
                 self.close()
-                yield self._failed(path, video_id, extra, f"{path}: timeout after {limit:.0f} s (decoding did "
-                                   "not finish; raise --decode-timeout if the file is fine but slow)")
+                yield self._failed(
+                    path,
+                    video_id,
+                    extra,
+                    f"{path}: timeout after {limit:.0f} s (decoding did "
+                    "not finish; raise --decode-timeout if the file is fine but slow)",
+                )
                 return
             kind, value = msg
             if kind == "duration":
@@ -101,8 +106,9 @@ class IsolatedDecoder:
                     return
             else:  # "dead": the child exited mid-video
                 self.close()
-                yield self._failed(path, video_id, extra, f"{path}: decoder process died ({value}); "
-                                   "the file likely crashes FFmpeg")
+                yield self._failed(
+                    path, video_id, extra, f"{path}: decoder process died ({value}); the file likely crashes FFmpeg"
+                )
                 return
 
     def close(self) -> None:
@@ -117,8 +123,9 @@ class IsolatedDecoder:
         if self._child is not None and self._child.poll() is None:
             return
         # same interpreter, environment and cwd (relative paths work)
-        self._child = subprocess.Popen([sys.executable, "-m", "vidseek.operators.isolated_decode"],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "vidseek.operators.isolated_decode"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         self._messages = queue.Queue(maxsize=4)  # a few chunks ahead: the child waits on its pipe, memory stays bounded
         threading.Thread(target=_read_messages, args=(self._child, self._messages), daemon=True).start()
         msg = self._next(START_TIMEOUT_S)  # the limit counts decoding only, not the child's imports

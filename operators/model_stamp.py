@@ -1,6 +1,7 @@
 """A store's model stamp: what identifies an embedding space (no open_clip import: the writer and the
 store need this, and importing open_clip costs seconds of CPU in every process that does).
 """
+
 from __future__ import annotations
 
 import hashlib

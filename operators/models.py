@@ -4,6 +4,7 @@ Names resolve in this order: a vidseek registry entry (``tiny-random``, ``testbe
 ``register_model``), then any open_clip model name (``ViT-B-32``…). ``pretrained`` is an open_clip tag, a
 local checkpoint path, or ``none`` (random init, seeded: speed does not depend on weight values).
 """
+
 from __future__ import annotations
 
 import os
@@ -59,9 +60,7 @@ def get_model_entry(name: str) -> ModelEntry:
         return _REGISTRY[name]
     if open_clip.get_model_config(name) is not None:
         return ModelEntry(name=name, arch=name, default_pretrained="none")
-    raise ModelLoadError(
-        f"unknown model {name!r}; choose one of `vidseek models` (e.g. tiny-random, ViT-B-32)"
-    )
+    raise ModelLoadError(f"unknown model {name!r}; choose one of `vidseek models` (e.g. tiny-random, ViT-B-32)")
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

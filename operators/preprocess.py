@@ -4,6 +4,7 @@ The decoder asks ``resize_plan`` for the size to decode to (resizing inside the 
 decoding full frames and resizing after); ``finish_frames`` crops/pads to the final square. The encoder
 normalises with the config's mean/std. Nothing here hard-codes 224 or ImageNet constants.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,8 +40,13 @@ class PreprocessConfig:
         )
 
     def as_dict(self) -> dict:
-        return {"size": self.size, "mean": list(self.mean), "std": list(self.std),
-                "resize_mode": self.resize_mode, "interpolation": self.interpolation}
+        return {
+            "size": self.size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "resize_mode": self.resize_mode,
+            "interpolation": self.interpolation,
+        }
 
 
 def resize_plan(width: int, height: int, cfg: PreprocessConfig) -> tuple[int, int]:
@@ -66,12 +72,12 @@ def finish_frames(frames: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
         out = np.zeros((n, s, s, 3), dtype=np.uint8)
         hh, ww = min(h, s), min(w, s)
         top, left = (s - hh) // 2, (s - ww) // 2
-        out[:, top:top + hh, left:left + ww] = frames[:, :hh, :ww]
+        out[:, top : top + hh, left : left + ww] = frames[:, :hh, :ww]
         return out
     if h < s or w < s:  # decoder could not resize (tiny source): resize here
         return resize_frames_torch(frames, cfg)
     top, left = (h - s) // 2, (w - s) // 2
-    return np.ascontiguousarray(frames[:, top:top + s, left:left + s])
+    return np.ascontiguousarray(frames[:, top : top + s, left : left + s])
 
 
 def resize_frames_torch(frames: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

@@ -12,6 +12,7 @@ Ray Data carries one columnar schema per stream, so between stages the three tra
 and a ``record`` column holding a record's fields as JSON. A record row fills the frame columns with
 zeros; nothing outside this module reads them.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,25 +70,51 @@ class FrameRows:
         return len(self.idx)
 
     @classmethod
-    def of_video(cls, video_id: str, path: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray,
-                 t_end: np.ndarray, payload: np.ndarray) -> "FrameRows":
+    def of_video(
+        cls,
+        video_id: str,
+        path: str,
+        idx: np.ndarray,
+        t: np.ndarray,
+        t_start: np.ndarray,
+        t_end: np.ndarray,
+        payload: np.ndarray,
+    ) -> "FrameRows":
         n = len(idx)
-        return cls(np.full(n, video_id, dtype=object), np.full(n, path, dtype=object), idx.astype(np.int32),
-                   t.astype(np.float32), t_start.astype(np.float32), t_end.astype(np.float32), payload)
+        return cls(
+            np.full(n, video_id, dtype=object),
+            np.full(n, path, dtype=object),
+            idx.astype(np.int32),
+            t.astype(np.float32),
+            t_start.astype(np.float32),
+            t_end.astype(np.float32),
+            payload,
+        )
 
     @classmethod
     def empty(cls, payload_shape: tuple[int, ...], dtype: np.dtype) -> "FrameRows":
         """No rows, but a payload of the right trailing shape (a batch of records only still has one)."""
         z = np.zeros(0, np.float32)
-        return cls(np.zeros(0, dtype=object), np.zeros(0, dtype=object), np.zeros(0, np.int32), z, z, z,
-                   np.zeros((0, *payload_shape), dtype))
+        return cls(
+            np.zeros(0, dtype=object),
+            np.zeros(0, dtype=object),
+            np.zeros(0, np.int32),
+            z,
+            z,
+            z,
+            np.zeros((0, *payload_shape), dtype),
+        )
 
     def with_payload(self, payload: np.ndarray) -> "FrameRows":
         return replace(self, payload=payload)
 
     def take(self, sel: np.ndarray) -> "FrameRows":
-        return FrameRows(*(np.asarray(a)[sel] for a in (self.video_id, self.path, self.idx, self.t, self.t_start,
-                                                        self.t_end, self.payload)))
+        return FrameRows(
+            *(
+                np.asarray(a)[sel]
+                for a in (self.video_id, self.path, self.idx, self.t, self.t_start, self.t_end, self.payload)
+            )
+        )
 
     def videos(self) -> list[tuple[str, str]]:
         """(video_id, path) of each video with rows here, in order of first appearance."""
@@ -125,8 +152,10 @@ def from_batch(batch: dict) -> tuple[FrameRows, list[Record]]:
     kind = np.asarray(batch["kind"])
     is_frame = kind == FRAME
     sel = np.flatnonzero(is_frame)
-    frames = FrameRows(*(np.asarray(batch[c])[sel] for c in ("video_id", "path", "idx", "t", "t_start", "t_end",
-                                                             payload)))
-    records = [_RECORD_TYPES[str(k)](**json.loads(r))
-               for k, r in zip(kind[~is_frame], np.asarray(batch["record"])[~is_frame])]
+    frames = FrameRows(
+        *(np.asarray(batch[c])[sel] for c in ("video_id", "path", "idx", "t", "t_start", "t_end", payload))
+    )
+    records = [
+        _RECORD_TYPES[str(k)](**json.loads(r)) for k, r in zip(kind[~is_frame], np.asarray(batch["record"])[~is_frame])
+    ]
     return frames, records

@@ -5,6 +5,7 @@
 - ``keyframes``  every key frame, decoded without the frames between them (fast indexing).
 Each sample owns a time span [start, end) that later becomes a search hit's moment.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

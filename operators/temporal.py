@@ -14,6 +14,7 @@ padded positions are zeroed like ``pad_packed_sequence`` does.
 
 Checkpoints, model-stamp checks and per-video vectors for the index writer: ``vidseek.operators.heads``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,9 @@ MASK_VALUE = -1e6  # CLIP4Clip's additive key mask
 
 
 class SeqTransfHead(nn.Module):
-    def __init__(self, width: int, layers: int = 4, heads: int | None = None, max_frames: int = 77,
-                 quick_gelu: bool = False):
+    def __init__(
+        self, width: int, layers: int = 4, heads: int | None = None, max_frames: int = 77, quick_gelu: bool = False
+    ):
         super().__init__()
         self.width = width
         self.heads = heads or max(1, width // 64)

@@ -10,6 +10,7 @@ a search on a CPU.
 Models this does not provably hold for (non-causal or HF text towers, other pooling) take open_clip's own
 ``encode_text``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,11 @@ from open_clip.model import CLIP, text_global_pool
 
 def can_trim(model: torch.nn.Module) -> bool:
     """True for open_clip's built-in CLIP text tower with a causal mask and EOT pooling."""
-    return (isinstance(model, CLIP) and getattr(model, "attn_mask", None) is not None
-            and getattr(model, "text_pool_type", "argmax") in ("argmax", "eos"))
+    return (
+        isinstance(model, CLIP)
+        and getattr(model, "attn_mask", None) is not None
+        and getattr(model, "text_pool_type", "argmax") in ("argmax", "eos")
+    )
 
 
 def eot_positions(model: CLIP, tokens: torch.Tensor) -> torch.Tensor:

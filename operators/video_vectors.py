@@ -3,6 +3,7 @@
 meanP (CLIP4Clip, docs/methods.md) always; a learned temporal head's vector too when the job has one. The
 job builds it (pipeline/index_job.py) and the writer applies it to each video once all its frames are in.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -17,6 +17,7 @@ The official ``pytorch_model.bin`` (github.com/ArrowLuo/CLIP4Clip) holds
 Outputs in ``out/``: ``encoder.safetensors`` (use with ``--model NAME --pretrained out/encoder.safetensors``),
 ``head.pt`` (``vidseek.operators.heads`` checkpoint stamped with that encoder) and ``import.json`` (the report).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,9 +49,11 @@ class ImportReport:
     stamp: dict = field(default_factory=dict)
 
     def render(self) -> str:
-        lines = [f"{self.source}: CLIP4Clip {self.aggregator}, encoder {self.model}",
-                 f"mapped {self.mapped} tensors ({self.encoder_keys} encoder, {self.head_keys} head); "
-                 f"unused {len(self.unused)}, unmatched {len(self.unmatched)}"]
+        lines = [
+            f"{self.source}: CLIP4Clip {self.aggregator}, encoder {self.model}",
+            f"mapped {self.mapped} tensors ({self.encoder_keys} encoder, {self.head_keys} head); "
+            f"unused {len(self.unused)}, unmatched {len(self.unmatched)}",
+        ]
         lines += [f"  unused: {k}" for k in self.unused]
         lines += [f"  unmatched: {k}" for k in self.unmatched] + [f"  shape: {s}" for s in self.shape_errors]
         lines.append(f"encoder → {self.encoder}  (use --model {self.model} --pretrained {self.encoder})")
@@ -66,14 +69,14 @@ def load_official(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict) or not sd:
         raise ValueError(f"{path}: not a state dict")
     if all(k.startswith("module.") for k in sd):  # saved from DataParallel / DDP
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     if not any(k.startswith("clip.") for k in sd):
         raise ValueError(f"{path}: no 'clip.*' tensors: not a CLIP4Clip checkpoint")
     return sd
 
 
 def _count_blocks(sd: dict, prefix: str) -> int:
-    return len({k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)})
+    return len({k[len(prefix) :].split(".")[0] for k in sd if k.startswith(prefix)})
 
 
 def openai_arch(clip_sd: dict) -> dict:
@@ -84,12 +87,18 @@ def openai_arch(clip_sd: dict) -> dict:
     grid = round((clip_sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
     return {
         "embed_dim": int(clip_sd["text_projection"].shape[1]),
-        "vision": {"width": int(clip_sd["visual.conv1.weight"].shape[0]), "patch_size": patch,
-                   "image_size": patch * grid, "layers": _count_blocks(clip_sd, "visual.transformer.resblocks.")},
-        "text": {"width": int(clip_sd["ln_final.weight"].shape[0]),
-                 "context_length": int(clip_sd["positional_embedding"].shape[0]),
-                 "vocab_size": int(clip_sd["token_embedding.weight"].shape[0]),
-                 "layers": _count_blocks(clip_sd, "transformer.resblocks.")},
+        "vision": {
+            "width": int(clip_sd["visual.conv1.weight"].shape[0]),
+            "patch_size": patch,
+            "image_size": patch * grid,
+            "layers": _count_blocks(clip_sd, "visual.transformer.resblocks."),
+        },
+        "text": {
+            "width": int(clip_sd["ln_final.weight"].shape[0]),
+            "context_length": int(clip_sd["positional_embedding"].shape[0]),
+            "vocab_size": int(clip_sd["token_embedding.weight"].shape[0]),
+            "layers": _count_blocks(clip_sd, "transformer.resblocks."),
+        },
     }
 
 
@@ -97,23 +106,34 @@ def _config_matches(cfg: dict, arch: dict) -> bool:
     v, t = cfg.get("vision_cfg", {}), cfg.get("text_cfg", {})
     size = v.get("image_size")
     size = size[0] if isinstance(size, (list, tuple)) else size
-    return (cfg.get("embed_dim") == arch["embed_dim"] and size == arch["vision"]["image_size"]
-            and v.get("width") == arch["vision"]["width"] and v.get("patch_size") == arch["vision"]["patch_size"]
-            and v.get("layers") == arch["vision"]["layers"] and t.get("width", 512) == arch["text"]["width"]
-            and t.get("context_length", 77) == arch["text"]["context_length"]
-            and t.get("vocab_size", 49408) == arch["text"]["vocab_size"]
-            and t.get("layers", 12) == arch["text"]["layers"]
-            and "hf_model_name" not in t and "timm_model_name" not in v)
+    return (
+        cfg.get("embed_dim") == arch["embed_dim"]
+        and size == arch["vision"]["image_size"]
+        and v.get("width") == arch["vision"]["width"]
+        and v.get("patch_size") == arch["vision"]["patch_size"]
+        and v.get("layers") == arch["vision"]["layers"]
+        and t.get("width", 512) == arch["text"]["width"]
+        and t.get("context_length", 77) == arch["text"]["context_length"]
+        and t.get("vocab_size", 49408) == arch["text"]["vocab_size"]
+        and t.get("layers", 12) == arch["text"]["layers"]
+        and "hf_model_name" not in t
+        and "timm_model_name" not in v
+    )
 
 
 def infer_model_name(clip_sd: dict) -> str:
     """The open_clip ``-quickgelu`` architecture (or registered config with quick_gelu) matching the weights."""
     arch = openai_arch(clip_sd)
-    names = [n for n in open_clip.list_models()
-             if (cfg := open_clip.get_model_config(n)) and cfg.get("quick_gelu") and _config_matches(cfg, arch)]
+    names = [
+        n
+        for n in open_clip.list_models()
+        if (cfg := open_clip.get_model_config(n)) and cfg.get("quick_gelu") and _config_matches(cfg, arch)
+    ]
     if not names:
-        raise ValueError(f"no open_clip architecture with quick_gelu matches these weights ({arch}); register one "
-                         "(vidseek.operators.models.register_model) and pass its name")
+        raise ValueError(
+            f"no open_clip architecture with quick_gelu matches these weights ({arch}); register one "
+            "(vidseek.operators.models.register_model) and pass its name"
+        )
     return sorted(names, key=lambda n: (not n.endswith("-quickgelu"), len(n), n))[0]
 
 
@@ -134,8 +154,13 @@ def _map(src: dict, target: dict, dest_of, report: ImportReport) -> dict[str, to
     return out
 
 
-def import_clip4clip(state_dict_path: str | Path, out: str | Path, model_name: str | None = None,
-                     heads: int | None = None, n_frames: int = 12) -> ImportReport:
+def import_clip4clip(
+    state_dict_path: str | Path,
+    out: str | Path,
+    model_name: str | None = None,
+    heads: int | None = None,
+    n_frames: int = 12,
+) -> ImportReport:
     """Map an official CLIP4Clip checkpoint onto vidseek; raises ValueError (with the report) when incomplete."""
     from safetensors.torch import save_file
 
@@ -145,25 +170,44 @@ def import_clip4clip(state_dict_path: str | Path, out: str | Path, model_name: s
     src = load_official(state_dict_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    clip_sd = {k[len("clip."):]: v for k, v in src.items() if k.startswith("clip.")}
+    clip_sd = {k[len("clip.") :]: v for k, v in src.items() if k.startswith("clip.")}
     rest = {k: v for k, v in src.items() if not k.startswith("clip.")}
     if any(k.startswith(("cross.", "similarity_dense")) for k in rest):
-        raise ValueError("tightTransf checkpoints (cross.*, similarity_dense) are not supported: their scoring "
-                         "runs a transformer on every (text, video) pair and cannot be indexed")
+        raise ValueError(
+            "tightTransf checkpoints (cross.*, similarity_dense) are not supported: their scoring "
+            "runs a transformer on every (text, video) pair and cannot be indexed"
+        )
     if "visual.conv2.weight" in clip_sd:
-        raise ValueError("3D linear-patch checkpoints (CLIP4Clip --linear_patch 3d: clip.visual.conv2) are not "
-                         "supported: open_clip's ViT embeds each frame on its own")
+        raise ValueError(
+            "3D linear-patch checkpoints (CLIP4Clip --linear_patch 3d: clip.visual.conv2) are not "
+            "supported: open_clip's ViT embeds each frame on its own"
+        )
     if model_name is None:
         model_name = infer_model_name(clip_sd)
     arch = get_model_entry(model_name).arch
     cfg = open_clip.get_model_config(arch)
     if not cfg.get("quick_gelu"):
-        raise ValueError(f"{model_name}: its config does not use QuickGELU, but CLIP4Clip's OpenAI CLIP weights "
-                         f"were trained with it; use the '-quickgelu' variant (e.g. {arch}-quickgelu)")
-    kind = ("seqTransf" if any(k.startswith("transformerClip.") for k in rest) else
-            "seqLSTM" if any(k.startswith("lstm_visual.") for k in rest) else "meanP")
-    report = ImportReport(source=str(state_dict_path), model=model_name, aggregator=kind,
-                          encoder=str(out / "encoder.safetensors"), head=None, mapped=0, encoder_keys=0, head_keys=0)
+        raise ValueError(
+            f"{model_name}: its config does not use QuickGELU, but CLIP4Clip's OpenAI CLIP weights "
+            f"were trained with it; use the '-quickgelu' variant (e.g. {arch}-quickgelu)"
+        )
+    kind = (
+        "seqTransf"
+        if any(k.startswith("transformerClip.") for k in rest)
+        else "seqLSTM"
+        if any(k.startswith("lstm_visual.") for k in rest)
+        else "meanP"
+    )
+    report = ImportReport(
+        source=str(state_dict_path),
+        model=model_name,
+        aggregator=kind,
+        encoder=str(out / "encoder.safetensors"),
+        head=None,
+        mapped=0,
+        encoder_keys=0,
+        head_keys=0,
+    )
 
     # encoder: open_clip CLIP uses OpenAI's names
     target = _empty_model(arch).state_dict()
@@ -176,23 +220,29 @@ def import_clip4clip(state_dict_path: str | Path, out: str | Path, model_name: s
         pos = rest["frame_position_embeddings.weight"]
         width = int(pos.shape[1])
         layers = _count_blocks(rest, "transformerClip.resblocks.")
-        head = SeqTransfHead(width, layers=layers, heads=heads or max(1, width // 64), max_frames=int(pos.shape[0]),
-                             quick_gelu=True)
+        head = SeqTransfHead(
+            width, layers=layers, heads=heads or max(1, width // 64), max_frames=int(pos.shape[0]), quick_gelu=True
+        )
 
         def dest(k: str) -> str | None:
             if k == "frame_position_embeddings.weight":
                 return k
-            return "resblocks." + k[len("transformerClip.resblocks."):] if k.startswith("transformerClip.resblocks.") \
+            return (
+                "resblocks." + k[len("transformerClip.resblocks.") :]
+                if k.startswith("transformerClip.resblocks.")
                 else None
+            )
     elif kind == "seqLSTM":
         width = int(rest["lstm_visual.weight_ih_l0"].shape[1])
         head = SeqLSTMHead(width)
 
         def dest(k: str) -> str | None:
-            return "lstm." + k[len("lstm_visual."):] if k.startswith("lstm_visual.") else None
+            return "lstm." + k[len("lstm_visual.") :] if k.startswith("lstm_visual.") else None
     else:
+
         def dest(k: str) -> str | None:
             return None
+
     if head is not None:
         if width != cfg["embed_dim"]:
             raise ValueError(f"head width {width} != embedding dim {cfg['embed_dim']}: frames could not feed it")
@@ -210,8 +260,13 @@ def import_clip4clip(state_dict_path: str | Path, out: str | Path, model_name: s
     if head is not None:
         head.load_state_dict(head_sd, strict=True)
         report.head = str(out / "head.pt")
-        save_head(report.head, head, {"n_frames": n_frames, "aggregator": kind, "source": "clip4clip"},
-                  report.stamp, {"import": {k: v for k, v in asdict(report).items() if k != "stamp"}})
+        save_head(
+            report.head,
+            head,
+            {"n_frames": n_frames, "aggregator": kind, "source": "clip4clip"},
+            report.stamp,
+            {"import": {k: v for k, v in asdict(report).items() if k != "stamp"}},
+        )
     (out / "import.json").write_text(json.dumps(asdict(report), indent=1))
     return report
 

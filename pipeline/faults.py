@@ -6,6 +6,7 @@ not yet written — the mid-flush crash), ``after_videos`` (video rows written).
 the driver (which takes the local Ray cluster with it) followed by the writer's own hard exit, so nothing
 after the point runs — the same as a power cut at that instant.
 """
+
 from __future__ import annotations
 
 import os

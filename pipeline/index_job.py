@@ -12,6 +12,7 @@ Why Ray Data: streaming execution with backpressure between stages (decoding nev
 library, memory stays bounded), task and actor pools that scale to a cluster, and retries — with our own writer
 stage because Milvus Lite allows one process per store.
 """
+
 from __future__ import annotations
 
 import json
@@ -191,8 +192,10 @@ def _init_ray(cfg: IndexConfig) -> bool:
         try:
             ray.init(address=cfg.address, log_to_driver=False)
         except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception
-            raise JobError(f"could not join the Ray cluster at {cfg.address}: {e}. Check `ray status` there, "
-                           "or retry: re-running the same command continues where this one stopped") from e
+            raise JobError(
+                f"could not join the Ray cluster at {cfg.address}: {e}. Check `ray status` there, "
+                "or retry: re-running the same command continues where this one stopped"
+            ) from e
         return True
     # One temp dir per job: two local Ray instances sharing one (two jobs at once, or a job starting while
     # the last one's processes still exit) step on each other's session files and time out at start-up.
@@ -203,16 +206,24 @@ def _init_ray(cfg: IndexConfig) -> bool:
     os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
     for attempt in range(1, 4):
         try:
-            ray.init(num_cpus=cfg.num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=tmp,
-                     _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+            ray.init(
+                num_cpus=cfg.num_cpus or os.cpu_count(),
+                include_dashboard=False,
+                _temp_dir=tmp,
+                _node_ip_address="127.0.0.1",
+                log_to_driver=False,
+                configure_logging=False,
+            )
             break
         except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception on startup timeouts
             # Seen here right after another local Ray was torn down: the node times out during start-up
             # and a second start succeeds. Clean up the half-started node and try again.
             ray.shutdown()
             if attempt == 3:
-                raise JobError(f"could not start a local Ray instance (3 tries): {e}. Check free memory/CPU, or "
-                               "retry: re-running the same command continues where this one stopped") from e
+                raise JobError(
+                    f"could not start a local Ray instance (3 tries): {e}. Check free memory/CPU, or "
+                    "retry: re-running the same command continues where this one stopped"
+                ) from e
             log.warning("local Ray did not start (%s); retrying (%d/3)", e, attempt + 1)
             time.sleep(2)
     return True
@@ -252,18 +263,36 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     finally:
         if own:
             store.close()  # release Milvus Lite's lock for the writer actor
-    summary = IndexSummary(skipped=plan.skipped, pruned=len(plan.pruned), replaced=plan.replaced,
-                           reaggregated=reaggregated)
+    summary = IndexSummary(
+        skipped=plan.skipped, pruned=len(plan.pruned), replaced=plan.replaced, reaggregated=reaggregated
+    )
     if plan.todo:
-        _run_stages(cfg, plan.todo, stamp, preprocess, str(plan_spec), summary, None if own else store, head_path,
-                    observer or JobObserver())
+        _run_stages(
+            cfg,
+            plan.todo,
+            stamp,
+            preprocess,
+            str(plan_spec),
+            summary,
+            None if own else store,
+            head_path,
+            observer or JobObserver(),
+        )
     summary.wall_s = time.perf_counter() - t0
     return summary
 
 
-def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
-                summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None,
-                observer: JobObserver) -> None:
+def _run_stages(
+    cfg: IndexConfig,
+    todo: list[VideoSource],
+    stamp: dict,
+    preprocess: dict,
+    sampling: str,
+    summary: IndexSummary,
+    shared_store: VideoStore | None,
+    head_path: str | None,
+    observer: JobObserver,
+) -> None:
     import ray
 
     started = _init_ray(cfg)
@@ -277,9 +306,17 @@ def _run_stages(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preproce
                 shutil.rmtree(ray_temp_dir(), ignore_errors=True)
 
 
-def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess: dict, sampling: str,
-             summary: IndexSummary, shared_store: VideoStore | None, head_path: str | None,
-             observer: JobObserver) -> None:
+def _execute(
+    cfg: IndexConfig,
+    todo: list[VideoSource],
+    stamp: dict,
+    preprocess: dict,
+    sampling: str,
+    summary: IndexSummary,
+    shared_store: VideoStore | None,
+    head_path: str | None,
+    observer: JobObserver,
+) -> None:
     import ray
     from tqdm import tqdm
 
@@ -299,23 +336,45 @@ def _execute(cfg: IndexConfig, todo: list[VideoSource], stamp: dict, preprocess:
     writer_args = {}
     if not is_server_uri(cfg.store):  # Milvus Lite is a local directory: write from this node
         writer_args["label_selector"] = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
-    items = [{"path": s.path, "video_id": s.video_id, "extra": json.dumps(s.metadata) if s.metadata else ""}
-             for s in todo]
+    items = [
+        {"path": s.path, "video_id": s.video_id, "extra": json.dumps(s.metadata) if s.metadata else ""} for s in todo
+    ]
     ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
     ds = ds.map_batches(
-        decode_batch, fn_kwargs={"preprocess": preprocess, "sampling": sampling, "chunk_frames": cfg.chunk_frames,
-                                 "limit": (cfg.decode_timeout_s, cfg.decode_timeout_per_s)},
-        **map_batches_kwargs(res.decode))
+        decode_batch,
+        fn_kwargs={
+            "preprocess": preprocess,
+            "sampling": sampling,
+            "chunk_frames": cfg.chunk_frames,
+            "limit": (cfg.decode_timeout_s, cfg.decode_timeout_per_s),
+        },
+        **map_batches_kwargs(res.decode),
+    )
     ds = ds.map_batches(
-        EncodeStage, fn_constructor_kwargs={"model": cfg.model, "pretrained": cfg.pretrained,
-                                             "device": cfg.device, "precision": cfg.precision,
-                                             "batch_size": res.encode.batch_size},
-        **map_batches_kwargs(res.encode))
-    writer_kwargs = {"stamp": stamp, "sampling": sampling, "prefix": cfg.prefix, "expected": len(todo),
-                     "video_vectors": VideoVectors(head_path, stamp), "hooks": fault_hooks_from_env(os.getpid())}
+        EncodeStage,
+        fn_constructor_kwargs={
+            "model": cfg.model,
+            "pretrained": cfg.pretrained,
+            "device": cfg.device,
+            "precision": cfg.precision,
+            "batch_size": res.encode.batch_size,
+        },
+        **map_batches_kwargs(res.encode),
+    )
+    writer_kwargs = {
+        "stamp": stamp,
+        "sampling": sampling,
+        "prefix": cfg.prefix,
+        "expected": len(todo),
+        "video_vectors": VideoVectors(head_path, stamp),
+        "hooks": fault_hooks_from_env(os.getpid()),
+    }
     if shared_store is None:
-        ds = ds.map_batches(WriteStage, fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
-                            **map_batches_kwargs(res.write, **writer_args))
+        ds = ds.map_batches(
+            WriteStage,
+            fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
+            **map_batches_kwargs(res.write, **writer_args),
+        )
         rows = ds.iter_rows()
     else:
         rows = _write_in_driver(ds, WriteStage(shared_store, **writer_kwargs))

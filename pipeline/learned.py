@@ -5,6 +5,7 @@ raw CLIP vector, so ``apply_head_to_store`` reads them back, runs the head (``He
 and rewrites the video rows with ``learned_vec`` and ``learned_head`` (the head's content id), keeping every
 other field — the mean vectors stay as they are.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterable
@@ -13,9 +14,14 @@ from vidseek.operators.heads import HeadAggregator
 from vidseek.store.video_store import VIDEO_FIELDS, VideoStore
 
 
-def apply_head_to_store(store: VideoStore, agg: HeadAggregator, video_ids: Iterable[str] | None = None,
-                        batch: int = 256, only_missing: bool = False,
-                        progress: Callable[[int], None] | None = None) -> int:
+def apply_head_to_store(
+    store: VideoStore,
+    agg: HeadAggregator,
+    video_ids: Iterable[str] | None = None,
+    batch: int = 256,
+    only_missing: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Write learned vectors for ``video_ids`` (default: every ``ok`` video); returns how many were written.
 
     ``agg`` must have been loaded with this store's stamp (``HeadAggregator(path, store.model_stamp())``),
@@ -30,7 +36,7 @@ def apply_head_to_store(store: VideoStore, agg: HeadAggregator, video_ids: Itera
         ids = list(video_ids)
     written = 0
     for i in range(0, len(ids), batch):
-        chunk = ids[i:i + batch]
+        chunk = ids[i : i + batch]
         frames = store.frames_of(chunk)
         recs = store.get_videos(chunk, VIDEO_FIELDS + ["mean_vec"])
         have = [v for v in chunk if v in frames and v in recs and recs[v].get("status") == "ok"]

@@ -4,6 +4,7 @@ Each stage process then writes ``<stage> <Ray node id>`` to a file of its own in
 variable on the nodes' ``ray start``: Ray's workers inherit their raylet's environment). Nothing rides on
 the job's rows.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ their constructor arguments through the object store, and the core worker says s
 job's duration; a line matching ``BENIGN`` is dropped (shown with ``vidseek index -v``; Ray's session log
 has it too), any other byte reaches the terminal unchanged and at once (progress bars included). Real warnings are untouched.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,10 @@ from typing import Iterator
 log = logging.getLogger("vidseek.ray")
 
 BENIGN = [
-    re.compile(rb"core_worker\.cc:\d+: Actor with class name: '.*' and ID: '\w+' has constructor arguments in the "
-               rb"object store and max_restarts > 0"),
+    re.compile(
+        rb"core_worker\.cc:\d+: Actor with class name: '.*' and ID: '\w+' has constructor arguments in the "
+        rb"object store and max_restarts > 0"
+    ),
 ]
 _LOG_LINE_START = re.compile(rb"^\[\d")  # "[2026-12-01 09:06:04,359 E ...": a C++ log line; wait for its end
 
@@ -59,8 +62,13 @@ def filtered_stderr() -> Iterator[None]:
         yield
         return
     show = "1" if log.isEnabledFor(logging.DEBUG) else "0"
-    pump = subprocess.Popen([sys.executable, "-m", "vidseek.pipeline.quiet_ray", show], stdin=subprocess.PIPE,
-                            stdout=saved, stderr=saved, close_fds=True)
+    pump = subprocess.Popen(
+        [sys.executable, "-m", "vidseek.pipeline.quiet_ray", show],
+        stdin=subprocess.PIPE,
+        stdout=saved,
+        stderr=saved,
+        close_fds=True,
+    )
     os.dup2(pump.stdin.fileno(), 2)
     try:
         yield
@@ -86,7 +94,7 @@ def _pump(src, out_fd: int, show_benign: bool) -> None:
                     os.write(out_fd, pending)
                     pending = b""
                 break
-            done, pending = pending[:cut + 1], pending[cut + 1:]
+            done, pending = pending[: cut + 1], pending[cut + 1 :]
             for line in done.splitlines(keepends=True):
                 if not _is_benign(line) or show_benign:
                     os.write(out_fd, line)

@@ -4,6 +4,7 @@ Ray's kwargs for actor pools changed twice (``compute=`` strategies, ``concurren
 so ``map_batches_kwargs`` is the only place that knows them. Fractional CPUs matter: on a 2-core machine,
 whole-CPU actors for decode + encode + writer cannot all be scheduled and the stages would not stream.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -46,8 +47,13 @@ class JobResources:
         return {s.name: s.as_dict() for s in (self.decode, self.encode, self.write)}
 
 
-def plan_resources(cpus: float, gpus: float, encode_batch: int | None = None,
-                   decode_pool: int | None = None, node_cpus: list[float] | None = None) -> JobResources:
+def plan_resources(
+    cpus: float,
+    gpus: float,
+    encode_batch: int | None = None,
+    decode_pool: int | None = None,
+    node_cpus: list[float] | None = None,
+) -> JobResources:
     """Default resources for a cluster with ``cpus`` CPUs and ``gpus`` GPUs (``node_cpus``: per node).
 
     GPU: one CLIP actor per GPU (large bf16 batches), every spare core decodes.
@@ -65,12 +71,12 @@ def plan_resources(cpus: float, gpus: float, encode_batch: int | None = None,
     writer = StageResources("write", num_cpus=0.0, batch_size=None)
     if gpus >= 1:
         n_gpu = int(gpus)
-        encode = StageResources("encode", num_cpus=1, num_gpus=1, batch_size=encode_batch or 512,
-                                pool_size=n_gpu, min_pool_size=n_gpu)
+        encode = StageResources(
+            "encode", num_cpus=1, num_gpus=1, batch_size=encode_batch or 512, pool_size=n_gpu, min_pool_size=n_gpu
+        )
         spare = max(1.0, cpus - n_gpu - writer.num_cpus)
         n_dec = decode_pool or max(1, int(spare))
-        decode = StageResources("decode", num_cpus=round(spare / n_dec, 2), batch_size=1, pool_size=n_dec,
-                                tasks=True)
+        decode = StageResources("decode", num_cpus=round(spare / n_dec, 2), batch_size=1, pool_size=n_dec, tasks=True)
     else:
         # encoder + decoder reservations sum to one core, so every node keeps room for one decode task per
         # whole core whichever node the encoder lands on.
@@ -78,15 +84,17 @@ def plan_resources(cpus: float, gpus: float, encode_batch: int | None = None,
         encode = StageResources("encode", num_cpus=enc_cpus, batch_size=encode_batch or 64)
         whole = sum(int(c) for c in node_cpus) if node_cpus else int(cpus)
         n_dec = decode_pool or max(1, whole)
-        decode = StageResources("decode", num_cpus=round(1.0 - enc_cpus, 2), batch_size=1, pool_size=n_dec,
-                                tasks=True)
+        decode = StageResources("decode", num_cpus=round(1.0 - enc_cpus, 2), batch_size=1, pool_size=n_dec, tasks=True)
     return JobResources(decode=decode, encode=encode, write=writer)
 
 
 def map_batches_kwargs(stage: StageResources, **ray_remote_args) -> dict:
     """The one mapping of a stage to ``Dataset.map_batches`` keyword arguments (Ray 2.60)."""
-    compute = TaskPoolStrategy(size=stage.pool_size) if stage.tasks else \
-        ActorPoolStrategy(min_size=stage.min_pool_size, max_size=stage.pool_size)
+    compute = (
+        TaskPoolStrategy(size=stage.pool_size)
+        if stage.tasks
+        else ActorPoolStrategy(min_size=stage.min_pool_size, max_size=stage.pool_size)
+    )
     kwargs = {
         "compute": compute,
         "num_cpus": stage.num_cpus,

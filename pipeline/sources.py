@@ -3,6 +3,7 @@
 ``video_id`` is deterministic from the file's identity (absolute path, size, mtime): re-running a job maps
 to the same keys, and a changed file gets a new id (its old rows are replaced).
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,21 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
-                    ".3gp", ".ogv"}
+VIDEO_EXTENSIONS = {
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".flv",
+    ".wmv",
+    ".3gp",
+    ".ogv",
+}
 LIST_EXTENSIONS = {".txt", ".csv", ".jsonl"}
 
 
@@ -90,8 +104,11 @@ def discover(source: str | Path) -> list[VideoSource]:
     src = str(source)
     p = Path(src)
     if any(ch in src for ch in "*?[") and not p.exists():
-        items = [(Path(x), {}) for x in sorted(glob.glob(src, recursive=True)) if not Path(x).is_dir()
-                 or Path(x).suffix.lower() in VIDEO_EXTENSIONS]
+        items = [
+            (Path(x), {})
+            for x in sorted(glob.glob(src, recursive=True))
+            if not Path(x).is_dir() or Path(x).suffix.lower() in VIDEO_EXTENSIONS
+        ]
         if not items:
             raise SourceError(f"glob {src!r} matches no files")
     elif p.is_dir():
@@ -101,8 +118,10 @@ def discover(source: str | Path) -> list[VideoSource]:
     elif p.is_file():
         items = [(p, {})]
     else:
-        raise SourceError(f"SOURCE {src!r} does not exist: pass a directory, a glob, a video, or a list file "
-                          "(.txt/.csv/.jsonl with a path column)")
+        raise SourceError(
+            f"SOURCE {src!r} does not exist: pass a directory, a glob, a video, or a list file "
+            "(.txt/.csv/.jsonl with a path column)"
+        )
     out, seen = [], set()
     for path, meta in items:
         ap = str(path.absolute())

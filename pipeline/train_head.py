@@ -37,6 +37,7 @@ Resumable: after every epoch ``OUT.partial`` holds head, optimiser, scheduler, R
 with other settings or other data is refused). The final checkpoint (``vidseek.operators.heads.save_head``) records
 the embedding model stamp, the training config and the validation metrics; the partial is then removed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -111,16 +112,21 @@ class TrainResult:
     skipped: list[str] = field(default_factory=list)  # videos that could not be decoded (left out)
 
     def render(self, epochs: bool = True) -> str:
-        lines = [f"trained on {self.n_train_videos} videos ({self.n_train_captions} captions), validated on "
-                 f"{self.n_val_videos} videos ({self.n_val_captions} captions), {self.device}, "
-                 f"{self.clips_per_s:.0f} clips/s" + (f", resumed after epoch {self.resumed_from}"
-                                                      if self.resumed_from else "")]
+        lines = [
+            f"trained on {self.n_train_videos} videos ({self.n_train_captions} captions), validated on "
+            f"{self.n_val_videos} videos ({self.n_val_captions} captions), {self.device}, "
+            f"{self.clips_per_s:.0f} clips/s"
+            + (f", resumed after epoch {self.resumed_from}" if self.resumed_from else "")
+        ]
         lines += [format_epoch(h, self.baseline) for h in self.history] if epochs else []
         if self.skipped:
             lines.append(f"{len(self.skipped)} videos could not be decoded and were left out: {self.skipped[:5]}")
-        lines.append(f"head → {self.out} ({self.head_id})" if self.finished else
-                     f"stopped after epoch {self.history[-1]['epoch'] if self.history else 0}; "
-                     f"continue with --resume (partial checkpoint {self.partial})")
+        lines.append(
+            f"head → {self.out} ({self.head_id})"
+            if self.finished
+            else f"stopped after epoch {self.history[-1]['epoch'] if self.history else 0}; "
+            f"continue with --resume (partial checkpoint {self.partial})"
+        )
         return "\n".join(lines)
 
 
@@ -130,12 +136,15 @@ def format_epoch(h: dict, baseline: dict | None = None) -> str:
         v = h["val"]
         s += f" | val R@1 {v['R@1']:.1f} R@5 {v['R@5']:.1f} R@10 {v['R@10']:.1f} MdR {v['MdR']:g}"
         if baseline:
-            s += f" (meanP R@1 {baseline['R@1']:.1f} R@5 {baseline['R@5']:.1f} R@10 {baseline['R@10']:.1f} " \
-                 f"MdR {baseline['MdR']:g})"
+            s += (
+                f" (meanP R@1 {baseline['R@1']:.1f} R@5 {baseline['R@5']:.1f} R@10 {baseline['R@10']:.1f} "
+                f"MdR {baseline['MdR']:g})"
+            )
     return s
 
 
 # ---------------------------------------------------------------------------------------- data
+
 
 def _embedder(clip, sampling: str):
     """One FileEmbedder per (model, sampling) for this process: frames of a file are encoded once."""
@@ -147,8 +156,15 @@ def _embedder(clip, sampling: str):
     return _EMBEDDERS[key]
 
 
-def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str | None = None,
-                   sampling: str = "fps:1", dataset: str = "dataset") -> tuple[dict[str, np.ndarray], list[str]]:
+def collect_frames(
+    videos: list[str],
+    clip,
+    k: int,
+    store=None,
+    video_root: str | None = None,
+    sampling: str = "fps:1",
+    dataset: str = "dataset",
+) -> tuple[dict[str, np.ndarray], list[str]]:
     """Sampled raw frame vectors [≤k, D] per dataset video, and the videos whose decoding failed."""
     out: dict[str, np.ndarray] = {}
     missing = list(videos)
@@ -158,7 +174,7 @@ def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str 
         ids = sorted(set(found.values()))
         frames: dict[str, dict] = {}
         for i in range(0, len(ids), 1024):
-            frames.update(store.frames_of(ids[i:i + 1024]))
+            frames.update(store.frames_of(ids[i : i + 1024]))
         for v, sid in found.items():
             if sid in frames and len(frames[sid]["vectors"]):
                 out[v] = sample_frames(frames[sid]["vectors"], k)
@@ -166,15 +182,19 @@ def collect_frames(videos: list[str], clip, k: int, store=None, video_root: str 
     failed: list[str] = []
     if missing and video_root is None:
         where = f"store {store.uri}" if store is not None else "no store given"
-        raise ValueError(f"{len(missing)} of {len(videos)} videos of {dataset} have no frame vectors ({where}); "
-                         f"first: {missing[:10]}. Index them first (`vidseek index`) or pass --video-root to "
-                         "decode and encode them on the fly")
+        raise ValueError(
+            f"{len(missing)} of {len(videos)} videos of {dataset} have no frame vectors ({where}); "
+            f"first: {missing[:10]}. Index them first (`vidseek index`) or pass --video-root to "
+            "decode and encode them on the fly"
+        )
     if missing:
         paths = {v: find_video(video_root, v) for v in missing}
         absent = [v for v, p in paths.items() if p is None]
         if absent:
-            raise FileNotFoundError(f"{len(absent)} videos of {dataset} are neither in the store nor under "
-                                    f"{video_root}; first: {absent[:10]}")
+            raise FileNotFoundError(
+                f"{len(absent)} videos of {dataset} are neither in the store nor under "
+                f"{video_root}; first: {absent[:10]}"
+            )
         from vidseek.operators.decode import DecodeError
 
         for v, p in paths.items():
@@ -195,14 +215,16 @@ def padded(per_video: list[np.ndarray], dim: int) -> tuple[torch.Tensor, torch.T
 def text_features(clip, captions: list[str], batch: int = 512) -> torch.Tensor:
     from vidseek.operators.encode import encode_texts
 
-    out = [torch.from_numpy(encode_texts(clip, captions[i:i + batch])) for i in range(0, len(captions), batch)]
+    out = [torch.from_numpy(encode_texts(clip, captions[i : i + batch])) for i in range(0, len(captions), batch)]
     return F.normalize(torch.cat(out).float(), dim=-1)
 
 
 # ---------------------------------------------------------------------------------------- training
 
-def contrastive_loss(text: torch.Tensor, video: torch.Tensor, scale: float,
-                     caption_ids: torch.Tensor | None = None) -> torch.Tensor:
+
+def contrastive_loss(
+    text: torch.Tensor, video: torch.Tensor, scale: float, caption_ids: torch.Tensor | None = None
+) -> torch.Tensor:
     """Symmetric InfoNCE over unit text [B, D] and video [B, D] (pair i positive); pairs of one caption id
     are ignored, neither positive nor negative (operators/contrastive.py)."""
     return symmetric_infonce(text, video, scale, caption_ids, same_key="ignored")
@@ -215,9 +237,9 @@ def nearest_pair_order(text: torch.Tensor, rng: np.random.Generator, candidates:
     m = min(candidates, v - 1)
     near = np.zeros((v, m), dtype=np.int64)
     for lo in range(0, v, 1024):  # [block, V] similarities at a time: memory O(V · block)
-        sims = text[lo:lo + 1024] @ text.T
+        sims = text[lo : lo + 1024] @ text.T
         sims[sims > 1 - 1e-6] = -2.0  # itself, and identical captions (not negatives of each other)
-        near[lo:lo + 1024] = torch.topk(sims, m, dim=1).indices.cpu().numpy()
+        near[lo : lo + 1024] = torch.topk(sims, m, dim=1).indices.cpu().numpy()
     placed = np.zeros(v, dtype=bool)
     out: list[int] = []
     for u in rng.permutation(v):
@@ -242,11 +264,13 @@ def param_groups(head: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
     """Linear warm-up to 1 over warmup_steps (never a zero-lr step), then cosine decay towards 0."""
+
     def f(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / (warmup_steps + 1)
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
     return f
 
 
@@ -260,8 +284,10 @@ def evaluate_split(video_vecs: torch.Tensor, text: torch.Tensor, gt: np.ndarray)
 @torch.no_grad()
 def pool_with(head, frames: torch.Tensor, mask: torch.Tensor, device, batch: int = 512) -> torch.Tensor:
     head.eval()
-    out = [head(frames[i:i + batch].to(device), mask[i:i + batch].to(device)).float().cpu()
-           for i in range(0, len(frames), batch)]
+    out = [
+        head(frames[i : i + batch].to(device), mask[i : i + batch].to(device)).float().cpu()
+        for i in range(0, len(frames), batch)
+    ]
     return torch.cat(out) if out else torch.zeros(0, frames.shape[-1])
 
 
@@ -275,10 +301,27 @@ def _file_digest(path: str) -> str:
 
 def _fingerprint(cfg: TrainConfig, stamp: dict) -> dict:
     """What a partial checkpoint must agree on to be resumed (anything that changes the run's course)."""
-    keep = ("split", "aggregator", "frames", "epochs", "batch_size", "lr", "weight_decay", "warmup", "grad_clip",
-            "val_fraction", "seed", "sampling", "hard_negatives")
-    return {**{k: getattr(cfg, k) for k in keep}, "dataset_sha256": _file_digest(cfg.dataset),
-            "model": stamp.get("model"), "weights": stamp.get("weights")}
+    keep = (
+        "split",
+        "aggregator",
+        "frames",
+        "epochs",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "warmup",
+        "grad_clip",
+        "val_fraction",
+        "seed",
+        "sampling",
+        "hard_negatives",
+    )
+    return {
+        **{k: getattr(cfg, k) for k in keep},
+        "dataset_sha256": _file_digest(cfg.dataset),
+        "model": stamp.get("model"),
+        "weights": stamp.get("weights"),
+    }
 
 
 def _save_partial(path: Path, state: dict) -> None:
@@ -297,8 +340,10 @@ def _resume_state(partial: Path, fingerprint: dict, say) -> dict | None:
         raise ValueError(f"{partial}: not a vidseek training checkpoint")
     diff = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
     if diff:
-        raise ValueError(f"cannot resume from {partial}: it was written with other settings ({', '.join(diff)} "
-                         "differ); use the same options, or delete it to start over")
+        raise ValueError(
+            f"cannot resume from {partial}: it was written with other settings ({', '.join(diff)} "
+            "differ); use the same options, or delete it to start over"
+        )
     return state
 
 
@@ -310,8 +355,7 @@ def _load_clip_for(cfg: TrainConfig, store):
         return load_clip(cfg.model or "tiny-random", cfg.pretrained, cfg.device)
     store.require_ready()
     stamp = store.model_stamp()
-    clip = load_clip(cfg.model or stamp["model"], cfg.pretrained if cfg.model else stamp.get("pretrained"),
-                     cfg.device)
+    clip = load_clip(cfg.model or stamp["model"], cfg.pretrained if cfg.model else stamp.get("pretrained"), cfg.device)
     check_same_model(stamp, clip.stamp(), store.uri)
     return clip
 
@@ -341,8 +385,9 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
         partial = out.with_name(out.name + ".partial")
         fingerprint = _fingerprint(cfg, stamp)
         state = _resume_state(partial, fingerprint, say) if cfg.resume else None
-        frames_by_video, skipped = collect_frames(videos, clip, cfg.frames, store, cfg.video_root, cfg.sampling,
-                                                  cfg.dataset)
+        frames_by_video, skipped = collect_frames(
+            videos, clip, cfg.frames, store, cfg.video_root, cfg.sampling, cfg.dataset
+        )
     finally:
         if store is not None:
             store.close()  # Milvus Lite: one process per store; free it for search/index while we train
@@ -396,8 +441,10 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
     start = 0
     if state is not None:
         if state.get("data_digest") != data_digest:
-            raise ValueError(f"cannot resume from {partial}: the usable training/validation videos changed since "
-                             "(store or video root content); delete it to start over")
+            raise ValueError(
+                f"cannot resume from {partial}: the usable training/validation videos changed since "
+                "(store or video root content); delete it to start over"
+            )
         head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -419,14 +466,20 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
         for epoch in range(start, last):
             rng = np.random.default_rng([cfg.seed, epoch])
             pick = torch.tensor([int(c[rng.integers(len(c))]) for c in train_caps], device=device)  # 1 per video
-            order = torch.from_numpy(nearest_pair_order(text[pick.cpu()], rng) if cfg.hard_negatives
-                                     else rng.permutation(len(train_videos))).to(device)
+            order = torch.from_numpy(
+                nearest_pair_order(text[pick.cpu()], rng) if cfg.hard_negatives else rng.permutation(len(train_videos))
+            ).to(device)
             head.train()
             t0, losses = time.perf_counter(), []
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
-                       leave=False, unit="step")
+            bar = tqdm(
+                range(steps_per_epoch),
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                disable=not cfg.progress,
+                leave=False,
+                unit="step",
+            )
             for s in bar:
-                idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 cap = pick[idx]
                 video = head(tr_frames[idx], tr_mask[idx])
                 loss = contrastive_loss(text_dev[cap], video, scale, cap)
@@ -443,35 +496,70 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
             seconds = time.perf_counter() - t0
             train_time += seconds
             train_clips += len(train_videos)
-            entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(scheduler.get_last_lr()[0]),
-                     "seconds": round(seconds, 3), "clips_per_s": round(len(train_videos) / max(seconds, 1e-9), 1),
-                     "val": None}
+            entry = {
+                "epoch": epoch + 1,
+                "loss": float(np.mean(losses)),
+                "lr": float(scheduler.get_last_lr()[0]),
+                "seconds": round(seconds, 3),
+                "clips_per_s": round(len(train_videos) / max(seconds, 1e-9), 1),
+                "val": None,
+            }
             if n_val:
                 entry["val"] = evaluate_split(pool_with(head, va_frames, va_mask, device), va_text, va_gt)
             history.append(entry)
             say(format_epoch(entry, baseline))
-            _save_partial(partial, {
-                "format": PARTIAL_FORMAT, "fingerprint": fingerprint, "data_digest": data_digest, "epoch": epoch + 1,
-                "head": {k: v.detach().cpu() for k, v in head.state_dict().items()},
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(), "history": history})
+            _save_partial(
+                partial,
+                {
+                    "format": PARTIAL_FORMAT,
+                    "fingerprint": fingerprint,
+                    "data_digest": data_digest,
+                    "epoch": epoch + 1,
+                    "head": {k: v.detach().cpu() for k, v in head.state_dict().items()},
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                },
+            )
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
 
     result = TrainResult(
-        out=None, head_id="", history=history, baseline=baseline, n_train_videos=len(train_videos),
-        n_val_videos=n_val, n_train_captions=n_train_caps, n_val_captions=len(val_pairs), device=str(device),
-        clips_per_s=round(train_clips / train_time, 1) if train_time else 0.0, resumed_from=resumed_from,
-        finished=bool(history) and history[-1]["epoch"] >= cfg.epochs, partial=str(partial), skipped=skipped)
+        out=None,
+        head_id="",
+        history=history,
+        baseline=baseline,
+        n_train_videos=len(train_videos),
+        n_val_videos=n_val,
+        n_train_captions=n_train_caps,
+        n_val_captions=len(val_pairs),
+        device=str(device),
+        clips_per_s=round(train_clips / train_time, 1) if train_time else 0.0,
+        resumed_from=resumed_from,
+        finished=bool(history) and history[-1]["epoch"] >= cfg.epochs,
+        partial=str(partial),
+        skipped=skipped,
+    )
     if not result.finished:
         return result
-    extra = {"train_config": asdict(cfg), "history": history, "val": history[-1]["val"], "val_mean_pool": baseline,
-             "data": {"train_videos": len(train_videos), "val_videos": n_val, "train_captions": n_train_caps,
-                      "val_captions": len(val_pairs), "skipped": skipped}, "logit_scale": scale}
+    extra = {
+        "train_config": asdict(cfg),
+        "history": history,
+        "val": history[-1]["val"],
+        "val_mean_pool": baseline,
+        "data": {
+            "train_videos": len(train_videos),
+            "val_videos": n_val,
+            "train_captions": n_train_caps,
+            "val_captions": len(val_pairs),
+            "skipped": skipped,
+        },
+        "logit_scale": scale,
+    }
     head.cpu()
     result.head_id = save_head(out, head, {"n_frames": cfg.frames, "aggregator": cfg.aggregator}, stamp, extra)
     result.out = str(out)
     partial.unlink(missing_ok=True)
     return result
-

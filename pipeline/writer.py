@@ -7,6 +7,7 @@ frame rows first, the video row last. A video therefore counts as done (status "
 all its frames are durable; a job killed at any moment leaves at most frames without a video row, which the
 next run deletes before re-indexing that video.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,9 +53,17 @@ class StoreWriter:
     ``video_vectors``: the job's pooling step (meanP, plus a learned head's vector if the job has one).
     """
 
-    def __init__(self, uri: str | VideoStore, stamp: dict, sampling: str, prefix: str = "vidseek",
-                 flush_rows: int = 2048, video_vectors: VideoVectors | None = None, expected: int | None = None,
-                 hooks: WriterHooks | None = None):
+    def __init__(
+        self,
+        uri: str | VideoStore,
+        stamp: dict,
+        sampling: str,
+        prefix: str = "vidseek",
+        flush_rows: int = 2048,
+        video_vectors: VideoVectors | None = None,
+        expected: int | None = None,
+        hooks: WriterHooks | None = None,
+    ):
         # A VideoStore passed in is shared with its owner (a service that also searches) and stays open.
         self.owns_store = not isinstance(uri, VideoStore)
         self.store = VideoStore(uri, prefix) if self.owns_store else uri
@@ -85,8 +94,13 @@ class StoreWriter:
             # Milvus Lite holds a per-process lock; Ray may keep this actor alive after the job, so free
             # the store now for the driver (search right after indexing) or the next job.
             self.store.close()
-        return {c: np.array([r[c] for r in results], dtype=object if c in ("video_id", "path", "status", "stage",
-                "error", "decoder") else None) for c in RESULT_COLUMNS}
+        return {
+            c: np.array(
+                [r[c] for r in results],
+                dtype=object if c in ("video_id", "path", "status", "stage", "error", "decoder") else None,
+            )
+            for c in RESULT_COLUMNS
+        }
 
     def _absorb(self, batch: dict) -> None:
         frames, records = from_batch(batch)
@@ -102,8 +116,12 @@ class StoreWriter:
             idx = int(frames.idx[i])
             if idx in p.frames:
                 continue  # a retried upstream task repeated this row
-            p.frames[idx] = (float(frames.t[i]), float(frames.t_start[i]), float(frames.t_end[i]),
-                             np.array(frames.payload[i], dtype=np.float32))
+            p.frames[idx] = (
+                float(frames.t[i]),
+                float(frames.t_start[i]),
+                float(frames.t_end[i]),
+                np.array(frames.payload[i], dtype=np.float32),
+            )
             p.unflushed.append(idx)
             self.buffered += 1
 
@@ -115,8 +133,12 @@ class StoreWriter:
             idx = np.array(sorted(p.unflushed))
             rows = [p.frames[i] for i in idx]
             self.store.insert_frames(
-                vid, idx, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                np.array([r[2] for r in rows]), np.stack([r[3] for r in rows]),
+                vid,
+                idx,
+                np.array([r[0] for r in rows]),
+                np.array([r[1] for r in rows]),
+                np.array([r[2] for r in rows]),
+                np.stack([r[3] for r in rows]),
             )
             p.flushed += len(idx)
             self.buffered -= len(idx)
@@ -127,8 +149,15 @@ class StoreWriter:
         end = p.end
         self.buffered -= len(p.unflushed)
         metadata = json.loads(end.extra) if end.extra else {}
-        row = {"video_id": vid, "path": p.path, "duration": end.duration, "lost": end.lost,
-               "decoder": end.decoder, "sampling": self.sampling, "metadata": metadata}
+        row = {
+            "video_id": vid,
+            "path": p.path,
+            "duration": end.duration,
+            "lost": end.lost,
+            "decoder": end.decoder,
+            "sampling": self.sampling,
+            "metadata": metadata,
+        }
         if p.failed:
             if p.flushed:
                 self.store.delete_frames([vid])

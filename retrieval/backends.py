@@ -5,6 +5,7 @@ unit query [Q, D], the top-k videos as ``[{video_id, score, ...}]`` — by their
 best frame (max pooling). ``where`` says which videos may come back: always only ``ok`` ones, and with a
 metadata filter the Milvus expression and the ids of the videos it lets through.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

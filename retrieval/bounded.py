@@ -5,6 +5,7 @@ thread (a thread blocked in the kernel cannot be stopped), so a hung decode neve
 caller's pool (the HTTP service's request threads) beyond the limit. ``permits`` caps how many such calls
 run at once, hung ones included: when all are taken, new calls time out waiting instead of piling up.
 """
+
 from __future__ import annotations
 
 import threading
@@ -17,8 +18,9 @@ class CallTimeout(Exception):
     """The call did not finish in time; ``str(e)`` says what and how long."""
 
 
-def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str,
-                      permits: threading.BoundedSemaphore | None = None) -> T:
+def call_with_timeout(
+    fn: Callable[[], T], timeout_s: float, what: str, permits: threading.BoundedSemaphore | None = None
+) -> T:
     """``fn()``, or CallTimeout after ``timeout_s`` s (the call's own exceptions are re-raised)."""
     if permits is not None and not permits.acquire(timeout=timeout_s):
         raise CallTimeout(f"{what}: timeout after {timeout_s:.0f} s waiting for a free decoder (all are busy)")

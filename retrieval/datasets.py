@@ -14,6 +14,7 @@ id itself and then common extensions (MSR-VTT ships ``<video_id>.mp4``), and fai
 ``index_pairs`` turns pairs into (unique videos, ground-truth column per caption) for
 ``metrics.ranks_from_scores``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,9 @@ class CaptionPair:
     caption: str
 
 
-def load_msrvtt_json(path: str | Path, split: str | None = None,
-                     video_ids: Iterable[str] | None = None) -> list[CaptionPair]:
+def load_msrvtt_json(
+    path: str | Path, split: str | None = None, video_ids: Iterable[str] | None = None
+) -> list[CaptionPair]:
     """Pairs from the official MSR-VTT JSON, in sentence order, optionally filtered by split / ids."""
     path = Path(path)
     try:
@@ -72,8 +74,9 @@ def _load_csv(path: Path) -> list[CaptionPair]:
         elif {"video", "caption"} <= set(cols):
             vcol, ccol = "video", "caption"
         else:
-            raise ValueError(f"{path}: CSV header {cols} has neither 'video,caption' nor "
-                             f"MSR-VTT's {','.join(MSRVTT_CSV_COLUMNS)}")
+            raise ValueError(
+                f"{path}: CSV header {cols} has neither 'video,caption' nor MSR-VTT's {','.join(MSRVTT_CSV_COLUMNS)}"
+            )
         out = []
         for no, row in enumerate(reader, start=2):
             video, caption = (row.get(vcol) or "").strip(), (row.get(ccol) or "").strip()
@@ -126,8 +129,12 @@ def find_video(root: str | Path, video: str, extensions: Sequence[str] = VIDEO_E
     return next((p for p in candidates if p.is_file()), None)
 
 
-def resolve_videos(pairs: Sequence[CaptionPair], video_root: str | Path, source: str | Path | None = None,
-                   extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[CaptionPair]:
+def resolve_videos(
+    pairs: Sequence[CaptionPair],
+    video_root: str | Path,
+    source: str | Path | None = None,
+    extensions: Sequence[str] = VIDEO_EXTENSIONS,
+) -> list[CaptionPair]:
     """Pairs with ``video`` replaced by the file path; FileNotFoundError listing the first missing ids."""
     root = Path(video_root)
     if not root.is_dir():
@@ -141,7 +148,8 @@ def resolve_videos(pairs: Sequence[CaptionPair], video_root: str | Path, source:
         where = f" (dataset {source})" if source is not None else ""
         raise FileNotFoundError(
             f"{len(missing)} of {len(found)} videos{where} not found under {root} "
-            f"(tried the name and {', '.join(extensions)}); first missing: {missing[:10]}")
+            f"(tried the name and {', '.join(extensions)}); first missing: {missing[:10]}"
+        )
     return [CaptionPair(str(found[p.video]), p.caption) for p in pairs]
 
 

@@ -9,6 +9,7 @@ only the top-``depth`` candidates have fused scores; the rest keep first-stage o
 outside the reranked head is ranked among the tail by its first-stage score. A video the first stage never
 returned gets the worst rank (the number of videos).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,9 @@ def parse_config(spec: str, depth: int = 100, alpha: float = 0.4) -> tuple[str, 
     if plus and suffix != "rerank":
         raise ValueError(f"bad eval config {spec!r}: only '+rerank' may follow the aggregation")
     agg, _, tau = name.partition(":")
-    params = SearchParams(aggregation=agg, tau=float(tau) if tau else 0.1, rerank=bool(plus), depth=depth,
-                          alpha=alpha).validate()
+    params = SearchParams(
+        aggregation=agg, tau=float(tau) if tau else 0.1, rerank=bool(plus), depth=depth, alpha=alpha
+    ).validate()
     label = agg + (f" τ={params.tau:g}" if agg == "query-weighted" else "") + (" + rerank" if plus else "")
     return label, params
 
@@ -48,8 +50,10 @@ def map_videos(pairs: list[CaptionPair], searcher: Searcher, dataset: str) -> li
         if vid is None:
             missing.append(p.video)
     if missing:
-        raise ValueError(f"{len(set(missing))} videos of {dataset} are not indexed in {searcher.store.uri} "
-                         f"(first: {sorted(set(missing))[:5]}); run `vidseek index` on them first")
+        raise ValueError(
+            f"{len(set(missing))} videos of {dataset} are not indexed in {searcher.store.uri} "
+            f"(first: {sorted(set(missing))[:5]}); run `vidseek index` on them first"
+        )
     return out
 
 
@@ -71,8 +75,9 @@ def pessimistic_rank(hits: list[Hit], gt: str, n_videos: int, depth: int, rerank
         return order_key(hits, i, depth, reranked)
 
     kg = key(g)
-    return 1 + sum(1 for i in range(len(hits)) if i != g and (key(i)[0] < kg[0] or (key(i)[0] == kg[0]
-                                                                                   and key(i)[1] >= kg[1])))
+    return 1 + sum(
+        1 for i in range(len(hits)) if i != g and (key(i)[0] < kg[0] or (key(i)[0] == kg[0] and key(i)[1] >= kg[1]))
+    )
 
 
 @dataclass
@@ -82,8 +87,13 @@ class EvalRow:
     recall_curve: list[float]  # R@K for K = 1..len
 
 
-def evaluate(searcher: Searcher, pairs: list[CaptionPair], configs: list[tuple[str, SearchParams]],
-             dataset: str = "dataset", batch: int = 64) -> list[EvalRow]:
+def evaluate(
+    searcher: Searcher,
+    pairs: list[CaptionPair],
+    configs: list[tuple[str, SearchParams]],
+    dataset: str = "dataset",
+    batch: int = 64,
+) -> list[EvalRow]:
     gt = map_videos(pairs, searcher, dataset)
     store_videos = searcher.store.count(filter='status == "ok"')
     k = min(store_videos, MAX_FIRST_STAGE)
@@ -93,9 +103,10 @@ def evaluate(searcher: Searcher, pairs: list[CaptionPair], configs: list[tuple[s
         p = replace(params, k=k)
         ranks = []
         for i in range(0, len(pairs), batch):
-            results = searcher.search_vectors(qvec[i:i + batch], p, first_stage_depth=k)
-            ranks += [pessimistic_rank(h, g, store_videos, p.depth, p.rerank)
-                      for h, g in zip(results, gt[i:i + batch])]
+            results = searcher.search_vectors(qvec[i : i + batch], p, first_stage_depth=k)
+            ranks += [
+                pessimistic_rank(h, g, store_videos, p.depth, p.rerank) for h, g in zip(results, gt[i : i + batch])
+            ]
         r = np.array(ranks)
         curve = [float(100 * np.mean(r <= kk)) for kk in range(1, min(100, store_videos) + 1)]
         rows.append(EvalRow(label, retrieval_metrics(r), curve))
@@ -107,8 +118,10 @@ def markdown_table(rows: list[EvalRow], title: str = "") -> str:
     lines = [f"**{title}**\n" if title else "", head]
     for r in rows:
         m = r.metrics
-        lines.append(f"| {r.config} | {m['R@1']:.1f} | {m['R@5']:.1f} | {m['R@10']:.1f} | {m['MdR']:g} | "
-                     f"{m['MnR']:.1f} | {m['n']} |")
+        lines.append(
+            f"| {r.config} | {m['R@1']:.1f} | {m['R@5']:.1f} | {m['R@10']:.1f} | {m['MdR']:g} | "
+            f"{m['MnR']:.1f} | {m['n']} |"
+        )
     return "\n".join(x for x in lines if x)
 
 
@@ -136,4 +149,3 @@ def save_outputs(rows: list[EvalRow], out_dir: str | Path, title: str = "") -> d
     fig.savefig(out / "recall_at_k.png", dpi=120)
     plt.close(fig)
     return {"markdown": str(out / "eval.md"), "json": str(out / "eval.json"), "plot": str(out / "recall_at_k.png")}
-

@@ -5,6 +5,7 @@ frames never change under its id: ``video_id`` hashes the file's identity, a cha
 and a re-index of a failed video only happens while it has no ``ok`` row (the search never asks for it).
 So cached entries need no invalidation; deleted videos simply stop being asked for and age out.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict

@@ -20,6 +20,7 @@ our choice, see docs/methods.md). Policies chosen here and relied on by the test
 ``rerank`` orders one query's list (search, plug-in rerank); ``rerank_matrix`` a whole [Q, V] gallery
 (the testbed's tables), through ``rerank``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,9 @@ def fuse(initial: np.ndarray, fine: np.ndarray, alpha: float = 0.4) -> np.ndarra
     return alpha * minmax(m) + (1.0 - alpha) * minmax(s)
 
 
-def rerank(initial: np.ndarray, fine: np.ndarray, alpha: float = 0.4,
-           depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def rerank(
+    initial: np.ndarray, fine: np.ndarray, alpha: float = 0.4, depth: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """New order of one query's candidates and their fused scores.
 
     initial, fine: [N] in first-stage order (fine may be NaN = no evidence). Returns ``order`` [N] (indices

@@ -13,6 +13,7 @@ TREC metrics follow trec_eval (and so ``pytrec_eval``), which the tests cross-ch
 - queries are averaged over run ∩ qrels; ``complete=True`` (trec_eval -c) also counts qrels-only queries
   as 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,6 +90,7 @@ def retrieval_metrics(ranks: np.ndarray) -> dict[str, float]:
 
 # ---------------------------------------------------------------- TREC-style (reranking evaluation)
 
+
 def _trec_order(docs: Mapping[str, float]) -> list[str]:
     """trec_eval's ranking: score descending, ties by docid descending."""
     by_id = sorted(docs, reverse=True)  # secondary key first (stable sort)
@@ -112,8 +114,9 @@ def trec_query_metrics(ranked: Sequence[str], rels: Mapping[str, int], k: int = 
     return {"map": ap / n_rel if n_rel else 0.0, f"ndcg@{k}": dcg / idcg if idcg > 0 else 0.0, f"P@{k}": p_k}
 
 
-def trec_metrics(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
-                 k: int = 10, complete: bool = False) -> dict[str, float]:
+def trec_metrics(
+    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int = 10, complete: bool = False
+) -> dict[str, float]:
     """Mean MAP, nDCG@k, P@k over queries (keys "map", "ndcg@k", "P@k", "n"); see the module notes."""
     qids = [q for q in qrels if q in run] if not complete else list(qrels)
     if not qids:

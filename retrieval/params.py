@@ -2,6 +2,7 @@
 
 Light on purpose (no torch, no store): the CLI reads the defaults to build its options at start-up.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

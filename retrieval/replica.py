@@ -20,6 +20,7 @@ videos a filter allows, then restricts the replica to them).
 Freshness: the replica is the store as of the last ``refresh()``; ``mark_changed(ids)`` (the search service
 wires it to its store's write notifications) re-reads those videos before the next search.
 """
+
 from __future__ import annotations
 
 import logging
@@ -86,8 +87,9 @@ class StoreReplica:
                     self._frames[r["video_id"]] = frames[r["video_id"]]
             self._arrays = None
 
-    def _read_frames(self, video_ids: list[str] | None, keep: set[str] | None = None
-                     ) -> dict[str, dict[str, np.ndarray]]:
+    def _read_frames(
+        self, video_ids: list[str] | None, keep: set[str] | None = None
+    ) -> dict[str, dict[str, np.ndarray]]:
         """Unit vectors, norms and times per video, sorted by frame index (the store keeps vectors unit).
 
         ``video_ids=None``: one pass over the whole frames collection, keeping the videos in ``keep`` (Lite
@@ -95,8 +97,10 @@ class StoreReplica:
         if video_ids is None:
             scans = [self.store.iter_query(self.store.frames, 'video_id != ""', FRAME_FIELDS)]
         else:
-            scans = [self.store.iter_query(self.store.frames, in_list("video_id", video_ids[i:i + 256]), FRAME_FIELDS)
-                     for i in range(0, len(video_ids), 256)]
+            scans = [
+                self.store.iter_query(self.store.frames, in_list("video_id", video_ids[i : i + 256]), FRAME_FIELDS)
+                for i in range(0, len(video_ids), 256)
+            ]
         return group_frame_rows(r for scan in scans for r in scan if keep is None or r["video_id"] in keep)
 
     @staticmethod
@@ -117,18 +121,22 @@ class StoreReplica:
                 self._arrays = {
                     "ids": ids,
                     "col": {v: j for j, v in enumerate(ids)},
-                    "starts": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if ids else
-                    np.zeros(0, np.int64),
-                    "frames": np.concatenate([self._frames[v]["unit"] for v in ids]) if ids else
-                    np.zeros((0, dim), np.float32),  # [N, D] unit
-                    "mean_vec": np.stack([self._videos[v]["mean_vec"] for v in ids]) if ids else
-                    np.zeros((0, dim), np.float32),  # [V, D]
-                    "learned_vec": np.stack([self._videos[v]["learned_vec"] for v in ids]) if ids else
-                    np.zeros((0, dim), np.float32),
+                    "starts": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+                    if ids
+                    else np.zeros(0, np.int64),
+                    "frames": np.concatenate([self._frames[v]["unit"] for v in ids])
+                    if ids
+                    else np.zeros((0, dim), np.float32),  # [N, D] unit
+                    "mean_vec": np.stack([self._videos[v]["mean_vec"] for v in ids])
+                    if ids
+                    else np.zeros((0, dim), np.float32),  # [V, D]
+                    "learned_vec": np.stack([self._videos[v]["learned_vec"] for v in ids])
+                    if ids
+                    else np.zeros((0, dim), np.float32),
                 }
                 # per-video vectors become views into the one matrix: the frames are held once, not twice
                 for v, start, n in zip(ids, self._arrays["starts"], lengths):
-                    self._frames[v]["unit"] = self._arrays["frames"][start:start + n]
+                    self._frames[v]["unit"] = self._arrays["frames"][start : start + n]
             return self._arrays
 
     @property
@@ -174,13 +182,24 @@ class StoreReplica:
     def get_videos(self, video_ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
         self._sync()
         with self._lock:
-            return {v: (dict(self._videos[v]) if fields is None else {f: self._videos[v].get(f) for f in fields})
-                    for v in video_ids if v in self._videos}
+            return {
+                v: (dict(self._videos[v]) if fields is None else {f: self._videos[v].get(f) for f in fields})
+                for v in video_ids
+                if v in self._videos
+            }
 
     def get(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
         """Frame data like ``VideoStore.frames_of`` (raw vectors = unit × norm): the searcher's frame source."""
         self._sync()
         with self._lock:
             entries = {v: self._frames[v] for v in video_ids if v in self._frames}
-        return {v: {"idx": f["idx"], "t": f["t"], "t_start": f["t_start"], "t_end": f["t_end"],
-                    "vectors": f["unit"] * f["norm"][:, None]} for v, f in entries.items()}
+        return {
+            v: {
+                "idx": f["idx"],
+                "t": f["t"],
+                "t_start": f["t_start"],
+                "t_end": f["t_end"],
+                "vectors": f["unit"] * f["norm"][:, None],
+            }
+            for v, f in entries.items()
+        }

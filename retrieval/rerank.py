@@ -6,6 +6,7 @@ Frame evidence comes from the store when the candidate is indexed there (matched
 stem), otherwise its file is decoded and encoded on the fly and the frame vectors are cached on disk.
 A candidate without evidence keeps its rank slot and is reported in a warning — never dropped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,9 +31,17 @@ DEFAULT_CACHE = Path.home() / ".cache" / "vidseek" / "frames"
 class FrameEvidence:
     """Raw frame vectors [T, D] per candidate, from a store and/or decoded files (cached)."""
 
-    def __init__(self, clip: LoadedClip, store: VideoStore | None = None, video_root: str | Path | None = None,
-                 sampling: str = "fps:1", cache_dir: str | Path | None = DEFAULT_CACHE,
-                 decode_limit: DecodeLimit = DecodeLimit(), files: bool = True, lookup: VideoLookup | None = None):
+    def __init__(
+        self,
+        clip: LoadedClip,
+        store: VideoStore | None = None,
+        video_root: str | Path | None = None,
+        sampling: str = "fps:1",
+        cache_dir: str | Path | None = DEFAULT_CACHE,
+        decode_limit: DecodeLimit = DecodeLimit(),
+        files: bool = True,
+        lookup: VideoLookup | None = None,
+    ):
         """``files=False``: evidence from the store only, candidates' paths are never opened (the service).
         ``lookup``: a prebuilt id/path/stem index of the store (one per store version)."""
         if store is not None:
@@ -100,8 +109,13 @@ def max_frame_score(text: np.ndarray, frames: np.ndarray | None) -> float:
     return float((f @ t).max())
 
 
-def rerank_run(queries: list[RunQuery], evidence: FrameEvidence, alpha: float = 0.4, depth: int = 100,
-               query_text: dict[str, str] | None = None) -> tuple[list[RunQuery], RerankReport]:
+def rerank_run(
+    queries: list[RunQuery],
+    evidence: FrameEvidence,
+    alpha: float = 0.4,
+    depth: int = 100,
+    query_text: dict[str, str] | None = None,
+) -> tuple[list[RunQuery], RerankReport]:
     """Reranked copies of ``queries`` (same candidates, new order) and a report of what was used."""
     report = RerankReport()
     out = []
@@ -128,9 +142,10 @@ def rerank_run(queries: list[RunQuery], evidence: FrameEvidence, alpha: float = 
         report.queries += 1
         report.rescored += len(head) - len(missing)
     if report.without_evidence:
-        log.warning("%d candidates had no frame evidence and kept their rank (e.g. %s)",
-                    len(report.without_evidence), ", ".join(report.without_evidence[:5]))
+        log.warning(
+            "%d candidates had no frame evidence and kept their rank (e.g. %s)",
+            len(report.without_evidence),
+            ", ".join(report.without_evidence[:5]),
+        )
     report.evidence = dict(evidence.stats)
     return out, report
-
-

@@ -18,6 +18,7 @@ Every malformed line raises ValueError naming the file and the 1-based line numb
 Note: trec_eval ranks by *score*, not by the rank column; ``write_run(..., score_from_rank=True)`` writes
 scores n, n−1, …, 1 when the list order is what counts (e.g. after a rerank with mixed score scales).
 """
+
 from __future__ import annotations
 
 import json
@@ -89,12 +90,17 @@ def _warn_repeats(path: Path, dropped: Mapping[tuple[str, str], int], show: int 
         return
     shown = [f"query {q!r} docid {d!r} ({n} dropped)" for (q, d), n in list(dropped.items())[:show]]
     more = f" and {len(dropped) - show} more docids" if len(dropped) > show else ""
-    log.warning("%s: %d repeated docid rows dropped, kept the best-ranked occurrence of each: %s%s",
-                path, sum(dropped.values()), ", ".join(shown), more)
+    log.warning(
+        "%s: %d repeated docid rows dropped, kept the best-ranked occurrence of each: %s%s",
+        path,
+        sum(dropped.values()),
+        ", ".join(shown),
+        more,
+    )
 
 
 def detect_format(path: str | Path) -> str:
-    """"jsonl" if the first non-blank line starts with "{", else "trec"."""
+    """ "jsonl" if the first non-blank line starts with "{", else "trec"."""
     for _, line in _lines(Path(path)):
         return "jsonl" if line.lstrip().startswith("{") else "trec"
     raise ValueError(f"{path}: empty run file")
@@ -140,8 +146,14 @@ def _read_jsonl(path: Path) -> list[RunQuery]:
                 raise _err(path, no, f'candidate {i} needs "id" and "score"')
             extra = {k: v for k, v in c.items() if k not in ("id", "score", "path", "rank")}
             path_ = c.get("path")
-            cands.append(Candidate(str(c["id"]), _float(path, no, c["score"], f"candidate {i} score"),
-                                   None if path_ is None else str(path_), extra))
+            cands.append(
+                Candidate(
+                    str(c["id"]),
+                    _float(path, no, c["score"], f"candidate {i} score"),
+                    None if path_ is None else str(path_),
+                    extra,
+                )
+            )
         query = obj.get("query")
         out.append(RunQuery(qid, None if query is None else str(query), _drop_repeats(qid, cands, dropped)))
     _warn_repeats(path, dropped)
@@ -155,8 +167,13 @@ def read_run(path: str | Path) -> tuple[list[RunQuery], str]:
     return (_read_trec(path) if fmt == "trec" else _read_jsonl(path)), fmt
 
 
-def write_run(path: str | Path, queries: Sequence[RunQuery], fmt: str = "trec", tag: str = "vidseek",
-              score_from_rank: bool = False) -> None:
+def write_run(
+    path: str | Path,
+    queries: Sequence[RunQuery],
+    fmt: str = "trec",
+    tag: str = "vidseek",
+    score_from_rank: bool = False,
+) -> None:
     """Write queries in list order with ranks 1..n (TREC ``tag`` must be one token)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown run format {fmt!r}; choose from {FORMATS}")
@@ -181,8 +198,7 @@ def write_run(path: str | Path, queries: Sequence[RunQuery], fmt: str = "trec", 
             d.update(c.extra)
             d["rank"] = rank
             cands.append(d)
-        lines.append(json.dumps({"query_id": q.query_id, "query": q.query, "candidates": cands},
-                                ensure_ascii=False))
+        lines.append(json.dumps({"query_id": q.query_id, "query": q.query, "candidates": cands}, ensure_ascii=False))
     Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 

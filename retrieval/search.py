@@ -9,6 +9,7 @@
 4. Each hit carries its best moment: the best-matching frame's span, grown over neighbouring frames whose
    similarity stays within ``MOMENT_SLACK`` of the best (relative to that video's best−worst range).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -50,16 +51,23 @@ class Hit:
 class Searcher:
     """``Searcher(store).search("a dog on a beach", k=10)``; also ``search([q1, q2, …])`` for a batch."""
 
-    def __init__(self, store: VideoStore | str, clip: LoadedClip | None = None, device: str = "auto",
-                 cache_vectors: int = 500_000, in_memory: bool = False,
-                 frame_cache: Callable[[VideoStore, int], FrameCache] | None = None):
+    def __init__(
+        self,
+        store: VideoStore | str,
+        clip: LoadedClip | None = None,
+        device: str = "auto",
+        cache_vectors: int = 500_000,
+        in_memory: bool = False,
+        frame_cache: Callable[[VideoStore, int], FrameCache] | None = None,
+    ):
         """``in_memory``: hold the store's ok videos and frames in this process (``StoreReplica``) and search
         them there — for long-lived searchers over Milvus Lite, whose per-query cost grows with its rows.
         ``frame_cache(store, max_vectors)``: another cache of candidates' frames (the service's is safe under
         concurrent writes); the default is a plain ``FrameCache``."""
         self.store = VideoStore(store) if isinstance(store, str) else store
-        self.frames = frame_cache(self.store, cache_vectors) if frame_cache else \
-            FrameCache(self.store.frames_of, cache_vectors)
+        self.frames = (
+            frame_cache(self.store, cache_vectors) if frame_cache else FrameCache(self.store.frames_of, cache_vectors)
+        )
         self.store.require_ready()
         self.replica = None
         self.backend: SearchBackend = StoreBackend(self.store)
@@ -92,15 +100,17 @@ class Searcher:
         results = self.search_vectors(qvec, params)
         return results[0] if single else results
 
-    def search_vectors(self, qvec: np.ndarray, params: SearchParams,
-                       first_stage_depth: int | None = None) -> list[list[Hit]]:
+    def search_vectors(
+        self, qvec: np.ndarray, params: SearchParams, first_stage_depth: int | None = None
+    ) -> list[list[Hit]]:
         """Hits per query for unit query vectors [Q, D]; ``first_stage_depth`` defaults to max(depth, k)."""
         candidates = self._first_stage(qvec, params, first_stage_depth or max(params.depth, params.k))
         union = sorted({v for c in candidates for v in c})
         if not union:
             return [[] for _ in qvec]
-        fields = ["video_id", "path", "status", "metadata"] + (["learned_vec", "learned_head"]
-                                                                if params.aggregation == "learned" else [])
+        fields = ["video_id", "path", "status", "metadata"] + (
+            ["learned_vec", "learned_head"] if params.aggregation == "learned" else []
+        )
         videos = (self.store if self.replica is None else self.replica).get_videos(union, fields)
         # Only finished videos: frame-level candidates of a video still being written have no "ok" row yet,
         # and their frames must not enter the cache (which trusts frames to be final under an id).
@@ -133,8 +143,17 @@ class Searcher:
                 if params.rerank:
                     scores["fused"] = float(final[o])
                 start, end, best_t = best_moment(sims[qi, j], mask[j].numpy(), frames[vid])
-                hits.append(Hit(vid, videos.get(vid, {}).get("path", ""), float(final[o]), scores,
-                                (start, end), best_t, dict(videos.get(vid, {}).get("metadata") or {})))
+                hits.append(
+                    Hit(
+                        vid,
+                        videos.get(vid, {}).get("path", ""),
+                        float(final[o]),
+                        scores,
+                        (start, end),
+                        best_t,
+                        dict(videos.get(vid, {}).get("metadata") or {}),
+                    )
+                )
             out.append(hits)
         return out
 
@@ -142,8 +161,10 @@ class Searcher:
         if params.aggregation == "learned":
             missing = [v for v in union if not videos.get(v, {}).get("learned_head")]
             if missing:
-                raise StoreError(f"{len(missing)} videos have no learned vectors: add a head with "
-                                 "`vidseek index … --aggregator learned:HEAD.pt` first")
+                raise StoreError(
+                    f"{len(missing)} videos have no learned vectors: add a head with "
+                    "`vidseek index … --aggregator learned:HEAD.pt` first"
+                )
             vecs = torch.tensor(np.array([videos[v]["learned_vec"] for v in union]), dtype=torch.float32)
             return torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(vecs, dim=-1).T
         scorer = get_scorer(params.aggregation)
@@ -161,8 +182,9 @@ class Searcher:
 
 def union_candidates(by_video: list[list[dict]], by_frame: list[list[dict]]) -> list[list[str]]:
     """Per query: video-level candidates, then frame-level ones not already in, first occurrence kept."""
-    return [list(dict.fromkeys([h["video_id"] for h in a] + [h["video_id"] for h in b]))
-            for a, b in zip(by_video, by_frame)]
+    return [
+        list(dict.fromkeys([h["video_id"] for h in a] + [h["video_id"] for h in b])) for a, b in zip(by_video, by_frame)
+    ]
 
 
 def best_moment(sims: np.ndarray, mask: np.ndarray, frames: dict) -> tuple[float, float, float]:

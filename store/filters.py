@@ -4,6 +4,7 @@ Milvus Lite 3.2 does not support ``filter_params`` templating, so values are ren
 JSON-escaped inside double quotes (control characters rejected), numbers must be finite numbers, field
 names must be plain identifiers from an allow-list the caller passes.
 """
+
 from __future__ import annotations
 
 import json

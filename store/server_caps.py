@@ -5,6 +5,7 @@ Milvus 2.3 refuses a collection with two vector fields and has no ``group_by_fie
 on 2.3.5: 37 repeated videos over 20 searches of 8), so the capability is read from the version, never
 probed by trying. Milvus Lite (the local engine) has both.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,9 @@ class ServerCaps:
     def from_version(cls, version: str) -> "ServerCaps":
         m = re.match(r"v?(\d+)\.(\d+)", version or "")
         if not m:
-            log.warning("unknown Milvus version %r: assuming the features of 2.3 (no grouping, one vector field)",
-                        version)
+            log.warning(
+                "unknown Milvus version %r: assuming the features of 2.3 (no grouping, one vector field)", version
+            )
             return cls(version or "unknown", group_by=False, multi_vector=False)
         at_least_2_4 = (int(m.group(1)), int(m.group(2))) >= (2, 4)
         return cls(version, group_by=at_least_2_4, multi_vector=at_least_2_4)

@@ -9,6 +9,7 @@
 ``uri``: a local path (Milvus Lite; the path is a directory, one process at a time) or
 ``http(s)://host:19530`` (a Milvus server).
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,20 @@ logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
 
 log = logging.getLogger(__name__)
 
-VIDEO_FIELDS = ["video_id", "path", "status", "stage", "error", "duration", "n_frames", "lost", "decoder",
-                "sampling", "learned_head", "metadata"]
+VIDEO_FIELDS = [
+    "video_id",
+    "path",
+    "status",
+    "stage",
+    "error",
+    "duration",
+    "n_frames",
+    "lost",
+    "decoder",
+    "sampling",
+    "learned_head",
+    "metadata",
+]
 FRAME_FIELDS = ["pk", "video_id", "idx", "t", "t_start", "t_end", "norm"]
 ID_LEN, PATH_LEN, ERR_LEN = 64, 4096, 2048
 PAGE = 4096
@@ -63,19 +76,36 @@ def frame_pk(video_id: str, idx: int) -> str:
     return f"{video_id}:{int(idx):06d}"
 
 
-def frame_rows(video_id: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray, t_end: np.ndarray,
-               vectors: np.ndarray) -> list[dict]:
+def frame_rows(
+    video_id: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray, t_end: np.ndarray, vectors: np.ndarray
+) -> list[dict]:
     """Frame collection rows: unit vector + its norm (raw = vec · norm, for query weighting)."""
     norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
     unit = vectors / np.maximum(norms, 1e-12)[:, None]  # [n, D]
-    return [{"pk": frame_pk(video_id, i), "video_id": video_id, "idx": int(i), "t": float(a), "t_start": float(b),
-             "t_end": float(c), "norm": float(n), "vec": u}
-            for i, a, b, c, n, u in zip(idx, t, t_start, t_end, norms, unit.astype(np.float32))]
+    return [
+        {
+            "pk": frame_pk(video_id, i),
+            "video_id": video_id,
+            "idx": int(i),
+            "t": float(a),
+            "t_start": float(b),
+            "t_end": float(c),
+            "norm": float(n),
+            "vec": u,
+        }
+        for i, a, b, c, n, u in zip(idx, t, t_start, t_end, norms, unit.astype(np.float32))
+    ]
 
 
 class VideoStore:
-    def __init__(self, uri: str = "./vidseek.db", prefix: str = "vidseek", token: str = "",
-                 lock_wait_s: float = 15.0, caps: ServerCaps | None = None):
+    def __init__(
+        self,
+        uri: str = "./vidseek.db",
+        prefix: str = "vidseek",
+        token: str = "",
+        lock_wait_s: float = 15.0,
+        caps: ServerCaps | None = None,
+    ):
         """``caps``: what the server can do; read from its version when not given (tests pass 2.3's to run
         the fallbacks on Lite)."""
         from pymilvus import MilvusClient  # imported here: importing pymilvus costs ~0.5 s
@@ -91,8 +121,9 @@ class VideoStore:
             Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.client = self._connect(MilvusClient, token, lock_wait_s)
         if caps is None:
-            caps = ServerCaps.from_version(self.client.get_server_version()) if is_server_uri(uri) else \
-                ServerCaps.lite()
+            caps = (
+                ServerCaps.from_version(self.client.get_server_version()) if is_server_uri(uri) else ServerCaps.lite()
+            )
         self.caps = caps
         self.has_learned = caps.multi_vector  # whether the videos collection holds learned_vec
         if self.client.has_collection(self.meta):
@@ -113,12 +144,16 @@ class VideoStore:
                     time.sleep(0.5)
                     continue
                 if is_server_uri(self.uri):
-                    raise StoreError(f"cannot reach the Milvus server at {self.uri} ({type(e).__name__}: "
-                                     f"{str(e).splitlines()[0][:300]}): is it running and is the URI right? See the "
-                                     "README, \"Milvus server\"") from e
-                hint = ("is another vidseek process (index job or server) using it? Milvus Lite allows one process "
-                        "per store: wait for it or stop it; if `vidseek serve` holds it, index through the service "
-                        "(POST /ingest); or use a Milvus server URI")
+                    raise StoreError(
+                        f"cannot reach the Milvus server at {self.uri} ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:300]}): is it running and is the URI right? See the "
+                        'README, "Milvus server"'
+                    ) from e
+                hint = (
+                    "is another vidseek process (index job or server) using it? Milvus Lite allows one process "
+                    "per store: wait for it or stop it; if `vidseek serve` holds it, index through the service "
+                    "(POST /ingest); or use a Milvus server URI"
+                )
                 raise StoreBusyError(f"cannot open store {self.uri}: {type(e).__name__}: {e}. {hint}") from e
 
     def _load(self) -> None:
@@ -217,8 +252,9 @@ class VideoStore:
             raise StoreError(f"store {self.uri} is empty: run `vidseek index SOURCE --store {self.uri}` first")
 
     # -- writes -----------------------------------------------------------------------------------
-    def insert_frames(self, video_id: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray,
-                      t_end: np.ndarray, vectors: np.ndarray) -> int:
+    def insert_frames(
+        self, video_id: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray, t_end: np.ndarray, vectors: np.ndarray
+    ) -> int:
         """Frame rows of one video; ``vectors`` are raw [n, D] CLIP features."""
         if not len(idx):
             return 0
@@ -244,8 +280,16 @@ class VideoStore:
             for f in ("mean_vec", "learned_vec") if self.has_learned else ("mean_vec",):
                 v = r.get(f)
                 r[f] = zeros if v is None else np.asarray(v, np.float32)
-            for f, default in (("status", "ok"), ("stage", ""), ("decoder", ""), ("sampling", ""),
-                               ("learned_head", ""), ("duration", 0.0), ("n_frames", 0), ("lost", 0)):
+            for f, default in (
+                ("status", "ok"),
+                ("stage", ""),
+                ("decoder", ""),
+                ("sampling", ""),
+                ("learned_head", ""),
+                ("duration", 0.0),
+                ("n_frames", 0),
+                ("lost", 0),
+            ):
                 r.setdefault(f, default)
             out.append(r)
         self.client.upsert(self.videos, out)
@@ -254,14 +298,14 @@ class VideoStore:
         """All rows (video and frames) of these videos."""
         ids = list(video_ids)
         for i in range(0, len(ids), 512):
-            part = ids[i:i + 512]
+            part = ids[i : i + 512]
             self.client.delete(self.frames, filter=in_list("video_id", part))
             self.client.delete(self.videos, filter=in_list("video_id", part))
 
     def delete_frames(self, video_ids: Iterable[str]) -> None:
         ids = list(video_ids)
         for i in range(0, len(ids), 512):
-            self.client.delete(self.frames, filter=in_list("video_id", ids[i:i + 512]))
+            self.client.delete(self.frames, filter=in_list("video_id", ids[i : i + 512]))
 
     # -- reads ------------------------------------------------------------------------------------
     def iter_query(self, collection: str, filter: str, fields: list[str]) -> Iterator[dict]:
@@ -282,8 +326,9 @@ class VideoStore:
         fields, fill = self._readable(fields or VIDEO_FIELDS)
         out: dict[str, dict] = {}
         for i in range(0, len(video_ids), 512):
-            rows = self.client.query(self.videos, filter=in_list("video_id", video_ids[i:i + 512]),
-                                     output_fields=fields)
+            rows = self.client.query(
+                self.videos, filter=in_list("video_id", video_ids[i : i + 512]), output_fields=fields
+            )
             out.update({r["video_id"]: {**r, **fill} for r in rows})
         return out
 
@@ -294,15 +339,17 @@ class VideoStore:
         return [f for f in fields if f != "learned_vec"], {"learned_vec": np.zeros(self.dim, np.float32)}
 
     def no_learned_error(self) -> StoreError:
-        return StoreError(f"store {self.uri} holds no learned vectors: Milvus {self.caps.version} allows one vector "
-                          "field per collection (learned heads need Milvus 2.4 or newer, or Milvus Lite)")
+        return StoreError(
+            f"store {self.uri} holds no learned vectors: Milvus {self.caps.version} allows one vector "
+            "field per collection (learned heads need Milvus 2.4 or newer, or Milvus Lite)"
+        )
 
     def frames_of(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
         """Frame data per video, sorted by idx: t, t_start, t_end [T], raw vectors [T, D]."""
         rows: list[dict] = []
         fields = ["video_id", "idx", "t", "t_start", "t_end", "norm", "vec"]
         for i in range(0, len(video_ids), 256):
-            expr = in_list("video_id", video_ids[i:i + 256])
+            expr = in_list("video_id", video_ids[i : i + 256])
             # One plain query per 256 videos (an iterator costs extra round trips); page only when it fills.
             part = self.client.query(self.frames, filter=expr, output_fields=fields, limit=QUERY_LIMIT)
             rows.extend(part if len(part) < QUERY_LIMIT else self.iter_query(self.frames, expr, fields))
@@ -321,16 +368,23 @@ class VideoStore:
         return self.count(self.frames, f"video_id == {quote(video_id)}" if video_id else "")
 
     # -- search -----------------------------------------------------------------------------------
-    def search_videos(self, queries: np.ndarray, k: int, field: str = "mean_vec", filter: str = "",
-                      fields: list[str] | None = None) -> list[list[dict]]:
+    def search_videos(
+        self, queries: np.ndarray, k: int, field: str = "mean_vec", filter: str = "", fields: list[str] | None = None
+    ) -> list[list[dict]]:
         """ANN over video vectors; queries [Q, D] unit. Per query: [{video_id, score, ...fields}]."""
         if field == "learned_vec" and not self.has_learned:
             raise self.no_learned_error()
         # the id asked for as an output field: a hit's own key for it differs (Lite: "video_id", 2.3: "id")
         out_fields = list(dict.fromkeys([*(fields or ["path"]), "video_id"]))
-        res = self.client.search(self.videos, data=[q.astype(np.float32) for q in queries], limit=k,
-                                 anns_field=field, filter=filter, output_fields=out_fields,
-                                 search_params={"metric_type": "IP", "params": {"ef": max(64, k)}})
+        res = self.client.search(
+            self.videos,
+            data=[q.astype(np.float32) for q in queries],
+            limit=k,
+            anns_field=field,
+            filter=filter,
+            output_fields=out_fields,
+            search_params={"metric_type": "IP", "params": {"ef": max(64, k)}},
+        )
         return [[{**h["entity"], "score": float(h["distance"])} for h in hits] for hits in res]
 
     def search_frames_grouped(self, queries: np.ndarray, k: int, filter: str = "") -> list[list[dict]]:
@@ -342,14 +396,28 @@ class VideoStore:
         data = [q.astype(np.float32) for q in queries]
         fields = ["video_id", "t", "t_start", "t_end"]
         if self.caps.group_by:
-            res = self.client.search(self.frames, data=data, limit=k, anns_field="vec", filter=filter,
-                                     group_by_field="video_id", output_fields=fields,
-                                     search_params={"metric_type": "IP", "params": {"ef": max(64, k * 4)}})
+            res = self.client.search(
+                self.frames,
+                data=data,
+                limit=k,
+                anns_field="vec",
+                filter=filter,
+                group_by_field="video_id",
+                output_fields=fields,
+                search_params={"metric_type": "IP", "params": {"ef": max(64, k * 4)}},
+            )
             return [[{"score": float(h["distance"]), **h["entity"]} for h in hits] for hits in res]
         limit, found = min(k * GROUP_FANOUT, QUERY_LIMIT), None
         while True:  # over-fetch frames while a query lacks k videos and more frames bring more videos
-            res = self.client.search(self.frames, data=data, limit=limit, anns_field="vec", filter=filter,
-                                     output_fields=fields, search_params={"metric_type": "IP", "params": {"ef": limit}})
+            res = self.client.search(
+                self.frames,
+                data=data,
+                limit=limit,
+                anns_field="vec",
+                filter=filter,
+                output_fields=fields,
+                search_params={"metric_type": "IP", "params": {"ef": limit}},
+            )
             hits = [[{"score": float(h["distance"]), **h["entity"]} for h in q_hits] for q_hits in res]
             grouped = [best_per_video(h, k) for h in hits]
             counts = [len(g) for g in grouped]
@@ -378,9 +446,11 @@ def group_frame_rows(rows) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for vid, rs in by.items():
         rs.sort(key=lambda r: r["idx"])
-        out[vid] = {"idx": np.asarray([r["idx"] for r in rs]),
-                    **{k: np.asarray([r[k] for r in rs], np.float32) for k in ("t", "t_start", "t_end", "norm")},
-                    "unit": np.asarray([r["vec"] for r in rs], np.float32)}
+        out[vid] = {
+            "idx": np.asarray([r["idx"] for r in rs]),
+            **{k: np.asarray([r[k] for r in rs], np.float32) for k in ("t", "t_start", "t_end", "norm")},
+            "unit": np.asarray([r["vec"] for r in rs], np.float32),
+        }
     return out
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: real video files generated with the ``ffmpeg`` binary, bad inputs, the tiny model."""
+
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub: no ~46 s hub retries
@@ -24,8 +25,9 @@ VFR_N = 81
 
 def ffmpeg(*args: str) -> None:
     """Run ffmpeg quietly; fail the calling fixture with ffmpeg's own message."""
-    r = subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True, text=True, timeout=120
+    )
     if r.returncode:
         raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {r.stderr[-800:]}")
 
@@ -61,28 +63,80 @@ def _testsrc(seconds: float) -> tuple[str, ...]:
 @pytest.fixture(scope="session")
 def h264_mp4(media) -> Path:
     """6 s H.264, 160x120, 25 fps, a key frame every 25 frames (1 s), moov at the front."""
-    return _make(media, "h264.mp4", *_testsrc(6), "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                 "-g", "25", "-sc_threshold", "0", "-movflags", "+faststart")
+    return _make(
+        media,
+        "h264.mp4",
+        *_testsrc(6),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "25",
+        "-sc_threshold",
+        "0",
+        "-movflags",
+        "+faststart",
+    )
 
 
 @pytest.fixture(scope="session")
 def vp9_webm(media) -> Path:
-    return _make(media, "vp9.webm", *_testsrc(4), "-c:v", "libvpx-vp9", "-b:v", "200k", "-g", "25",
-                 "-deadline", "good", "-cpu-used", "5")
+    return _make(
+        media,
+        "vp9.webm",
+        *_testsrc(4),
+        "-c:v",
+        "libvpx-vp9",
+        "-b:v",
+        "200k",
+        "-g",
+        "25",
+        "-deadline",
+        "good",
+        "-cpu-used",
+        "5",
+    )
 
 
 @pytest.fixture(scope="session")
 def vp9_realtime_webm(media) -> Path:
     """VP9 from ``-deadline realtime -row-mt 1``: decord decodes it with 1 thread, fails with 0 (auto) or 4."""
-    return _make(media, "vp9_rt.webm", *_testsrc(4), "-c:v", "libvpx-vp9", "-deadline", "realtime",
-                 "-cpu-used", "8", "-row-mt", "1", "-b:v", "200k")
+    return _make(
+        media,
+        "vp9_rt.webm",
+        *_testsrc(4),
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-row-mt",
+        "1",
+        "-b:v",
+        "200k",
+    )
 
 
 @pytest.fixture(scope="session")
 def vp9_live_webm(media) -> Path:
     """Realtime VP9 in a live WebM (no duration, no cues): decord refuses to open it."""
-    return _make(media, "vp9_live.webm", *_testsrc(4), "-c:v", "libvpx-vp9", "-deadline", "realtime",
-                 "-b:v", "200k", "-f", "webm", "-live", "1")
+    return _make(
+        media,
+        "vp9_live.webm",
+        *_testsrc(4),
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-b:v",
+        "200k",
+        "-f",
+        "webm",
+        "-live",
+        "1",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -105,15 +159,30 @@ def av1_mp4(media, encoders) -> Path:
 def hevc_mp4(media, encoders) -> Path:
     if "libx265" not in encoders:
         pytest.skip("ffmpeg has no libx265")
-    return _make(media, "hevc.mp4", *_testsrc(3), "-c:v", "libx265", "-preset", "ultrafast",
-                 "-x265-params", "log-level=error:keyint=25", "-pix_fmt", "yuv420p", "-tag:v", "hvc1")
+    return _make(
+        media,
+        "hevc.mp4",
+        *_testsrc(3),
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "log-level=error:keyint=25",
+        "-pix_fmt",
+        "yuv420p",
+        "-tag:v",
+        "hvc1",
+    )
 
 
 @pytest.fixture(scope="session")
 def vfr_mp4(media) -> Path:
     """Variable frame rate (see VFR_PTS), each frame a distinct flat colour."""
-    src = (f"color=c=black:s={W}x{H}:r={FPS}:d={VFR_N / FPS},format=rgb24,"
-           "geq=r='15+12*mod(N,19)':g='15+50*floor(N/19)':b=128,settb=1/1000")
+    src = (
+        f"color=c=black:s={W}x{H}:r={FPS}:d={VFR_N / FPS},format=rgb24,"
+        "geq=r='15+12*mod(N,19)':g='15+50*floor(N/19)':b=128,settb=1/1000"
+    )
     common = ("-f", "lavfi", "-i", src, "-vf", f"setpts='{VFR_PTS}/TB'", "-fps_mode", "vfr")
     tail = ("-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", "-video_track_timescale", "1000")
     try:
@@ -125,8 +194,19 @@ def vfr_mp4(media) -> Path:
 @pytest.fixture(scope="session")
 def long_h264(media) -> Path:
     """10 s H.264 (faststart, GOP 25) for corruption tests."""
-    return _make(media, "long.mp4", *_testsrc(10), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25",
-                 "-movflags", "+faststart")
+    return _make(
+        media,
+        "long.mp4",
+        *_testsrc(10),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "25",
+        "-movflags",
+        "+faststart",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -135,9 +215,18 @@ def rotated(media):
 
     Returns (clip, reference) where the reference PNG is ffmpeg's own auto-rotated first frame, scaled to
     64 px on the short side and centre-cropped to 64x64 (what the decoder should produce)."""
-    base = _make(media, "rot_base.mp4", "-f", "lavfi", "-i",
-                 f"color=c=blue:s={W}x{H}:r={FPS}:d=1,drawbox=x=0:y=0:w=40:h=30:c=red:t=fill",
-                 "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    base = _make(
+        media,
+        "rot_base.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=c=blue:s={W}x{H}:r={FPS}:d=1,drawbox=x=0:y=0:w=40:h=30:c=red:t=fill",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
 
     def make(angle: int) -> tuple[Path, Path]:
         import av

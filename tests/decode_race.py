@@ -5,6 +5,7 @@ none left a Python log callback on FFmpeg's threads, then races decodes in 8 thr
 place (``--python-log-callback`` sets ``av.logging.set_level(av.logging.PANIC)`` again, as vidseek once
 did) it deadlocks within seconds here; without it, it prints ``ok N`` and exits 0.
 """
+
 import sys
 import threading
 from pathlib import Path

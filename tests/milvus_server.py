@@ -5,6 +5,7 @@ namespace of its own (``unshare --net``: it has only a loopback device, nothing 
 this process forwards one port of the host's 127.0.0.1 into it (a thread that enters the namespace with
 ``setns`` to connect). Fresh data directory per test session; stopped by PID; ~10 s to start.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -96,15 +97,27 @@ class MilvusServer:
         exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent))
         log = open(self.data_dir / "server.log", "wb")
         self.proc = subprocess.Popen(
-            ["unshare", "--net", "--", "sh", "-c", f'ip link set lo up && exec "{exe}" --data "{self.data_dir}" '
-             f"--proxy-port {INNER_PORT}"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                "unshare",
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                f'ip link set lo up && exec "{exe}" --data "{self.data_dir}" --proxy-port {INNER_PORT}',
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.forwarder = LoopbackForwarder(self.proc.pid)
         uri = f"http://127.0.0.1:{self.forwarder.port}"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"milvus-server exited ({self.proc.returncode}): "
-                                   f"{(self.data_dir / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"milvus-server exited ({self.proc.returncode}): "
+                    f"{(self.data_dir / 'server.log').read_text()[-2000:]}"
+                )
             if self._healthy(uri):
                 return uri
             time.sleep(0.5)
@@ -122,7 +135,6 @@ class MilvusServer:
             return True
         except Exception:  # noqa: BLE001 — not up yet
             return False
-
 
     def stop(self) -> None:
         """SIGTERM the server's process group (it was started as its own session), wait until every member

@@ -3,6 +3,7 @@
 Never ``ray stop --force`` or ``pkill``: those kill every Ray (or every server) on the machine, including a
 user's job or another test run beside this one.
 """
+
 from __future__ import annotations
 
 import os

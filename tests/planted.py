@@ -6,6 +6,7 @@ Vectors are built around the tiny model's own text vector q of QUERY:
 - ``noise*``:  unrelated frames only.
 Mean pooling prefers ``diffuse``; max pooling and query-weighted pooling prefer ``brief``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,16 @@ def build_planted_store(uri: str, clip: LoadedClip, metadata: dict[str, dict] | 
         t0 = np.arange(n, dtype=np.float32)
         store.insert_frames(vid, np.arange(n), t0 + 0.5, t0, t0 + 1, vecs.astype(np.float32))
         mean = mean_pool(torch.from_numpy(vecs.astype(np.float32)).unsqueeze(0))[0].numpy()
-        rows.append({"video_id": vid, "path": f"/videos/{vid}.mp4", "duration": float(n), "n_frames": n,
-                     "metadata": (metadata or {}).get(vid, {}), "mean_vec": mean})
+        rows.append(
+            {
+                "video_id": vid,
+                "path": f"/videos/{vid}.mp4",
+                "duration": float(n),
+                "n_frames": n,
+                "metadata": (metadata or {}).get(vid, {}),
+                "mean_vec": mean,
+            }
+        )
     store.upsert_videos(rows)
     store.close()
     return videos

@@ -3,6 +3,7 @@
 ``build_corpus(root)`` writes the files and returns {relative name: expected status} ("ok" | "failed"),
 the expectation each index run is checked against file by file. Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,7 @@ def build_corpus(root: Path) -> dict[str, str]:
 
     h264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
     good("h264.mp4", *_src(3), *h264)
-    good("vp9_realtime.webm", *_src(3), "-c:v", "libvpx-vp9", "-deadline", "realtime", "-row-mt", "1",
-         "-cpu-used", "8")
+    good("vp9_realtime.webm", *_src(3), "-c:v", "libvpx-vp9", "-deadline", "realtime", "-row-mt", "1", "-cpu-used", "8")
     good("mjpeg.avi", *_src(2), "-c:v", "mjpeg")
     if "libaom-av1" in enc or "libsvtav1" in enc:
         codec = "libaom-av1" if "libaom-av1" in enc else "libsvtav1"
@@ -59,7 +59,7 @@ def build_corpus(root: Path) -> dict[str, str]:
     _ff(*_src(6), *h264, "-g", "10", str(root / "corrupt_mid.mp4"))
     data = bytearray((root / "corrupt_mid.mp4").read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 1500] = np.random.default_rng(1).integers(0, 256, 1500, dtype=np.uint8).tobytes()
+    data[mid : mid + 1500] = np.random.default_rng(1).integers(0, 256, 1500, dtype=np.uint8).tobytes()
     (root / "corrupt_mid.mp4").write_bytes(bytes(data))
     expect["corrupt_mid.mp4"] = "ok"
 
@@ -108,8 +108,12 @@ def expected_rows(path: Path, sampling: str = "fps:1") -> int:
 
     from vidseek.operators.sampling import SamplingPlan
 
-    out = subprocess.run(["ffprobe", "-v", "quiet", "-select_streams", "v:0", "-show_frames", "-of", "json",
-                          str(path)], capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(
+        ["ffprobe", "-v", "quiet", "-select_streams", "v:0", "-show_frames", "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     frames = [f for f in json.loads(out or "{}").get("frames", []) if f.get("best_effort_timestamp_time")]
     if not frames:
         return 0

@@ -4,6 +4,7 @@
 (frames first, the video row last), decoding and encoding in this process: the service's ingest machinery
 is tested without a Ray start (tens of seconds on a small machine). One slow test runs the real job.
 """
+
 from __future__ import annotations
 
 import socket
@@ -22,8 +23,15 @@ from vidseek.pipeline.sources import discover
 from vidseek.store.video_store import VideoStore
 
 
-def index_video(store: VideoStore, clip, path: str, video_id: str, sampling: str = "fps:1",
-                metadata: dict | None = None, delay_s: float = 0.0) -> dict:
+def index_video(
+    store: VideoStore,
+    clip,
+    path: str,
+    video_id: str,
+    sampling: str = "fps:1",
+    metadata: dict | None = None,
+    delay_s: float = 0.0,
+) -> dict:
     """Decode, encode and write one video (frame rows, then its video row); returns the row."""
     summary = DecodeSummary()
     row = {"video_id": video_id, "path": path, "sampling": sampling, "metadata": metadata or {}}
@@ -41,8 +49,13 @@ def index_video(store: VideoStore, clip, path: str, video_id: str, sampling: str
         row.update(status="failed", stage="decode", error=str(e), n_frames=0)
     else:
         v = torch.from_numpy(np.concatenate(vectors))
-        row.update(status="ok", n_frames=len(v), duration=summary.duration, decoder=summary.decoder,
-                   mean_vec=mean_pool(v.unsqueeze(0))[0].numpy())
+        row.update(
+            status="ok",
+            n_frames=len(v),
+            duration=summary.duration,
+            decoder=summary.decoder,
+            mean_vec=mean_pool(v.unsqueeze(0))[0].numpy(),
+        )
     store.upsert_videos([row])
     return row
 
@@ -86,8 +99,9 @@ class LiveServer:
         import uvicorn
 
         self.port = port or free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -110,13 +124,61 @@ def small_library(root: Path, ffmpeg) -> dict[str, Path]:
     root.mkdir(parents=True, exist_ok=True)
     clips = {"redblue": root / "redblue.mp4", "bars": root / "bars.mp4", "clock": root / "clock.webm"}
     if not clips["redblue"].exists():
-        ffmpeg("-f", "lavfi", "-i", "color=c=red:s=160x120:r=25:d=2", "-f", "lavfi", "-i",
-               "color=c=blue:s=160x120:r=25:d=2", "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]",
-               "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", "-movflags", "+faststart", str(clips["redblue"]))
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=160x120:r=25:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=160x120:r=25:d=2",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1[v]",
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "25",
+            "-movflags",
+            "+faststart",
+            str(clips["redblue"]),
+        )
     if not clips["bars"].exists():
-        ffmpeg("-f", "lavfi", "-i", "smptebars=size=160x120:rate=25:duration=3", "-c:v", "libx264",
-               "-pix_fmt", "yuv420p", "-g", "25", "-movflags", "+faststart", str(clips["bars"]))
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "smptebars=size=160x120:rate=25:duration=3",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "25",
+            "-movflags",
+            "+faststart",
+            str(clips["bars"]),
+        )
     if not clips["clock"].exists():
-        ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3", "-c:v", "libvpx-vp9",
-               "-b:v", "200k", "-deadline", "realtime", "-cpu-used", "8", "-g", "25", str(clips["clock"]))
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=25:duration=3",
+            "-c:v",
+            "libvpx-vp9",
+            "-b:v",
+            "200k",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-g",
+            "25",
+            str(clips["clock"]),
+        )
     return clips

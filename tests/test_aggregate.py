@@ -1,4 +1,5 @@
 """Aggregators (docs/methods.md) against small independent numpy references."""
+
 import numpy as np
 import pytest
 import torch

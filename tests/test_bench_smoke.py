@@ -1,4 +1,5 @@
 """Every bench script runs at tiny size and prints parseable figures (no timing thresholds: not a test of speed)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_bench(tmp_path, *args: str) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", VIDSEEK_BENCH_MEDIA=str(tmp_path / "media"))
-    proc = subprocess.run([sys.executable, *args, "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, *args, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -24,8 +26,14 @@ def run_bench(tmp_path, *args: str) -> dict:
 def test_pipeline_efficiency_smoke(tmp_path):
     out = run_bench(tmp_path, "bench/pipeline_efficiency.py", "--smoke")
     assert out["frames"] == 8 and out["videos"] == 2  # 2 clips × 4 s at fps:1
-    for key in ("decode_only_fps", "encode_only_fps", "vidseek_wall_fps", "peer_sequential_fps",
-                "peer_decode_all_fps", "peak_rss_gb_all_processes"):
+    for key in (
+        "decode_only_fps",
+        "encode_only_fps",
+        "vidseek_wall_fps",
+        "peer_sequential_fps",
+        "peer_decode_all_fps",
+        "peak_rss_gb_all_processes",
+    ):
         assert out[key] > 0, key
     assert 0 < out["efficiency_wall"]
     assert "efficiency_steady" in out  # NaN here: 2 short videos leave no second half to time
@@ -43,12 +51,24 @@ def test_gpu_pipeline_smoke_runs_on_cpu(tmp_path):
 
 
 def test_search_latency_smoke(tmp_path):
-    out = run_bench(tmp_path, "bench/search_latency.py", "--videos", "60", "--frames", "4", "--queries", "3",
-                    "--model", "tiny-random")
+    out = run_bench(
+        tmp_path,
+        "bench/search_latency.py",
+        "--videos",
+        "60",
+        "--frames",
+        "4",
+        "--queries",
+        "3",
+        "--model",
+        "tiny-random",
+    )
     assert out["frame_vectors"] == 240
-    assert set(out["configs"]) == {f"{c} [{m}]" for c in ("mean, no rerank", "query-weighted + rerank@100",
-                                                          "max + rerank@100")
-                                    for m in ("store, cold", "store, warm", "in-memory")}
+    assert set(out["configs"]) == {
+        f"{c} [{m}]"
+        for c in ("mean, no rerank", "query-weighted + rerank@100", "max + rerank@100")
+        for m in ("store, cold", "store, warm", "in-memory")
+    }
     assert out["replica_load_s"] >= 0
     assert all(r["p50_ms"] > 0 for r in out["configs"].values())
 

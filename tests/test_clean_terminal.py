@@ -1,4 +1,5 @@
 """A successful index job prints nothing that looks like an error (Ray's benign lines go to the log)."""
+
 from __future__ import annotations
 
 import io
@@ -14,9 +15,11 @@ from test_index_job import make_clip
 from vidseek.pipeline.quiet_ray import _pump
 
 ROOT = Path(__file__).resolve().parents[1]
-BENIGN_E = (b"[2026-12-01 09:06:04,359 E 23605 23605] core_worker.cc:2465: Actor with class name: "
-            b"'MapWorker(MapBatches(EncodeStage))' and ID: '3f0ac33748d6f3ded4fd27bb01000000' has constructor "
-            b"arguments in the object store and max_restarts > 0. If the arguments ... for more details.\n")
+BENIGN_E = (
+    b"[2026-12-01 09:06:04,359 E 23605 23605] core_worker.cc:2465: Actor with class name: "
+    b"'MapWorker(MapBatches(EncodeStage))' and ID: '3f0ac33748d6f3ded4fd27bb01000000' has constructor "
+    b"arguments in the object store and max_restarts > 0. If the arguments ... for more details.\n"
+)
 
 
 def _filtered(data: bytes, show: bool = False) -> bytes:
@@ -42,11 +45,18 @@ def test_a_successful_index_prints_no_error_looking_line(tmp_path):
     for i in range(3):
         make_clip(lib / f"c{i}.mp4", 2)
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}  # Ray's default: the notice case
-    r = subprocess.run([sys.executable, "-m", "vidseek", "index", str(lib), "--store", str(tmp_path / "s.db")],
-                       cwd=ROOT, env=dict(env, HF_HUB_OFFLINE="1"), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "vidseek", "index", str(lib), "--store", str(tmp_path / "s.db")],
+        cwd=ROOT,
+        env=dict(env, HF_HUB_OFFLINE="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "indexed 3" in r.stdout
-    looks_bad = re.compile(r"\] .*\.cc:\d+:| E \d+ \d+\]|Token authentication|Traceback|ERROR|WARNING|Error",
-                           re.IGNORECASE)
+    looks_bad = re.compile(
+        r"\] .*\.cc:\d+:| E \d+ \d+\]|Token authentication|Traceback|ERROR|WARNING|Error", re.IGNORECASE
+    )
     bad = [line for line in (r.stdout + r.stderr).splitlines() if looks_bad.search(line)]
     assert not bad, bad

@@ -1,4 +1,5 @@
 """``--config FILE.toml``: keys are the options, the command line wins, bad keys and types are refused."""
+
 from __future__ import annotations
 
 import os
@@ -10,14 +11,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def vidseek(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vidseek", *args], cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), COLUMNS="200"),
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vidseek", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), COLUMNS="200"),
+        timeout=120,
+    )
 
 
 def test_values_come_from_the_file_and_the_command_line_wins(tmp_path):
-    (tmp_path / "job.toml").write_text('[index]\nsource = "/no/such/library"\ndecode-timeout = 5\n'
-                                       '[search]\nk = 3\n')
+    (tmp_path / "job.toml").write_text('[index]\nsource = "/no/such/library"\ndecode-timeout = 5\n[search]\nk = 3\n')
     r = vidseek("index", "--config", "job.toml", cwd=tmp_path)
     assert r.returncode != 0 and "/no/such/library" in r.stderr + r.stdout  # the file's source was used
     r = vidseek("index", "/other/place", "--config", "job.toml", cwd=tmp_path)

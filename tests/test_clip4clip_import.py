@@ -5,6 +5,7 @@ The layout below is spelled out from OpenAI's CLIP ``model.py`` and CLIP4Clip's 
 tower of 4 layers of width 64, embed dim 64, and a 4-block ``transformerClip``. The head's output is compared
 with a numpy re-computation of the official seqTransf forward pass.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -16,30 +17,59 @@ from vidseek.pipeline.clip4clip_import import import_clip4clip, infer_model_name
 
 W, EMBED, PATCH, IMAGE, CTX, VOCAB = 64, 64, 16, 32, 77, 49408
 NAME = "c4c-small-test"
-CONFIG = {"embed_dim": EMBED, "quick_gelu": True,
-          "vision_cfg": {"image_size": IMAGE, "layers": 2, "width": W, "patch_size": PATCH, "head_width": 32},
-          "text_cfg": {"context_length": CTX, "vocab_size": VOCAB, "width": W, "heads": 2, "layers": 4}}
+CONFIG = {
+    "embed_dim": EMBED,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": IMAGE, "layers": 2, "width": W, "patch_size": PATCH, "head_width": 32},
+    "text_cfg": {"context_length": CTX, "vocab_size": VOCAB, "width": W, "heads": 2, "layers": 4},
+}
 
 
 def block_shapes(prefix: str, w: int) -> dict:
     """One CLIP ResidualAttentionBlock (nn.MultiheadAttention + ln_1 + mlp c_fc/c_proj + ln_2)."""
-    return {f"{prefix}.attn.in_proj_weight": (3 * w, w), f"{prefix}.attn.in_proj_bias": (3 * w,),
-            f"{prefix}.attn.out_proj.weight": (w, w), f"{prefix}.attn.out_proj.bias": (w,),
-            f"{prefix}.ln_1.weight": (w,), f"{prefix}.ln_1.bias": (w,),
-            f"{prefix}.mlp.c_fc.weight": (4 * w, w), f"{prefix}.mlp.c_fc.bias": (4 * w,),
-            f"{prefix}.mlp.c_proj.weight": (w, 4 * w), f"{prefix}.mlp.c_proj.bias": (w,),
-            f"{prefix}.ln_2.weight": (w,), f"{prefix}.ln_2.bias": (w,)}
+    return {
+        f"{prefix}.attn.in_proj_weight": (3 * w, w),
+        f"{prefix}.attn.in_proj_bias": (3 * w,),
+        f"{prefix}.attn.out_proj.weight": (w, w),
+        f"{prefix}.attn.out_proj.bias": (w,),
+        f"{prefix}.ln_1.weight": (w,),
+        f"{prefix}.ln_1.bias": (w,),
+        f"{prefix}.mlp.c_fc.weight": (4 * w, w),
+        f"{prefix}.mlp.c_fc.bias": (4 * w,),
+        f"{prefix}.mlp.c_proj.weight": (w, 4 * w),
+        f"{prefix}.mlp.c_proj.bias": (w,),
+        f"{prefix}.ln_2.weight": (w,),
+        f"{prefix}.ln_2.bias": (w,),
+    }
 
 
-def official_shapes(head: str = "seqTransf", W=W, EMBED=EMBED, PATCH=PATCH, IMAGE=IMAGE, vision_layers=2,
-                    text_layers=4, vision_width=None) -> dict:
+def official_shapes(
+    head: str = "seqTransf",
+    W=W,
+    EMBED=EMBED,
+    PATCH=PATCH,
+    IMAGE=IMAGE,
+    vision_layers=2,
+    text_layers=4,
+    vision_width=None,
+) -> dict:
     VW = vision_width or W
-    s = {"clip.visual.class_embedding": (VW,), "clip.visual.positional_embedding": ((IMAGE // PATCH) ** 2 + 1, VW),
-         "clip.visual.conv1.weight": (VW, 3, PATCH, PATCH), "clip.visual.ln_pre.weight": (VW,),
-         "clip.visual.ln_pre.bias": (VW,), "clip.visual.ln_post.weight": (VW,), "clip.visual.ln_post.bias": (VW,),
-         "clip.visual.proj": (VW, EMBED), "clip.positional_embedding": (CTX, W),
-         "clip.token_embedding.weight": (VOCAB, W), "clip.ln_final.weight": (W,), "clip.ln_final.bias": (W,),
-         "clip.text_projection": (W, EMBED), "clip.logit_scale": ()}
+    s = {
+        "clip.visual.class_embedding": (VW,),
+        "clip.visual.positional_embedding": ((IMAGE // PATCH) ** 2 + 1, VW),
+        "clip.visual.conv1.weight": (VW, 3, PATCH, PATCH),
+        "clip.visual.ln_pre.weight": (VW,),
+        "clip.visual.ln_pre.bias": (VW,),
+        "clip.visual.ln_post.weight": (VW,),
+        "clip.visual.ln_post.bias": (VW,),
+        "clip.visual.proj": (VW, EMBED),
+        "clip.positional_embedding": (CTX, W),
+        "clip.token_embedding.weight": (VOCAB, W),
+        "clip.ln_final.weight": (W,),
+        "clip.ln_final.bias": (W,),
+        "clip.text_projection": (W, EMBED),
+        "clip.logit_scale": (),
+    }
     for i in range(vision_layers):
         s.update(block_shapes(f"clip.visual.transformer.resblocks.{i}", VW))
     for i in range(text_layers):
@@ -50,8 +80,14 @@ def official_shapes(head: str = "seqTransf", W=W, EMBED=EMBED, PATCH=PATCH, IMAG
         for i in range(4):
             s.update(block_shapes(f"transformerClip.resblocks.{i}", W))
     if head == "seqLSTM":
-        s.update({"lstm_visual.weight_ih_l0": (4 * W, W), "lstm_visual.weight_hh_l0": (4 * W, W),
-                  "lstm_visual.bias_ih_l0": (4 * W,), "lstm_visual.bias_hh_l0": (4 * W,)})
+        s.update(
+            {
+                "lstm_visual.weight_ih_l0": (4 * W, W),
+                "lstm_visual.weight_hh_l0": (4 * W, W),
+                "lstm_visual.bias_ih_l0": (4 * W,),
+                "lstm_visual.bias_hh_l0": (4 * W,),
+            }
+        )
     return s
 
 
@@ -210,10 +246,11 @@ def test_seqlstm_checkpoint(tmp_path):
     # official: pack_padded_sequence → LSTM → pad_packed_sequence, + original, meanP
     frames, mask = (torch.from_numpy(a).float() for a in frames_and_mask(2))
     lstm = torch.nn.LSTM(W, W, batch_first=True)
-    lstm.load_state_dict({k[len("lstm_visual."):]: v for k, v in sd.items() if k.startswith("lstm_visual.")})
+    lstm.load_state_dict({k[len("lstm_visual.") :]: v for k, v in sd.items() if k.startswith("lstm_visual.")})
     with torch.no_grad():
-        packed = torch.nn.utils.rnn.pack_padded_sequence(frames, mask.sum(-1).long(), batch_first=True,
-                                                         enforce_sorted=False)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            frames, mask.sum(-1).long(), batch_first=True, enforce_sorted=False
+        )
         out, _ = torch.nn.utils.rnn.pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=12)
         x = torch.nn.functional.normalize(out + frames, dim=-1) * mask[..., None]
         ref = torch.nn.functional.normalize(x.sum(1) / mask.sum(1, keepdim=True), dim=-1)
@@ -251,7 +288,8 @@ def test_incomplete_or_wrong_checkpoints_are_reported(tmp_path):
 @pytest.mark.parametrize("patch,name", [(32, "ViT-B-32-quickgelu"), (16, "ViT-B-16-quickgelu")])
 def test_infers_real_openai_architectures(patch, name):
     """Full-size official layouts (meta tensors: shapes only) resolve to open_clip's QuickGELU configs."""
-    shapes = official_shapes("seqTransf", W=512, EMBED=512, PATCH=patch, IMAGE=224, vision_layers=12,
-                             text_layers=12, vision_width=768)
+    shapes = official_shapes(
+        "seqTransf", W=512, EMBED=512, PATCH=patch, IMAGE=224, vision_layers=12, text_layers=12, vision_width=768
+    )
     sd = {k[5:]: torch.empty(v, device="meta") for k, v in shapes.items() if k.startswith("clip.")}
     assert infer_model_name(sd) == name

@@ -1,4 +1,5 @@
 """ray_cluster.yaml passes Ray's own cluster-launcher validation."""
+
 from __future__ import annotations
 
 from pathlib import Path

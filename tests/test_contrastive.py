@@ -1,4 +1,5 @@
 """The one contrastive loss against independent references: plain CE, soft multi-positive targets, masking."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,16 +24,19 @@ def test_shared_keys_as_positives_spread_the_target():
     keys = torch.tensor([0, 0, 1, 2])
     logits = 10.0 * a @ b.T
     pos = (keys[:, None] == keys[None, :]).float()
-    ref = (-(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
-           - (pos / pos.sum(0, keepdim=True) * logits.log_softmax(0)).sum(0).mean()) / 2
+    ref = (
+        -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+        - (pos / pos.sum(0, keepdim=True) * logits.log_softmax(0)).sum(0).mean()
+    ) / 2
     assert torch.allclose(symmetric_infonce(a, b, 10.0, keys, "positive"), ref)
 
 
 def test_shared_keys_ignored_are_neither_positive_nor_negative():
     a, b = _unit(4, 8), _unit(4, 8)
     keys = torch.tensor([0, 0, 1, 2])
-    logits = (10.0 * a @ b.T).masked_fill(torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0], [0] * 4, [0] * 4]).bool(),
-                                          float("-inf"))
+    logits = (10.0 * a @ b.T).masked_fill(
+        torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0], [0] * 4, [0] * 4]).bool(), float("-inf")
+    )
     t = torch.arange(4)
     ref = (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t)) / 2
     got = symmetric_infonce(a, b, 10.0, keys, "ignored")

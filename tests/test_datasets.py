@@ -1,4 +1,5 @@
 """Caption dataset layouts (MSR-VTT JSON and 1k-A CSV, plain CSV, JSONL) and video resolution."""
+
 import json
 
 import pytest
@@ -40,10 +41,14 @@ def test_msrvtt_json_all_split_and_ids(msrvtt_json):
 
 def test_msrvtt_1ka_csv_and_plain_formats(tmp_path):
     p = tmp_path / "MSRVTT_JSFUSION_test.csv"
-    p.write_text("key,vid_key,video_id,sentence\nret0,msr7020,video7020,a family is having conversation\n"
-                 'ret1,msr7021,video7021,"a man, a plan"\n')
-    assert load_captions(p) == [CaptionPair("video7020", "a family is having conversation"),
-                                CaptionPair("video7021", "a man, a plan")]
+    p.write_text(
+        "key,vid_key,video_id,sentence\nret0,msr7020,video7020,a family is having conversation\n"
+        'ret1,msr7021,video7021,"a man, a plan"\n'
+    )
+    assert load_captions(p) == [
+        CaptionPair("video7020", "a family is having conversation"),
+        CaptionPair("video7021", "a man, a plan"),
+    ]
     c = tmp_path / "caps.csv"
     c.write_text("video,caption\nclips/a.mp4,a dog\n")
     assert load_captions(c) == [CaptionPair("clips/a.mp4", "a dog")]
@@ -70,15 +75,22 @@ def test_resolve_videos_and_missing_report(tmp_path):
     (root / "sub").mkdir(parents=True)
     for name in ("video0.mp4", "video1.webm", "sub/clip.avi"):
         (root / name).write_bytes(b"x")
-    pairs = [CaptionPair("video0", "a"), CaptionPair("video1", "b"), CaptionPair("sub/clip.avi", "c"),
-             CaptionPair("video0", "d")]
+    pairs = [
+        CaptionPair("video0", "a"),
+        CaptionPair("video1", "b"),
+        CaptionPair("sub/clip.avi", "c"),
+        CaptionPair("video0", "d"),
+    ]
     out = resolve_videos(pairs, root)
-    assert [p.video for p in out] == [str(root / "video0.mp4"), str(root / "video1.webm"),
-                                      str(root / "sub/clip.avi"), str(root / "video0.mp4")]
+    assert [p.video for p in out] == [
+        str(root / "video0.mp4"),
+        str(root / "video1.webm"),
+        str(root / "sub/clip.avi"),
+        str(root / "video0.mp4"),
+    ]
     expected = r"2 of 3 videos \(dataset caps\.json\).*\['video8', 'video9'\]"
     with pytest.raises(FileNotFoundError, match=expected):
-        resolve_videos(pairs[:1] + [CaptionPair("video8", "x"), CaptionPair("video9", "y")], root,
-                       source="caps.json")
+        resolve_videos(pairs[:1] + [CaptionPair("video8", "x"), CaptionPair("video9", "y")], root, source="caps.json")
 
 
 def test_index_pairs_ground_truth():

@@ -1,4 +1,5 @@
 """Model registry, load_clip (offline: tags fail fast, local checkpoints work), ImageEncoder, text encoding."""
+
 import logging
 import time
 
@@ -94,8 +95,12 @@ def test_image_encoder_encodes_frames(encoder, frames):
 def _stage_batch(frames):
     rows = FrameRows.of_video("a", "a.mp4", np.arange(2), np.zeros(2), np.zeros(2), np.ones(2), frames[:2])
     more = FrameRows.of_video("b", "b.mp4", np.arange(2), np.zeros(2), np.zeros(2), np.ones(2), frames[2:])
-    both = FrameRows(*(np.concatenate([getattr(rows, k), getattr(more, k)]) for k in (
-        "video_id", "path", "idx", "t", "t_start", "t_end", "payload")))
+    both = FrameRows(
+        *(
+            np.concatenate([getattr(rows, k), getattr(more, k)])
+            for k in ("video_id", "path", "idx", "t", "t_start", "t_end", "payload")
+        )
+    )
     return to_batch(both, [VideoEnd("a", "a.mp4", "ok", n_frames=2)])
 
 
@@ -117,8 +122,7 @@ def test_encode_stage_turns_an_encoder_error_into_the_videos_failures(frames, mo
     def out_of_memory(batch):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(stage, "encoder", type("Oom", (), {"__call__": staticmethod(out_of_memory),
-                                                           "embed_dim": 64})())
+    monkeypatch.setattr(stage, "encoder", type("Oom", (), {"__call__": staticmethod(out_of_memory), "embed_dim": 64})())
     encoded, records = from_batch(stage(_stage_batch(frames)))
     assert len(encoded) == 0 and encoded.payload.shape == (0, 64)
     assert records[0] == VideoEnd("a", "a.mp4", "ok", n_frames=2)

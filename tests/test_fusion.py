@@ -25,8 +25,7 @@ def test_minmax_rows_and_inf():
 
 def test_fuse_golden():
     # minmax(initial) = [1, 0, .5], minmax(fine) = [.5, 1, 0]
-    np.testing.assert_allclose(fuse(np.array([10.0, 0.0, 5.0]), np.array([0.2, 0.3, 0.1]), 0.4),
-                               [0.7, 0.6, 0.2])
+    np.testing.assert_allclose(fuse(np.array([10.0, 0.0, 5.0]), np.array([0.2, 0.3, 0.1]), 0.4), [0.7, 0.6, 0.2])
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.1, float("nan")])
@@ -50,7 +49,7 @@ def rerank_order(ids, initial, fine, alpha=0.4, depth=None):
 
 IDS = ["a", "b", "c"]
 INITIAL = np.array([1.0, 0.9, 0.0])  # minmax -> [1, .9, 0]
-FINE = np.array([0.0, 1.0, 0.9])     # minmax -> [0, 1, .9]
+FINE = np.array([0.0, 1.0, 0.9])  # minmax -> [0, 1, .9]
 
 
 def test_alpha_extremes_reduce_to_single_orders():

@@ -1,4 +1,5 @@
 """Slow index-job tests: the driver SIGKILLed at several points then re-run, and a real two-node cluster."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,14 @@ def index_cli(lib: Path, uri: str, fault: str | None = None) -> subprocess.Compl
     env.pop("VIDSEEK_FAULT", None)
     if fault:
         env["VIDSEEK_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "vidseek", "index", str(lib), "--store", uri, "--json"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vidseek", "index", str(lib), "--store", uri, "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_driver_killed_at_several_points_then_rerun(six_clips, tmp_path):
@@ -77,12 +84,30 @@ def two_node_cluster(tmp_path, monkeypatch):
     # found and stopped afterwards, without touching any other Ray on the machine
     temp_dir = tempfile.mkdtemp(prefix="vs-ray-")
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats", "--temp-dir", temp_dir]
-    subprocess.run([ray, "start", "--head", "--port", port, "--include-dashboard=false",
-                    "--resources", '{"head_node": 1}', *common], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [
+            ray,
+            "start",
+            "--head",
+            "--port",
+            port,
+            "--include-dashboard=false",
+            "--resources",
+            '{"head_node": 1}',
+            *common,
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     try:
         for attempt in range(3):  # the head may need a moment before it accepts nodes on a busy machine
-            r = subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--resources",
-                                '{"worker_node": 1}', *common], env=env, capture_output=True, text=True)
+            r = subprocess.run(
+                [ray, "start", "--address", f"127.0.0.1:{port}", "--resources", '{"worker_node": 1}', *common],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if r.returncode == 0:
                 break
             time.sleep(5)
@@ -98,9 +123,25 @@ def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path)
     its cluster may end its process from C++ (no Python exit, no output), which must not be pytest's."""
     uri = str(tmp_path / "c.db")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "vidseek", "index", str(six_clips), "--store", uri,
-                           "--address", two_node_cluster, "--json"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=400)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vidseek",
+            "index",
+            str(six_clips),
+            "--store",
+            uri,
+            "--address",
+            two_node_cluster,
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (summary["indexed"], summary["failed"]) == (6, 1)
@@ -108,4 +149,3 @@ def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path)
     assert {"decode", "encode", "write"} <= set(placement), placement
     assert len(set().union(*placement.values())) == 2, placement  # stages ran on both nodes
     assert_exactly_once(uri)
-

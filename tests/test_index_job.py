@@ -1,4 +1,5 @@
 """The index job on a real local Ray: counts, resume, replace, prune, metadata, model stamp, search after."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,24 @@ pytestmark = pytest.mark.ray
 
 
 def make_clip(path: Path, seconds: float, pattern: str = "testsrc") -> Path:
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"{pattern}=duration={seconds}:size=96x72:rate=10", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                    str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"{pattern}=duration={seconds}:size=96x72:rate=10",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 
@@ -112,11 +128,16 @@ def test_index_resume_replace_prune(ray_local, library, tmp_path):
 def test_metadata_filter_and_search(ray_local, library, tmp_path):
     uri = str(tmp_path / "m.db")
     listing = tmp_path / "list.jsonl"
-    listing.write_text("\n".join(json.dumps(r) for r in [
-        {"path": str(library / "a.mp4"), "lang": "en", "year": 2020},
-        {"path": str(library / "b.mp4"), "lang": "de", "year": 2021},
-        {"path": "lib/c with space.mp4", "lang": "de", "year": 2019},  # relative to the list file
-    ]))
+    listing.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"path": str(library / "a.mp4"), "lang": "en", "year": 2020},
+                {"path": str(library / "b.mp4"), "lang": "de", "year": 2021},
+                {"path": "lib/c with space.mp4", "lang": "de", "year": 2019},  # relative to the list file
+            ]
+        )
+    )
     summary = run_index(IndexConfig(source=str(listing), store=uri, progress=False, sampling="uniform:4"))
     assert summary.indexed == 3 and summary.frames == 12
 
@@ -157,7 +178,9 @@ def test_learned_head_at_index_time_and_added_later(ray_local, library, tmp_path
     s = run_index(IndexConfig(source=str(library), store=with_head, progress=False, aggregator=f"learned:{head_path}"))
     assert s.indexed == 3
     with VideoStore(with_head) as st:
-        rows = st.get_videos([r["video_id"] for r in st.video_records('status == "ok"')], ["learned_head", "learned_vec"])
+        rows = st.get_videos(
+            [r["video_id"] for r in st.video_records('status == "ok"')], ["learned_head", "learned_vec"]
+        )
     assert {r["learned_head"] for r in rows.values()} == {hid}
     assert all(abs(np.linalg.norm(r["learned_vec"]) - 1) < 1e-4 for r in rows.values())
 
@@ -183,14 +206,32 @@ def test_a_video_that_outlives_its_decode_limit_is_a_timeout_record(ray_local, t
     """The job goes on: the slow file is an error record, the others (decoded after it) are indexed."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc2=duration=30:size=1920x1080:rate=30", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-pix_fmt", "yuv420p", str(lib / "a_heavy.mp4")], check=True)  # ~900 1080p frames to decode
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=duration=30:size=1920x1080:rate=30",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(lib / "a_heavy.mp4"),
+        ],
+        check=True,
+    )  # ~900 1080p frames to decode
     for i in range(3):
         make_clip(lib / f"b{i}.mp4", 2)
     uri = str(tmp_path / "t.db")
-    summary = run_index(IndexConfig(source=str(lib), store=uri, progress=False, decode_timeout_s=1.5,
-                                    decode_timeout_per_s=0.0))
+    summary = run_index(
+        IndexConfig(source=str(lib), store=uri, progress=False, decode_timeout_s=1.5, decode_timeout_per_s=0.0)
+    )
     assert (summary.indexed, summary.failed) == (3, 1), summary.render()
     (err,) = summary.errors
     assert err["stage"] == "decode" and err["reason"].startswith(f"{lib / 'a_heavy.mp4'}: timeout after 2 s")

@@ -1,4 +1,5 @@
 """Bounded time per video: the decoder child is killed on a stall, a runaway or a crash; the next video decodes."""
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,8 @@ def test_a_stalled_decode_times_out_and_a_fresh_child_takes_the_next_video(h264_
         assert 1.9 < time.monotonic() - t < 10
         assert end.status == "failed" and end.error == (
             f"{h264_mp4}: timeout after 2 s (decoding did not finish; raise --decode-timeout if the file is fine "
-            "but slow)")
+            "but slow)"
+        )
         frames, end = _rows(list(iso.iter_video(str(h264_mp4), "next")))
         assert end.status == "ok" and sum(len(f) for f in frames) == end.n_frames == 150
         assert iso._child.pid != stuck  # a fresh child

@@ -1,4 +1,5 @@
 """Architecture rules that keep the code base navigable: operators are Ray-free."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,9 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_operators_import_no_ray():
     modules = sorted(p.stem for p in (ROOT / "operators").glob("*.py") if p.stem != "__init__")
-    code = ("import sys\n" + "".join(f"import vidseek.operators.{m}\n" for m in modules)
-            + "bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]\nprint(bad)\n"
-            + "sys.exit(1 if bad else 0)\n")
+    code = (
+        "import sys\n"
+        + "".join(f"import vidseek.operators.{m}\n" for m in modules)
+        + "bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]\nprint(bad)\n"
+        + "sys.exit(1 if bad else 0)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, f"operators pulled in Ray: {proc.stdout} {proc.stderr[-500:]}"
     assert len(modules) >= 6
@@ -78,16 +82,21 @@ def test_no_module_imports_a_layer_above_its_own():
             if target.split(".")[0] != "vidseek":
                 bad.append(f"{path.relative_to(ROOT)}:{line}: imports {target}; use vidseek.{target}")
             elif target != "vidseek" and LAYERS.index(layer_of(target)) > LAYERS.index(layer_of(module)):
-                bad.append(f"{path.relative_to(ROOT)}:{line}: {layer_of(module)} {module} imports "
-                           f"{layer_of(target)} {target}")
+                bad.append(
+                    f"{path.relative_to(ROOT)}:{line}: {layer_of(module)} {module} imports {layer_of(target)} {target}"
+                )
     assert len(layer_files()) > 60
     assert not bad, "\n".join(bad)
 
 
 def test_tests_and_benchmarks_import_through_the_namespace():
-    bad = [f"{p.relative_to(ROOT)}:{line}: {target}" for folder in ("tests", "bench")
-           for p in (ROOT / folder).rglob("*.py") for line, target in vidseek_imports(p)
-           if target.split(".")[0] != "vidseek"]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}: {target}"
+        for folder in ("tests", "bench")
+        for p in (ROOT / folder).rglob("*.py")
+        for line, target in vidseek_imports(p)
+        if target.split(".")[0] != "vidseek"
+    ]
     assert not bad, "\n".join(bad)
 
 

@@ -1,4 +1,5 @@
 """Pessimistic ranks, R@K/MdR/MnR and TREC MAP/nDCG@10/P@10 (cross-checked with pytrec_eval if present)."""
+
 import math
 
 import numpy as np
@@ -12,10 +13,14 @@ from vidseek.retrieval.metrics import (
     trec_query_metrics,
 )
 
-S = np.array([[0.9, 0.1, 0.5],
-              [0.2, 0.3, 0.3],   # gt 1 ties with column 2 -> pessimistic rank 2
-              [0.1, 0.2, 0.3],
-              [0.5, 0.5, 0.5]])  # constant row -> worst rank
+S = np.array(
+    [
+        [0.9, 0.1, 0.5],
+        [0.2, 0.3, 0.3],  # gt 1 ties with column 2 -> pessimistic rank 2
+        [0.1, 0.2, 0.3],
+        [0.5, 0.5, 0.5],
+    ]
+)  # constant row -> worst rank
 
 
 def test_ranks_golden_with_ties():
@@ -34,7 +39,7 @@ def test_ranks_validation():
 def test_multi_positive_ranks():
     row = np.array([[0.1, 0.9, 0.5, 0.5]])
     assert ranks_from_scores_multi(row, [[2, 3]]).tolist() == [2]  # ties among correct items are free
-    assert ranks_from_scores_multi(row, [[2]]).tolist() == [3]     # tie with wrong column 3 counts
+    assert ranks_from_scores_multi(row, [[2]]).tolist() == [3]  # tie with wrong column 3 counts
     mask = np.array([[False, False, True, True]])
     assert ranks_from_scores_multi(row, mask).tolist() == [2]
     with pytest.raises(ValueError, match="without any correct"):

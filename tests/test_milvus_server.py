@@ -3,6 +3,7 @@
 Loopback only (checked against every other address of the machine), the store's operations with 2.3's
 limits, and a real index job writing into the server followed by a search and a resume.
 """
+
 from __future__ import annotations
 
 import socket
@@ -57,8 +58,9 @@ def test_store_operations_with_2_3_limits(milvus):
         for vid in ids:
             n = np.arange(5)
             store.insert_frames(vid, n, n * 1.0, n * 1.0, n + 1.0, rng.normal(size=(5, 8)).astype(np.float32))
-        store.upsert_videos([{"video_id": v, "path": f"/{v}.mp4", "mean_vec": rng.normal(size=8), "n_frames": 5}
-                             for v in ids])
+        store.upsert_videos(
+            [{"video_id": v, "path": f"/{v}.mp4", "mean_vec": rng.normal(size=8), "n_frames": 5} for v in ids]
+        )
         q = rng.normal(size=(2, 8)).astype(np.float32)
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         grouped = store.search_frames_grouped(q, 4)  # visible at once (Strong consistency), grouped here
@@ -72,9 +74,24 @@ def test_store_operations_with_2_3_limits(milvus):
 
 
 def _clip(path: Path, seconds: int) -> None:
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc=duration={seconds}:size=96x72:rate=10", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                    str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=duration={seconds}:size=96x72:rate=10",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def test_index_job_search_and_resume_on_a_real_server(milvus, tmp_path, tiny_clip):
@@ -97,5 +114,13 @@ def test_index_job_search_and_resume_on_a_real_server(milvus, tmp_path, tiny_cli
     assert all(h.path.endswith(".mp4") and h.moment[1] > h.moment[0] for h in hits)
     head = Path(__file__).resolve().parents[1] / "operators" / "weights" / "testbed_head.pt"
     with pytest.raises(JobError, match="one vector field per collection"):
-        run_index(IndexConfig(source=str(lib), store=milvus, prefix="jobhead", progress=False,
-                              aggregator=f"learned:{head}", model="testbed"))
+        run_index(
+            IndexConfig(
+                source=str(lib),
+                store=milvus,
+                prefix="jobhead",
+                progress=False,
+                aggregator=f"learned:{head}",
+                model="testbed",
+            )
+        )

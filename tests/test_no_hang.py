@@ -4,6 +4,7 @@ The race test runs tests/decode_race.py in a subprocess with a hard timeout, so 
 instead of freezing the run. That script deadlocks within seconds here when the old PyAV log callback is
 put back (``--python-log-callback``), which is how it was checked to catch the bug (docs/decoding.md).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,13 +26,26 @@ ROOT = Path(__file__).resolve().parents[1]
 def race_files(media) -> list[str]:
     clean = media / "race_clean.mp4"
     if not clean.exists():
-        ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=8", "-c:v", "libx264",
-               "-pix_fmt", "yuv420p", "-g", "25", "-movflags", "+faststart", str(clean))
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=8",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "25",
+            "-movflags",
+            "+faststart",
+            str(clean),
+        )
     data = bytearray(clean.read_bytes())  # damaged packets make FFmpeg's frame threads log errors
     rng = np.random.default_rng(1)
     for k in range(1, 9):
         at = len(data) * k // 10
-        data[at:at + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
+        data[at : at + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
     corrupt = media / "race_corrupt.mp4"
     corrupt.write_bytes(bytes(data))
     return [str(corrupt), str(clean)]
@@ -39,8 +53,13 @@ def race_files(media) -> list[str]:
 
 def test_parallel_thumbnails_and_decodes_do_not_deadlock(race_files):
     try:
-        r = subprocess.run([sys.executable, str(ROOT / "tests" / "decode_race.py"), *race_files],
-                           capture_output=True, text=True, timeout=90, cwd=ROOT)
+        r = subprocess.run(
+            [sys.executable, str(ROOT / "tests" / "decode_race.py"), *race_files],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=ROOT,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("8 threads of thumbnails and decodes deadlocked (FFmpeg's threads waiting for the GIL?)")
     assert r.returncode == 0, r.stderr[-2000:]

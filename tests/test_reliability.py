@@ -6,6 +6,7 @@ task retried, rows repeated by the retry are de-duplicated by key; a killed writ
 assembling, which the job reports as incomplete and the next run indexes. Either way a re-run leaves every
 good video exactly once and no half-written video.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,12 @@ def summary_line() -> str:
     Every figure is counted against the inputs (``expected_rows``: ffprobe and the sampling plan), never
     against the store being audited; each audit asserts its own ``lost`` and ``duplicates`` are 0 after
     adding them here, so a failing run prints the real numbers."""
-    return (f"reliability: inputs tried {TALLY['inputs']}, faults injected {TALLY['faults']}, "
-            f"{TALLY['audits']} store audits of {TALLY['expected']} expected frame rows: "
-            f"rows lost {TALLY['lost']}, duplicates {TALLY['duplicates']} "
-            f"(+ {TALLY['damaged']} frames of damaged files lost to bad packets, reported by the decoder)")
+    return (
+        f"reliability: inputs tried {TALLY['inputs']}, faults injected {TALLY['faults']}, "
+        f"{TALLY['audits']} store audits of {TALLY['expected']} expected frame rows: "
+        f"rows lost {TALLY['lost']}, duplicates {TALLY['duplicates']} "
+        f"(+ {TALLY['damaged']} frames of damaged files lost to bad packets, reported by the decoder)"
+    )
 
 
 def count_damage(uri: str, expected: dict[str, int]) -> tuple[int, int]:
@@ -99,9 +102,14 @@ def test_bad_input_corpus(tmp_path):
 
 def _index_subprocess(lib: Path, uri: str) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.Popen([sys.executable, "-m", "vidseek", "index", str(lib), "--store", uri, "--json",
-                             "--chunk-frames", "4"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vidseek", "index", str(lib), "--store", uri, "--json", "--chunk-frames", "4"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill_stage_once(stage: str, proc: subprocess.Popen) -> threading.Thread:

@@ -1,4 +1,5 @@
 """Plug-in reranking of TREC/JSONL runs, and `vidseek eval` / `eval-run` over planted stores."""
+
 from __future__ import annotations
 
 import json
@@ -76,8 +77,21 @@ def test_jsonl_run_keeps_format_and_components(store, tiny_clip, tmp_path):
 
 def test_reranks_without_any_index_and_caches(tiny_clip, tmp_path):
     video = tmp_path / "v.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=duration=3:size=96x72:rate=10",
-                    "-pix_fmt", "yuv420p", str(video)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=3:size=96x72:rate=10",
+            "-pix_fmt",
+            "yuv420p",
+            str(video),
+        ],
+        check=True,
+    )
     cands = [RunQuery("q", "a test pattern", [Candidate("v", 2.0), Candidate("gone", 1.0)])]
     ev = FrameEvidence(tiny_clip, None, video_root=tmp_path, cache_dir=tmp_path / "cache")
     out, report = rerank_run(cands, ev)
@@ -95,8 +109,10 @@ def test_eval_ranks_per_configuration(planted_uri, tiny_clip):
     searcher = Searcher(planted_uri, clip=tiny_clip)
     try:
         pairs = [CaptionPair("brief", QUERY), CaptionPair("/videos/diffuse.mp4", QUERY)]
-        rows = {r.config: r for r in evaluate(searcher, pairs, [parse_config("mean"), parse_config("max"),
-                                                                 parse_config("mean+rerank")])}
+        rows = {
+            r.config: r
+            for r in evaluate(searcher, pairs, [parse_config("mean"), parse_config("max"), parse_config("mean+rerank")])
+        }
     finally:
         searcher.store.close()
     # mean: diffuse first, brief second; max: brief first, diffuse second (its frames are 0.6·q)
@@ -117,8 +133,23 @@ def test_pessimistic_ranks_on_ties():
 def test_cli_eval_and_eval_run(planted_uri, tmp_path):
     ds = tmp_path / "d.csv"
     ds.write_text(f"video,caption\nbrief,{QUERY}\ndiffuse,{QUERY}\n")
-    res = CliRunner().invoke(app, ["eval", "--dataset", str(ds), "--store", planted_uri, "--config", "max",
-                                   "--config", "query-weighted:0.05+rerank", "--out", str(tmp_path / "ev"), "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            str(ds),
+            "--store",
+            planted_uri,
+            "--config",
+            "max",
+            "--config",
+            "query-weighted:0.05+rerank",
+            "--out",
+            str(tmp_path / "ev"),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output.strip().splitlines()[-1])
     assert [r["config"] for r in rows] == ["max", "query-weighted τ=0.05 + rerank"]
@@ -131,6 +162,7 @@ def test_cli_eval_and_eval_run(planted_uri, tmp_path):
     assert res.exit_code == 0, res.output
     got = json.loads(res.output)
     from vidseek.retrieval.runfiles import read_qrels
+
     ours = trec_metrics(run_to_dict(read_run(run)[0]), read_qrels(qrels))
     assert got["map"] == pytest.approx(ours["map"]) and got["nDCG@10"] == pytest.approx(ours["ndcg@10"])
     assert got["map"] == pytest.approx(((1 / 2 + 2 / 3) / 2 + 1 / 2) / 2)

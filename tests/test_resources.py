@@ -1,4 +1,5 @@
 """Stage resource plans: every default plan must be placeable on the cluster it was made for."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,7 +26,7 @@ def placeable(plan, node_cpus: list[float]) -> bool:
 def worst_case_placeable(plan, node_cpus: list[float]) -> bool:
     """Placeable whichever node the encoder lands on (Ray picks it, not us)."""
     for enc_node in range(len(node_cpus)):
-        rotated = [node_cpus[enc_node]] + node_cpus[:enc_node] + node_cpus[enc_node + 1:]
+        rotated = [node_cpus[enc_node]] + node_cpus[:enc_node] + node_cpus[enc_node + 1 :]
         if not placeable(plan, rotated):
             return False
     return True

@@ -1,4 +1,5 @@
 """The stage rows (operators/rows.py): typed values survive the one wire layout, both payloads, records only."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,12 +9,14 @@ from vidseek.operators.rows import EncodeFailure, FrameRows, VideoEnd, from_batc
 
 
 def _frames(n: int, payload: np.ndarray) -> FrameRows:
-    return FrameRows.of_video("v1", "/lib/v1.mp4", np.arange(n), np.arange(n) + 0.5, np.arange(n),
-                              np.arange(n) + 1.0, payload)
+    return FrameRows.of_video(
+        "v1", "/lib/v1.mp4", np.arange(n), np.arange(n) + 0.5, np.arange(n), np.arange(n) + 1.0, payload
+    )
 
 
-@pytest.mark.parametrize("payload,column", [(np.ones((3, 8, 8, 3), np.uint8), "frame"),
-                                            (np.ones((3, 16), np.float32), "embedding")])
+@pytest.mark.parametrize(
+    "payload,column", [(np.ones((3, 8, 8, 3), np.uint8), "frame"), (np.ones((3, 16), np.float32), "embedding")]
+)
 def test_round_trip_keeps_frames_and_records_in_order(payload, column):
     end = VideoEnd("v1", "/lib/v1.mp4", "ok", n_frames=3, duration=3.0, lost=1, decoder="decord", extra='{"a": 1}')
     fail = EncodeFailure("v2", "/lib/v2.mp4", "encode failed (RuntimeError: out of memory)")

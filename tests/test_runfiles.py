@@ -1,4 +1,5 @@
 """TREC/JSONL run files, query files and qrels: ordering, round trips and line-numbered errors."""
+
 import json
 import logging
 
@@ -48,8 +49,7 @@ def test_trec_round_trip_rewrites_ranks(tmp_path):
 
 
 def test_jsonl_round_trip_keeps_path_extra_and_query(tmp_path):
-    qs = [RunQuery("7", "a dog runs", [Candidate("v2", 0.25, "/data/v2.mp4", {"t": 3.5}),
-                                       Candidate("v1", 0.5)])]
+    qs = [RunQuery("7", "a dog runs", [Candidate("v2", 0.25, "/data/v2.mp4", {"t": 3.5}), Candidate("v1", 0.5)])]
     p = tmp_path / "run.jsonl"
     write_run(p, qs, "jsonl")
     rows = [json.loads(line) for line in p.read_text().splitlines()]
@@ -67,11 +67,14 @@ def test_score_from_rank(tmp_path):
     assert run_to_dict(read_run(p)[0]) == {"q": {"a": 3.0, "b": 2.0, "c": 1.0}}
 
 
-@pytest.mark.parametrize("bad, msg", [
-    ("q1 Q0 d1 1 0.5", "expected 6 fields"),
-    ("q1 Q0 d1 one 0.5 t", "rank"),
-    ("q1 Q0 d1 1 nan t", "finite"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        ("q1 Q0 d1 1 0.5", "expected 6 fields"),
+        ("q1 Q0 d1 one 0.5 t", "rank"),
+        ("q1 Q0 d1 1 nan t", "finite"),
+    ],
+)
 def test_trec_malformed_line_names_file_and_line(tmp_path, bad, msg):
     p = tmp_path / "bad.txt"
     p.write_text(f"q1 Q0 d0 1 0.9 t\n\n{bad}\n")
@@ -82,12 +85,14 @@ def test_trec_malformed_line_names_file_and_line(tmp_path, bad, msg):
 
 def test_trec_repeated_docid_keeps_best_ranked_and_warns(tmp_path, caplog):
     p = tmp_path / "fused.txt"
-    p.write_text("q1 Q0 d0 5 0.99 t\n"   # worse rank, despite the higher score
-                 "q1 Q0 d1 1 0.9 t\n"
-                 "q1 Q0 d0 2 0.4 t\n"
-                 "q1 Q0 d0 2 0.5 t\n"    # best-ranked: rank 2, tie on rank -> higher score
-                 "q2 Q0 d0 1 0.3 t\n"
-                 "q2 Q0 d0 4 0.1 t\n")
+    p.write_text(
+        "q1 Q0 d0 5 0.99 t\n"  # worse rank, despite the higher score
+        "q1 Q0 d1 1 0.9 t\n"
+        "q1 Q0 d0 2 0.4 t\n"
+        "q1 Q0 d0 2 0.5 t\n"  # best-ranked: rank 2, tie on rank -> higher score
+        "q2 Q0 d0 1 0.3 t\n"
+        "q2 Q0 d0 4 0.1 t\n"
+    )
     with caplog.at_level(logging.WARNING, logger="vidseek.retrieval.runfiles"):
         queries, _ = read_run(p)
     assert [(c.id, c.score) for c in queries[0].candidates] == [("d1", 0.9), ("d0", 0.5)]
@@ -96,20 +101,31 @@ def test_trec_repeated_docid_keeps_best_ranked_and_warns(tmp_path, caplog):
         assert len({c.id for c in q.candidates}) == len(q.candidates)
     assert [r.getMessage() for r in caplog.records] == [
         f"{p}: 3 repeated docid rows dropped, kept the best-ranked occurrence of each: "
-        "query 'q1' docid 'd0' (2 dropped), query 'q2' docid 'd0' (1 dropped)"]
+        "query 'q1' docid 'd0' (2 dropped), query 'q2' docid 'd0' (1 dropped)"
+    ]
 
 
 def test_jsonl_repeated_candidate_keeps_first_and_warns(tmp_path, caplog):
     p = tmp_path / "merged.jsonl"
-    p.write_text(json.dumps({"query_id": "q1", "candidates": [
-        {"id": "a", "score": 0.2, "src": "first"}, {"id": "b", "score": 0.9},
-        {"id": "a", "score": 0.8, "src": "second"}]}) + "\n")
+    p.write_text(
+        json.dumps(
+            {
+                "query_id": "q1",
+                "candidates": [
+                    {"id": "a", "score": 0.2, "src": "first"},
+                    {"id": "b", "score": 0.9},
+                    {"id": "a", "score": 0.8, "src": "second"},
+                ],
+            }
+        )
+        + "\n"
+    )
     with caplog.at_level(logging.WARNING, logger="vidseek.retrieval.runfiles"):
         queries, _ = read_run(p)
-    assert [(c.id, c.score, c.extra) for c in queries[0].candidates] == [("a", 0.2, {"src": "first"}),
-                                                                       ("b", 0.9, {})]
-    assert caplog.messages == [f"{p}: 1 repeated docid rows dropped, kept the best-ranked occurrence of each: "
-                               "query 'q1' docid 'a' (1 dropped)"]
+    assert [(c.id, c.score, c.extra) for c in queries[0].candidates] == [("a", 0.2, {"src": "first"}), ("b", 0.9, {})]
+    assert caplog.messages == [
+        f"{p}: 1 repeated docid rows dropped, kept the best-ranked occurrence of each: query 'q1' docid 'a' (1 dropped)"
+    ]
 
 
 def test_many_repeats_give_one_warning(tmp_path, caplog):
@@ -132,12 +148,15 @@ def test_clean_run_does_not_warn(tmp_path, caplog):
     assert caplog.records == []
 
 
-@pytest.mark.parametrize("bad, msg", [
-    ('{"query_id": "q2", "candidates": [}', "invalid JSON"),
-    ('{"query_id": "q2", "candidates": [{"id": "a"}]}', "score"),
-    ('{"query": "x", "candidates": []}', "query_id"),
-    ('{"query_id": "q1", "candidates": []}', "twice"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        ('{"query_id": "q2", "candidates": [}', "invalid JSON"),
+        ('{"query_id": "q2", "candidates": [{"id": "a"}]}', "score"),
+        ('{"query": "x", "candidates": []}', "query_id"),
+        ('{"query_id": "q1", "candidates": []}', "twice"),
+    ],
+)
 def test_jsonl_malformed_line(tmp_path, bad, msg):
     p = tmp_path / "bad.jsonl"
     p.write_text('{"query_id": "q1", "candidates": [{"id": "a", "score": 1}]}\n' + bad + "\n")
@@ -164,8 +183,10 @@ def test_queries_tsv_and_trec_topics(tmp_path):
     write_queries(p, {"1": "a man cooks", "2": "two dogs play"})
     assert read_queries(p) == {"1": "a man cooks", "2": "two dogs play"}
     t = tmp_path / "topics.txt"
-    t.write_text("<top>\n<num> Number: 301\n<title> Topic: dogs\n  playing\n<desc> Description:\nx\n</top>\n"
-                 "<top><num> 302 <title> cats</top>\n")
+    t.write_text(
+        "<top>\n<num> Number: 301\n<title> Topic: dogs\n  playing\n<desc> Description:\nx\n</top>\n"
+        "<top><num> 302 <title> cats</top>\n"
+    )
     assert read_queries(t) == {"301": "dogs playing", "302": "cats"}
     p.write_text("1\ta\n2 no tab\n")
     with pytest.raises(ValueError, match=r"q\.tsv:2:"):

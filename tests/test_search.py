@@ -1,4 +1,5 @@
 """Search over a store with planted frame vectors: aggregation semantics, CLIPRerank, moments, filters."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -110,16 +111,27 @@ def test_replica_equals_store_path_and_follows_writes(tmp_path, tiny_clip):
         vecs = rng.standard_normal((n, dim)).astype(np.float32) * rng.uniform(1, 3)
         t = np.arange(n, dtype=np.float32)
         store.insert_frames(vid, np.arange(n), t + 0.5, t, t + 1, vecs)
-        store.upsert_videos([{"video_id": vid, "path": f"/v/{vid}.mp4", "n_frames": n,
-                              "mean_vec": vecs.mean(0) / np.linalg.norm(vecs.mean(0))}])
+        store.upsert_videos(
+            [
+                {
+                    "video_id": vid,
+                    "path": f"/v/{vid}.mp4",
+                    "n_frames": n,
+                    "mean_vec": vecs.mean(0) / np.linalg.norm(vecs.mean(0)),
+                }
+            ]
+        )
 
     for i in range(40):
         add(f"v{i:02d}", int(rng.integers(1, 30)))
     via_store = Searcher(store, clip=tiny_clip, cache_vectors=0)
     in_memory = Searcher(store, clip=tiny_clip, in_memory=True)
     queries = ["a dog", "a red car at night", "people"]
-    for params in (SearchParams(aggregation="mean", rerank=False, k=40), SearchParams(k=15, depth=10),
-                   SearchParams(aggregation="max", k=40, depth=40)):
+    for params in (
+        SearchParams(aggregation="mean", rerank=False, k=40),
+        SearchParams(k=15, depth=10),
+        SearchParams(aggregation="max", k=40, depth=40),
+    ):
         for a, b in zip(via_store.search(queries, params), in_memory.search(queries, params)):
             assert order(a) == order(b)
             assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5, nan_ok=True)

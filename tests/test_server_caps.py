@@ -3,6 +3,7 @@
 Grouped frame search falls back to over-fetching frames and grouping them here; its recall against exact
 max pooling (numpy over every frame) is measured and printed beside Lite's own group_by.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,10 @@ M23 = ServerCaps.from_version("v2.3.5-lite")
 D, VIDEOS, FRAMES, K = 32, 120, 24, 10
 
 
-@pytest.mark.parametrize("version, grouped", [("v2.3.5-lite", False), ("v2.3.9", False), ("v2.4.0", True),
-                                              ("2.6.1", True), ("v3.0.0-beta", True)])
+@pytest.mark.parametrize(
+    "version, grouped",
+    [("v2.3.5-lite", False), ("v2.3.9", False), ("v2.4.0", True), ("2.6.1", True), ("v3.0.0-beta", True)],
+)
 def test_caps_from_the_version(version, grouped):
     caps = ServerCaps.from_version(version)
     assert (caps.group_by, caps.multi_vector) == (grouped, grouped)
@@ -69,8 +72,10 @@ def test_grouping_fallback_recall_against_exact_max_pooling(tmp_path, capsys):
             assert all(g[i]["score"] >= g[i + 1]["score"] for g in got for i in range(len(g) - 1))
             recalls[name] = _recall(got, exact, ids)
     with capsys.disabled():
-        print(f"\ngrouped frame search recall@{K} vs exact max pooling ({VIDEOS} videos × {FRAMES} frames): "
-              + ", ".join(f"{n} {r:.3f}" for n, r in recalls.items()))
+        print(
+            f"\ngrouped frame search recall@{K} vs exact max pooling ({VIDEOS} videos × {FRAMES} frames): "
+            + ", ".join(f"{n} {r:.3f}" for n, r in recalls.items())
+        )
     assert recalls["2.3 fallback"] >= 0.95 and recalls["lite group_by"] >= 0.95
 
 

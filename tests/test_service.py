@@ -4,6 +4,7 @@ Search and rerank run over the planted store (known rankings and moments); thumb
 over a small library of generated clips indexed for real (decode + tiny CLIP, without Ray — see
 service_lib). The real Ray ingest is one slow test.
 """
+
 from __future__ import annotations
 
 import io
@@ -65,9 +66,18 @@ def lib_app(tmp_path_factory, tiny_clip, library):
     for name in ("redblue", "bars"):
         p = str(clips[name])
         index_video(store, tiny_clip, p, video_id_for(p), metadata={"name": name})
-    store.upsert_videos([{"video_id": "brokenrow", "path": "/etc/passwd", "status": "failed", "stage": "decode",
-                          "error": "/etc/passwd: not a video"},
-                         {"video_id": "gonefile", "path": str(root / "gone.mp4"), "status": "ok", "duration": 2.0}])
+    store.upsert_videos(
+        [
+            {
+                "video_id": "brokenrow",
+                "path": "/etc/passwd",
+                "status": "failed",
+                "stage": "decode",
+                "error": "/etc/passwd: not a video",
+            },
+            {"video_id": "gonefile", "path": str(root / "gone.mp4"), "status": "ok", "duration": 2.0},
+        ]
+    )
     yield app
     app.state.service.close()
 
@@ -89,7 +99,9 @@ def test_search_get_returns_hits_with_moments(api):
     top = body["hits"][0]
     assert top["video_id"] == "brief" and top["rank"] == 1
     assert top["moment"] == [BRIEF_IDX, BRIEF_IDX + 1] and top["best_t"] == pytest.approx(BRIEF_IDX + 0.5)
-    assert top["thumbnail"] == f"/videos/brief/thumbnail?t={BRIEF_IDX + 0.5:.3f}" and top["file"] == "/videos/brief/file"
+    assert (
+        top["thumbnail"] == f"/videos/brief/thumbnail?t={BRIEF_IDX + 0.5:.3f}" and top["file"] == "/videos/brief/file"
+    )
     assert set(top["scores"]) == {"initial", "fine"} and top["metadata"] == META["brief"]
     assert len(body["hits"]) == 3 and body["params"]["rerank"] is False
     mean = api.get("/search", params={"q": QUERY, "aggregation": "mean", "rerank": "false"}).json()
@@ -121,29 +133,47 @@ def test_search_rerank_toggle_and_scores_beyond_depth(api):
     assert scores[0] is not None and scores[1:] == [None] * (len(scores) - 1)  # -inf beyond depth -> null
 
 
-@pytest.mark.parametrize("params", [
-    {}, {"q": ""}, {"q": "x" * 1001}, {"q": QUERY, "k": 0}, {"q": QUERY, "k": 1001}, {"q": QUERY, "depth": 1001},
-    {"q": QUERY, "aggregation": "median"}, {"q": QUERY, "alpha": 1.5}, {"q": QUERY, "tau": "nan"},
-    {"q": QUERY, "tau": 0}, {"q": QUERY, "k": "ten"}, {"q": "   "}, {"q": QUERY, "filter": "1bad=2"},
-    {"q": QUERY, "filter": "genre"}, {"q": QUERY, "filter": "year=inf"}, {"q": QUERY, "filter": "x" * 300},
-    {"q": QUERY, "filter": ["a=1"] * 33},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"q": ""},
+        {"q": "x" * 1001},
+        {"q": QUERY, "k": 0},
+        {"q": QUERY, "k": 1001},
+        {"q": QUERY, "depth": 1001},
+        {"q": QUERY, "aggregation": "median"},
+        {"q": QUERY, "alpha": 1.5},
+        {"q": QUERY, "tau": "nan"},
+        {"q": QUERY, "tau": 0},
+        {"q": QUERY, "k": "ten"},
+        {"q": "   "},
+        {"q": QUERY, "filter": "1bad=2"},
+        {"q": QUERY, "filter": "genre"},
+        {"q": QUERY, "filter": "year=inf"},
+        {"q": QUERY, "filter": "x" * 300},
+        {"q": QUERY, "filter": ["a=1"] * 33},
+    ],
+)
 def test_search_bad_parameters_are_422(api, params):
     r = api.get("/search", params=params)
     assert r.status_code == 422, (params, r.text)
     assert r.headers["content-type"] == "application/json" and "detail" in r.json()
 
 
-@pytest.mark.parametrize("body", [
-    {"q": QUERY, "filters": [{"key": "a b", "value": 1}]},
-    {"q": QUERY, "filters": [{"key": "genre", "op": "~=", "value": "x"}]},
-    {"q": QUERY, "filters": [{"key": "genre", "value": "tab\there"}]},
-    {"q": QUERY, "filters": [{"key": "genre", "value": [1, 2]}]},
-    {"q": QUERY, "filters": [{"key": "year", "value": None}]},
-    {"q": QUERY, "unknown": 1},
-    {"q": 5},
-    [QUERY],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"q": QUERY, "filters": [{"key": "a b", "value": 1}]},
+        {"q": QUERY, "filters": [{"key": "genre", "op": "~=", "value": "x"}]},
+        {"q": QUERY, "filters": [{"key": "genre", "value": "tab\there"}]},
+        {"q": QUERY, "filters": [{"key": "genre", "value": [1, 2]}]},
+        {"q": QUERY, "filters": [{"key": "year", "value": None}]},
+        {"q": QUERY, "unknown": 1},
+        {"q": 5},
+        [QUERY],
+    ],
+)
 def test_search_post_bad_bodies_are_422(api, body):
     r = api.post("/search", json=body)
     assert r.status_code == 422, (body, r.text)
@@ -173,8 +203,12 @@ def test_body_size_limit_is_413(api):
 
 # -- rerank ---------------------------------------------------------------------------------------------
 def test_rerank_keeps_unknown_ids_in_place(api, h264_mp4):
-    cands = [{"id": "noise0", "score": 3.0}, {"id": "not-indexed", "score": 2.5, "path": str(h264_mp4)},
-             {"id": "diffuse", "score": 2.0}, {"id": "brief", "score": 1.0}]
+    cands = [
+        {"id": "noise0", "score": 3.0},
+        {"id": "not-indexed", "score": 2.5, "path": str(h264_mp4)},
+        {"id": "diffuse", "score": 2.0},
+        {"id": "brief", "score": 1.0},
+    ]
     r = api.post("/rerank", json={"query": QUERY, "candidates": cands, "alpha": 0.2})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -195,12 +229,16 @@ def test_rerank_depth_and_errors(api):
     cands = [{"id": v, "score": float(10 - i)} for i, v in enumerate(["noise0", "noise1", "diffuse", "brief"])]
     r = api.post("/rerank", json={"query": QUERY, "candidates": cands, "depth": 2})
     assert [c["id"] for c in r.json()["candidates"]][2:] == ["diffuse", "brief"]  # beyond depth: untouched
-    for body in ({"query": QUERY}, {"query": "", "candidates": cands}, {"query": " ", "candidates": cands},
-                 {"query": QUERY, "candidates": [{"id": "a"}]},
-                 {"query": QUERY, "candidates": [{"id": "a", "score": 1e300}]},
-                 {"query": QUERY, "candidates": [{"id": "", "score": 1}]},
-                 {"query": QUERY, "candidates": [{"id": "a", "score": 1}] * 1001},
-                 {"query": QUERY, "candidates": cands, "alpha": -1}):
+    for body in (
+        {"query": QUERY},
+        {"query": "", "candidates": cands},
+        {"query": " ", "candidates": cands},
+        {"query": QUERY, "candidates": [{"id": "a"}]},
+        {"query": QUERY, "candidates": [{"id": "a", "score": 1e300}]},
+        {"query": QUERY, "candidates": [{"id": "", "score": 1}]},
+        {"query": QUERY, "candidates": [{"id": "a", "score": 1}] * 1001},
+        {"query": QUERY, "candidates": cands, "alpha": -1},
+    ):
         assert api.post("/rerank", json=body).status_code == 422, body
 
 
@@ -264,8 +302,12 @@ def test_file_supports_range_requests(lib, library):
 def test_file_endpoints_serve_only_ok_videos_that_exist(lib):
     row = lib.get("/videos/brokenrow").json()
     assert row["status"] == "failed" and row["file"] is None and row["thumbnail"] is None
-    for path in ("/videos/brokenrow/file", "/videos/brokenrow/thumbnail", "/videos/gonefile/file",
-                 "/videos/gonefile/thumbnail?t=1"):
+    for path in (
+        "/videos/brokenrow/file",
+        "/videos/brokenrow/thumbnail",
+        "/videos/gonefile/file",
+        "/videos/gonefile/thumbnail?t=1",
+    ):
         r = lib.get(path)
         assert r.status_code == 404 and b"root:" not in r.content, path
 
@@ -291,9 +333,26 @@ def test_file_changed_since_indexing_is_not_served(lib_app, lib, library):
     store.delete_videos([v])
 
 
-TRAVERSAL = ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..%252F..%252Fetc%252Fpasswd",
-             "%2Fetc%2Fpasswd", "..", "%2e%2e", "%2E%2E%2F", "%2e%2e%2f", "....//....//etc/passwd", "..%5c..%5cetc%5cpasswd", "%00", "brokenrow%00",
-             "C:%5CWindows%5Cwin.ini", "~root", "%252e%252e", "file:%2F%2F%2Fetc%2Fpasswd", "brokenrow%2F..%2F..%2Fetc"]
+TRAVERSAL = [
+    "../../etc/passwd",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "..%252F..%252Fetc%252Fpasswd",
+    "%2Fetc%2Fpasswd",
+    "..",
+    "%2e%2e",
+    "%2E%2E%2F",
+    "%2e%2e%2f",
+    "....//....//etc/passwd",
+    "..%5c..%5cetc%5cpasswd",
+    "%00",
+    "brokenrow%00",
+    "C:%5CWindows%5Cwin.ini",
+    "~root",
+    "%252e%252e",
+    "file:%2F%2F%2Fetc%2Fpasswd",
+    "brokenrow%2F..%2F..%2Fetc",
+]
 
 
 @pytest.mark.parametrize("suffix", ["", "/thumbnail", "/thumbnail?t=1", "/file"])
@@ -316,10 +375,20 @@ def raw_get(app, raw_path: str, token: str = TOKEN) -> tuple[int, dict, bytes]:
     from urllib.parse import unquote
 
     path, _, query = raw_path.partition("?")
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": unquote(path), "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-             "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
-             "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote(path),
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
     out: dict = {"body": b""}
 
     async def receive():
@@ -337,8 +406,14 @@ def raw_get(app, raw_path: str, token: str = TOKEN) -> tuple[int, dict, bytes]:
 
 
 def test_absolute_path_urls_are_not_files(lib):
-    for url in ("/videos//etc/passwd", "/videos//etc/passwd/file", "//etc/passwd", "/static/../../etc/passwd",
-                "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/static/app.js%00.html"):
+    for url in (
+        "/videos//etc/passwd",
+        "/videos//etc/passwd/file",
+        "//etc/passwd",
+        "/static/../../etc/passwd",
+        "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/static/app.js%00.html",
+    ):
         r = lib.get(url)
         assert r.status_code in (400, 404), (url, r.status_code)
         assert b"root:" not in r.content
@@ -350,11 +425,19 @@ def test_token_required_everywhere_but_page_and_healthz(lib_app, library):
     v = vid(clips, "bars")
     anon = TestClient(lib_app)
     wrong = TestClient(lib_app, headers={"Authorization": "Bearer " + TOKEN[:-1] + "x"})
-    for method, url, body in [("get", "/search?q=red", None), ("post", "/search", {"q": "red"}),
-                              ("post", "/rerank", {"query": "red", "candidates": []}), ("get", f"/videos/{v}", None),
-                              ("get", f"/videos/{v}/thumbnail", None), ("get", f"/videos/{v}/file", None),
-                              ("post", "/ingest", {"source": "videos"}), ("get", "/ingest", None),
-                              ("get", "/openapi.json", None), ("get", "/info", None), ("get", "/nope", None)]:
+    for method, url, body in [
+        ("get", "/search?q=red", None),
+        ("post", "/search", {"q": "red"}),
+        ("post", "/rerank", {"query": "red", "candidates": []}),
+        ("get", f"/videos/{v}", None),
+        ("get", f"/videos/{v}/thumbnail", None),
+        ("get", f"/videos/{v}/file", None),
+        ("post", "/ingest", {"source": "videos"}),
+        ("get", "/ingest", None),
+        ("get", "/openapi.json", None),
+        ("get", "/info", None),
+        ("get", "/nope", None),
+    ]:
         for client in (anon, wrong):
             r = getattr(client, method)(url, **({"json": body} if body is not None else {}))
             assert r.status_code == 401, (url, r.status_code)
@@ -389,12 +472,15 @@ def _echo_app(scope, receive, send):
                 break
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
     return app()
 
 
 def test_guard_host_origin_and_body_rules():
-    guard = TestClient(Guard(_echo_app, token=None, max_body=100, allowed_hosts={"127.0.0.1", "localhost", "::1"}),
-                       base_url="http://127.0.0.1:8000")
+    guard = TestClient(
+        Guard(_echo_app, token=None, max_body=100, allowed_hosts={"127.0.0.1", "localhost", "::1"}),
+        base_url="http://127.0.0.1:8000",
+    )
     assert guard.get("/x").status_code == 200
     assert guard.get("/x", headers={"host": "localhost:8000"}).status_code == 200
     assert guard.get("/x", headers={"host": "[::1]:8000"}).status_code == 200
@@ -413,8 +499,15 @@ def test_guard_host_origin_and_body_rules():
 def test_access_log_redacts_tokens():
     import logging
 
-    rec = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
-                            ("1.2.3.4", "GET", f"/videos/a/file?t=1&token={TOKEN}", "1.1", 200), None)
+    rec = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4", "GET", f"/videos/a/file?t=1&token={TOKEN}", "1.1", 200),
+        None,
+    )
     RedactTokens().filter(rec)
     assert TOKEN not in rec.getMessage() and "token=***" in rec.getMessage()
 
@@ -438,9 +531,14 @@ def test_serve_on_a_store_held_by_another_process_fails_fast(api, planted_app):
     uri = planted_app.state.service.store.uri  # held by this process
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "vidseek", "serve", "--store", uri, "--lock-wait", "0.5",
-                        "--port", "0"], capture_output=True, text=True, timeout=120, env=env,
-                       cwd=Path(__file__).resolve().parents[1])
+    r = subprocess.run(
+        [sys.executable, "-m", "vidseek", "serve", "--store", uri, "--lock-wait", "0.5", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     assert "another process holds it" in r.stderr and "/ingest" in r.stderr
     assert time.monotonic() - t0 < 60
@@ -449,9 +547,14 @@ def test_serve_on_a_store_held_by_another_process_fails_fast(api, planted_app):
 @pytest.mark.slow
 def test_index_on_a_store_held_by_the_service_fails_with_advice(api, planted_app, h264_mp4):
     uri = planted_app.state.service.store.uri  # held by this process, as a running service holds it
-    r = subprocess.run([sys.executable, "-m", "vidseek", "index", str(h264_mp4), "--store", uri],
-                       capture_output=True, text=True, timeout=180, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                       cwd=Path(__file__).resolve().parents[1])
+    r = subprocess.run(
+        [sys.executable, "-m", "vidseek", "index", str(h264_mp4), "--store", uri],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert r.returncode == 2 and "cannot open store" in r.stderr and "vidseek serve" in r.stderr, r.stderr[-2000:]
     assert api.get("/healthz").status_code == 200  # the service is unaffected
 
@@ -572,17 +675,33 @@ def test_ingest_refuses_sources_outside_its_roots(lib, api, library, tmp_path):
     listing = root / "incoming" / "list.txt"
     listing.write_text(f"{outside / 'x.mp4'}\n")
     try:
-        for source in ("/etc", "/", "..", "../..", str(root / ".." / ".."), str(outside), str(outside / "*.mp4"),
-                       "/*", "incoming/escape", str(listing), "/etc/passwd"):
+        for source in (
+            "/etc",
+            "/",
+            "..",
+            "../..",
+            str(root / ".." / ".."),
+            str(outside),
+            str(outside / "*.mp4"),
+            "/*",
+            "incoming/escape",
+            str(listing),
+            "/etc/passwd",
+        ):
             r = lib.post("/ingest", json={"source": source})
             assert r.status_code == 403, (source, r.status_code, r.text)
     finally:
         (root / "incoming" / "escape").unlink()
         listing.unlink()
-    for body, code in [({"source": "does-not-exist"}, 400), ({"source": "videos", "sampling": "fps:0"}, 422),
-                       ({"source": "videos", "sampling": "every:2"}, 422), ({"source": ""}, 422),
-                       ({"source": "videos", "max_failures": -1}, 422), ({"source": "videos", "extra": 1}, 422),
-                       ({"source": "vid\u0000eos"}, 422)]:
+    for body, code in [
+        ({"source": "does-not-exist"}, 400),
+        ({"source": "videos", "sampling": "fps:0"}, 422),
+        ({"source": "videos", "sampling": "every:2"}, 422),
+        ({"source": ""}, 422),
+        ({"source": "videos", "max_failures": -1}, 422),
+        ({"source": "videos", "extra": 1}, 422),
+        ({"source": "vid\u0000eos"}, 422),
+    ]:
         r = lib.post("/ingest", json=body)
         assert r.status_code == code, (body, r.status_code, r.text)
     assert api.post("/ingest", json={"source": "/tmp"}).status_code == 403  # no --ingest-root: ingest is off
@@ -590,8 +709,7 @@ def test_ingest_refuses_sources_outside_its_roots(lib, api, library, tmp_path):
 
 def test_empty_store_serves_503_until_ingested(tmp_path, tiny_clip, library):
     root, clips = library
-    app = create_app(str(tmp_path / "empty.db"), ingest_roots=[root], index_fn=direct_index,
-                     limits=Limits(max_k=5))
+    app = create_app(str(tmp_path / "empty.db"), ingest_roots=[root], index_fn=direct_index, limits=Limits(max_k=5))
     try:
         c = TestClient(app)
         assert c.get("/search", params={"q": "bars"}).status_code == 503
@@ -611,8 +729,17 @@ def test_empty_store_serves_503_until_ingested(tmp_path, tiny_clip, library):
 def test_ingest_runs_the_real_ray_job(tmp_path, media):
     lib = tmp_path / "lib"
     lib.mkdir()
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-           str(lib / "a.mp4"))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=25:duration=2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(lib / "a.mp4"),
+    )
     app = create_app(str(tmp_path / "ray.db"), ingest_roots=[lib])
     try:
         c = TestClient(app)
@@ -638,8 +765,16 @@ def test_page_health_and_schema(api):
     info = api.get("/info").json()
     assert info["videos"] == 6 and info["frames"] == 120 and info["model"]["model"] == "tiny-random"
     paths = api.get("/openapi.json").json()["paths"]
-    assert {"/search", "/rerank", "/videos/{video_id}", "/videos/{video_id}/thumbnail", "/videos/{video_id}/file",
-            "/healthz", "/ingest", "/ingest/{job_id}"} <= set(paths)
+    assert {
+        "/search",
+        "/rerank",
+        "/videos/{video_id}",
+        "/videos/{video_id}/thumbnail",
+        "/videos/{video_id}/file",
+        "/healthz",
+        "/ingest",
+        "/ingest/{job_id}",
+    } <= set(paths)
 
 
 def test_concurrent_searches_agree(api):
@@ -695,8 +830,10 @@ def test_openapi_fuzz_finds_no_server_errors(lib_app, library, record_property):
         ctype = response.headers.get("content-type", "")
         ctype = (ctype[0] if isinstance(ctype, list) else ctype).split(";")[0]
         if response.status_code >= 500 or ctype not in ("application/json", "image/jpeg", "video/mp4", "video/webm"):
-            failures.append(f"{case.method} {case.formatted_path} query={case.query} body={str(case.body)[:200]} "
-                            f"-> {response.status_code} {ctype} {response.text[:300]}")
+            failures.append(
+                f"{case.method} {case.formatted_path} query={case.query} body={str(case.body)[:200]} "
+                f"-> {response.status_code} {ctype} {response.text[:300]}"
+            )
             raise AssertionError(failures[-1])
 
     try:
@@ -704,9 +841,13 @@ def test_openapi_fuzz_finds_no_server_errors(lib_app, library, record_property):
             operation = result.ok()
             sent["operations"] += 1
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                run = settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
-                               suppress_health_check=list(HealthCheck))(
-                    given(case=operation.as_strategy(generation_mode=mode))(check))
+                run = settings(
+                    max_examples=FUZZ_EXAMPLES,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    suppress_health_check=list(HealthCheck),
+                )(given(case=operation.as_strategy(generation_mode=mode))(check))
                 try:
                     run()
                 except AssertionError:
@@ -720,14 +861,24 @@ def test_openapi_fuzz_finds_no_server_errors(lib_app, library, record_property):
         while svc.ingest._current is not None and time.monotonic() < deadline:
             time.sleep(0.02)
     record_property("fuzz_requests", sent["n"])
-    summary = (f"schemathesis: {sent['n']} generated requests over {sent['operations']} operations; "
-               f"by status {dict(sorted(sent['status'].items()))}")
+    summary = (
+        f"schemathesis: {sent['n']} generated requests over {sent['operations']} operations; "
+        f"by status {dict(sorted(sent['status'].items()))}"
+    )
     print("\n" + summary)
     if os.environ.get("VIDSEEK_ARTIFACTS"):
         out = Path(os.environ["VIDSEEK_ARTIFACTS"])
         out.mkdir(parents=True, exist_ok=True)
-        (out / "fuzz.json").write_text(json.dumps({"requests": sent["n"], "operations": sent["operations"],
-                                                   "by_status": sent["status"], "failures": failures}))
+        (out / "fuzz.json").write_text(
+            json.dumps(
+                {
+                    "requests": sent["n"],
+                    "operations": sent["operations"],
+                    "by_status": sent["status"],
+                    "failures": failures,
+                }
+            )
+        )
     assert not failures, failures[:5]
     assert sent["n"] >= 100, summary
 

@@ -6,6 +6,7 @@ query, sees results with loaded thumbnails, switches rerank off, opens a hit and
 element plays the hit's file from its moment. Screenshots go to ``$VIDSEEK_ARTIFACTS`` (default: the test's
 tmp dir); with ``VIDSEEK_UPDATE_SCREENSHOT=1`` the last one is also copied to docs/screenshot.png.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,17 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 # --disable-dev-shm-usage: the suite's Ray tests put their object stores in /dev/shm too; Chromium's shared
 # memory then goes to /tmp (one full-suite run hung in this test, not reproduced alone).
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 TOKEN = "browser-token-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,8 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (CI installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download "
-                                                                  "needed: Debian's chromium is used)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="pip install playwright (no browser download needed: Debian's chromium is used)"
+    )
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
@@ -98,8 +108,11 @@ def test_search_page_shows_results_and_plays_a_moment(browser, served, artifacts
         hits = page.locator("[data-testid=hit]")
         assert hits.count() == len(videos)
         # every thumbnail loaded (a real JPEG decoded by the browser), each at its hit's best moment
-        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=hit] img')]"
-                               ".every(i => i.complete && i.naturalWidth === 320)", timeout=20_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=hit] img')]"
+            ".every(i => i.complete && i.naturalWidth === 320)",
+            timeout=20_000,
+        )
         srcs = page.eval_on_selector_all("[data-testid=hit] img", "els => els.map(e => e.getAttribute('src'))")
         assert all("/thumbnail?t=" in s and "token=" in s for s in srcs), srcs
         assert "reranked" in page.inner_text("#status")
@@ -110,15 +123,23 @@ def test_search_page_shows_results_and_plays_a_moment(browser, served, artifacts
         # rerank toggle: a new search without rerank
         page.uncheck("#rerank")
         page.wait_for_function("() => document.querySelector('#status').textContent.includes('first stage only')")
-        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=hit] img')]"
-                               ".every(i => i.complete && i.naturalWidth === 320)", timeout=20_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=hit] img')]"
+            ".every(i => i.complete && i.naturalWidth === 320)",
+            timeout=20_000,
+        )
         page.check("#rerank")
         page.wait_for_function("() => document.querySelector('#status').textContent.includes('reranked')")
-        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=hit] img')]"
-                               ".every(i => i.complete && i.naturalWidth === 320)", timeout=20_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=hit] img')]"
+            ".every(i => i.complete && i.naturalWidth === 320)",
+            timeout=20_000,
+        )
 
         # open the hit whose moment starts latest: the video must load its file and start there
-        starts = [float(s) for s in page.eval_on_selector_all("[data-testid=hit]", "els => els.map(e => e.dataset.start)")]
+        starts = [
+            float(s) for s in page.eval_on_selector_all("[data-testid=hit]", "els => els.map(e => e.dataset.start)")
+        ]
         pick = max(range(len(starts)), key=lambda i: starts[i])
         card = hits.nth(pick)
         video_id = card.get_attribute("data-video-id")
@@ -127,9 +148,13 @@ def test_search_page_shows_results_and_plays_a_moment(browser, served, artifacts
             """([id, start]) => { const v = document.querySelector('#video');
                  return v.src.includes('/videos/' + id + '/file') && v.readyState >= 1
                         && v.currentTime >= start - 0.05 && v.currentTime < start + 3; }""",
-            arg=[video_id, starts[pick]], timeout=20_000)
-        state = page.evaluate("() => { const v = document.querySelector('#video');"
-                              " return {src: v.src, t: v.currentTime, d: v.duration, err: v.error && v.error.code}; }")
+            arg=[video_id, starts[pick]],
+            timeout=20_000,
+        )
+        state = page.evaluate(
+            "() => { const v = document.querySelector('#video');"
+            " return {src: v.src, t: v.currentTime, d: v.duration, err: v.error && v.error.code}; }"
+        )
         assert state["err"] is None and state["d"] > 0, state
         assert not page.is_hidden("#player") and page.inner_text("#player-title")
         page.wait_for_function("() => document.querySelector('#video').readyState >= 3", timeout=20_000)

@@ -1,4 +1,5 @@
 """CLIP4Clip seqTransf head: init from the CLIP text tower, residual, key masking, reference forward."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """Testbed world and model (issue 6): determinism, ground truth against pixels, the committed model."""
+
 from __future__ import annotations
 
 import hashlib

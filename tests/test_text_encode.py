@@ -1,12 +1,17 @@
 """The trimmed text tower gives open_clip's own text features, for every model family the registry serves."""
+
 import pytest
 import torch
 
 from vidseek.operators.encode import load_clip, tokenize
 from vidseek.operators.text_encode import can_trim, encode_text
 
-TEXTS = ["a red circle", "a small blue square moves left then a green triangle appears",
-         "x", "a " * 40 + "dog"]  # lengths from 3 tokens to near the context
+TEXTS = [
+    "a red circle",
+    "a small blue square moves left then a green triangle appears",
+    "x",
+    "a " * 40 + "dog",
+]  # lengths from 3 tokens to near the context
 
 
 @pytest.mark.parametrize("name", ["tiny-random", "testbed", "ViT-B-32"])

@@ -5,6 +5,7 @@ Order task: K random "object" directions; a video is 6 noisy frames of object X 
 instance of "Y then X" with the very same frame set, so meanP gives both the same vector and picks the same
 caption for both: exactly 50% on {videos + their reversals}. A temporal head can tell them apart.
 """
+
 import json
 
 import numpy as np
@@ -69,14 +70,26 @@ def order_task(tmp_path_factory, tiny_clip):
             vid = f"o{x}{y}_{i}"
             t = np.arange(12, dtype=np.float32)
             store.insert_frames(vid, np.arange(12), t + 0.5, t, t + 1, v)
-            rows.append({"video_id": vid, "path": f"/videos/{vid}.mp4", "n_frames": 12, "duration": 12.0,
-                         "mean_vec": mean_pool(torch.from_numpy(v)[None])[0].numpy()})
+            rows.append(
+                {
+                    "video_id": vid,
+                    "path": f"/videos/{vid}.mp4",
+                    "n_frames": 12,
+                    "duration": 12.0,
+                    "mean_vec": mean_pool(torch.from_numpy(v)[None])[0].numpy(),
+                }
+            )
             lines.append(json.dumps({"video": vid, "caption": f"{WORDS[x]} then {WORDS[y]}"}))
     store.upsert_videos(rows)
     store.close()
     (root / "captions.jsonl").write_text("\n".join(lines) + "\n")
-    return {"root": root, "store": str(root / "store.db"), "dataset": str(root / "captions.jsonl"),
-            "objects": objects, "rng": rng}
+    return {
+        "root": root,
+        "store": str(root / "store.db"),
+        "dataset": str(root / "captions.jsonl"),
+        "objects": objects,
+        "rng": rng,
+    }
 
 
 def pair_accuracy(vectors, labels, text):
@@ -112,8 +125,10 @@ def test_loss_is_symmetric_and_skips_identical_captions():
     t = torch.nn.functional.normalize(torch.randn(4, 16, generator=g), dim=-1)
     v = torch.nn.functional.normalize(torch.randn(4, 16, generator=g), dim=-1)
     logits = 10 * t @ v.T
-    ref = (torch.nn.functional.cross_entropy(logits, torch.arange(4))
-           + torch.nn.functional.cross_entropy(logits.T, torch.arange(4))) / 2
+    ref = (
+        torch.nn.functional.cross_entropy(logits, torch.arange(4))
+        + torch.nn.functional.cross_entropy(logits.T, torch.arange(4))
+    ) / 2
     assert torch.allclose(contrastive_loss(t, v, 10.0), ref)
     # two items with the same caption string are not each other's negatives
     masked = contrastive_loss(t, v, 10.0, torch.tensor([0, 0, 1, 2]))
@@ -129,8 +144,16 @@ def test_schedule_warms_up_then_decays():
 def test_order_task_head_beats_mean_pooling(order_task, tiny_clip, tmp_path):
     """Trained from a real store; meanP is exactly 50% on videos + reversals, the head well above."""
     out = tmp_path / "head.pt"
-    res = train_head(TrainConfig(dataset=order_task["dataset"], store=order_task["store"], out=str(out),
-                                 epochs=15, seed=0, **{**RUN, "lr": 3e-3}))
+    res = train_head(
+        TrainConfig(
+            dataset=order_task["dataset"],
+            store=order_task["store"],
+            out=str(out),
+            epochs=15,
+            seed=0,
+            **{**RUN, "lr": 3e-3},
+        )
+    )
     assert res.finished and out.exists() and res.n_train_videos == 96
     losses = [h["loss"] for h in res.history]
     assert losses[-1] < 0.7 * losses[0]
@@ -152,8 +175,10 @@ def test_order_task_head_beats_mean_pooling(order_task, tiny_clip, tmp_path):
     head, config = load_head(out, tiny_clip.stamp())
     assert config["n_frames"] == 12 and config["aggregator"] == "seqTransf"
     head_acc = pair_accuracy(learned_vectors(head, videos), labels, text)
-    print(f"order task: head {head_acc:.3f}, meanP {mean_acc:.3f}, losses {losses[0]:.3f} -> {losses[-1]:.3f}, "
-          f"{res.clips_per_s:.0f} clips/s")
+    print(
+        f"order task: head {head_acc:.3f}, meanP {mean_acc:.3f}, losses {losses[0]:.3f} -> {losses[-1]:.3f}, "
+        f"{res.clips_per_s:.0f} clips/s"
+    )
     assert mean_acc == 0.5
     assert head_acc >= 0.9
     extra = read_head(out)["extra"]
@@ -161,8 +186,16 @@ def test_order_task_head_beats_mean_pooling(order_task, tiny_clip, tmp_path):
 
 
 def test_validation_split_reports_head_and_meanp(order_task, tmp_path, capsys):
-    res = train_head(TrainConfig(dataset=order_task["dataset"], store=order_task["store"], out=str(tmp_path / "h.pt"),
-                                 epochs=2, seed=3, **{**RUN, "val_fraction": 0.25, "verbose": True}))
+    res = train_head(
+        TrainConfig(
+            dataset=order_task["dataset"],
+            store=order_task["store"],
+            out=str(tmp_path / "h.pt"),
+            epochs=2,
+            seed=3,
+            **{**RUN, "val_fraction": 0.25, "verbose": True},
+        )
+    )
     assert res.n_val_videos == 24 and res.n_train_videos == 72 and res.n_val_captions == 24
     for h in res.history:
         assert set(h["val"]) >= {"R@1", "R@5", "R@10", "MdR"} and h["val"]["n"] == 24
@@ -174,8 +207,9 @@ def test_validation_split_reports_head_and_meanp(order_task, tmp_path, capsys):
 
 
 def test_deterministic_and_resumable(order_task, tmp_path):
-    cfg = dict(dataset=order_task["dataset"], store=order_task["store"], epochs=2, seed=7,
-               **{**RUN, "val_fraction": 0.1})
+    cfg = dict(
+        dataset=order_task["dataset"], store=order_task["store"], epochs=2, seed=7, **{**RUN, "val_fraction": 0.1}
+    )
     a = train_head(TrainConfig(out=str(tmp_path / "a.pt"), **cfg))
     sa = read_head(tmp_path / "a.pt")["state_dict"]
     # an independent run of the first epoch, stopped, then resumed: the same curve and head, bit for bit
@@ -194,13 +228,23 @@ def test_deterministic_and_resumable(order_task, tmp_path):
 
 def test_missing_videos_named_or_decoded(order_task, tiny_clip, h264_mp4, tmp_path):
     ds = tmp_path / "caps.csv"
-    ds.write_text("video,caption\no01_0,red then green\no10_0,green then red\no02_1,red then blue\n"
-                  f"{h264_mp4.stem},a test pattern\n")
+    ds.write_text(
+        "video,caption\no01_0,red then green\no10_0,green then red\no02_1,red then blue\n"
+        f"{h264_mp4.stem},a test pattern\n"
+    )
     with pytest.raises(ValueError, match=h264_mp4.stem):
-        train_head(TrainConfig(dataset=str(ds), store=order_task["store"], out=str(tmp_path / "x.pt"), epochs=1,
-                               **RUN))
-    res = train_head(TrainConfig(dataset=str(ds), store=order_task["store"], video_root=str(h264_mp4.parent),
-                                 out=str(tmp_path / "x.pt"), epochs=1, aggregator="seqLSTM", **RUN))
+        train_head(TrainConfig(dataset=str(ds), store=order_task["store"], out=str(tmp_path / "x.pt"), epochs=1, **RUN))
+    res = train_head(
+        TrainConfig(
+            dataset=str(ds),
+            store=order_task["store"],
+            video_root=str(h264_mp4.parent),
+            out=str(tmp_path / "x.pt"),
+            epochs=1,
+            aggregator="seqLSTM",
+            **RUN,
+        )
+    )
     assert res.finished and res.n_train_videos == 4
     head, config = load_head(tmp_path / "x.pt", tiny_clip.stamp())
     assert isinstance(head, SeqLSTMHead) and config["aggregator"] == "seqLSTM"
@@ -260,8 +304,9 @@ def test_apply_head_to_store(order_task, tiny_clip, tmp_path):
     from vidseek.pipeline.learned import apply_head_to_store
 
     uri = str(tmp_path / "copy.db")
-    shutil.copytree(order_task["store"], uri) if __import__("os").path.isdir(order_task["store"]) else \
-        shutil.copy(order_task["store"], uri)
+    shutil.copytree(order_task["store"], uri) if __import__("os").path.isdir(order_task["store"]) else shutil.copy(
+        order_task["store"], uri
+    )
     path = tmp_path / "h.pt"
     torch.manual_seed(0)
     save_head(path, SeqTransfHead.from_clip_text(tiny_clip.model), {}, tiny_clip.stamp())
@@ -270,8 +315,9 @@ def test_apply_head_to_store(order_task, tiny_clip, tmp_path):
         agg = HeadAggregator(path, store.model_stamp())
         assert apply_head_to_store(store, agg, batch=50) == 96
         assert apply_head_to_store(store, agg, only_missing=True) == 0
-        after = store.get_videos(["o01_0"], ["video_id", "mean_vec", "learned_vec", "learned_head", "path",
-                                             "n_frames"])["o01_0"]
+        after = store.get_videos(
+            ["o01_0"], ["video_id", "mean_vec", "learned_vec", "learned_head", "path", "n_frames"]
+        )["o01_0"]
         frames = store.frames_of(["o01_0"])["o01_0"]["vectors"]
     assert after["learned_head"] == agg.id and after["path"] == before["path"] and after["n_frames"] == 12
     np.testing.assert_allclose(after["mean_vec"], before["mean_vec"], atol=1e-6)
@@ -287,7 +333,7 @@ def test_nearest_pair_order_batches_confusable_captions_together():
     text = torch.cat([base, torch.nn.functional.normalize(base + 0.05 * torch.randn(6, 16), dim=-1), base[:1]])
     order = nearest_pair_order(text, rng)
     assert sorted(order.tolist()) == list(range(13))  # a permutation: no video dropped or repeated
-    pairs = {frozenset(order[i:i + 2].tolist()) for i in range(0, 12, 2)}
+    pairs = {frozenset(order[i : i + 2].tolist()) for i in range(0, 12, 2)}
     twins = {frozenset((i, i + 6)) for i in range(1, 6)}
     assert len(twins & pairs) >= 4, pairs  # near-twins end up side by side
     assert frozenset((0, 12)) not in pairs  # identical captions are never each other's negative

@@ -1,4 +1,5 @@
 """The test watchdog ends a test that hangs in native code holding the GIL, and prints every thread's stack."""
+
 from __future__ import annotations
 
 import subprocess
@@ -11,7 +12,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_watchdog_ends_a_test_stuck_in_native_code_holding_the_gil(tmp_path):
-    (tmp_path / "test_stuck.py").write_text(textwrap.dedent('''
+    (tmp_path / "test_stuck.py").write_text(
+        textwrap.dedent("""
         import ctypes
         import threading
 
@@ -23,13 +25,29 @@ def test_watchdog_ends_a_test_stuck_in_native_code_holding_the_gil(tmp_path):
             mutex = ctypes.create_string_buffer(64)  # zeroed: PTHREAD_MUTEX_INITIALIZER (glibc)
             libc.pthread_mutex_lock(mutex)
             libc.pthread_mutex_lock(mutex)
-    '''))
+    """)
+    )
     t = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "watchdog", "-p", "no:cacheprovider",
-                        "--timeout", "1", str(tmp_path / "test_stuck.py")],
-                       cwd=tmp_path, env={"PYTHONPATH": str(HERE), "VIDSEEK_TEST_WATCHDOG_S": "3",
-                                          "PATH": "/usr/bin:/bin"},
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "watchdog",
+            "-p",
+            "no:cacheprovider",
+            "--timeout",
+            "1",
+            str(tmp_path / "test_stuck.py"),
+        ],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(HERE), "VIDSEEK_TEST_WATCHDOG_S": "3", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     took = time.monotonic() - t
     assert r.returncode == 1, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
     assert took < 60, f"the watchdog took {took:.0f} s to end a 3 s hang"

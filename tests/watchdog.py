@@ -7,6 +7,7 @@ beyond pytest-timeout's limit, which fails a merely slow test first and lets the
 thread's Python stack to the terminal's stderr without taking the GIL and ends the run with exit code 1.
 The stuck test is the one whose function appears in the dump.
 """
+
 from __future__ import annotations
 
 import faulthandler

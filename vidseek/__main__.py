@@ -1,4 +1,5 @@
 """``python -m vidseek …``: the same command line as ``vidseek …``."""
+
 from vidseek.apps.cli.main import main
 
 main()

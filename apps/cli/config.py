@@ -12,6 +12,7 @@ line win over the file. An unknown key or a value of the wrong type is refused b
 the file, the key and what is expected. Values become Click's defaults (``default_map``): after the type check
 here, each is converted and range-checked as the same option on the command line would be.
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -26,8 +27,15 @@ COMMANDS = ("index", "search", "serve")
 
 
 def config_option() -> Any:
-    return typer.Option(None, "--config", is_eager=True, callback=_load, dir_okay=False, show_default=False,
-                        help="TOML file whose keys are this command's options (the command line wins)")
+    return typer.Option(
+        None,
+        "--config",
+        is_eager=True,
+        callback=_load,
+        dir_okay=False,
+        show_default=False,
+        help="TOML file whose keys are this command's options (the command line wins)",
+    )
 
 
 def _expected(hint: Any) -> tuple[tuple[type, ...], str]:
@@ -62,11 +70,14 @@ def _load(ctx: typer.Context, param: Any, path: str | Path | None) -> None:
     if tables:  # a shared file: every key belongs to a command's table
         loose = sorted(set(data) - tables)
         if loose:
-            raise typer.BadParameter(f"{path}: {', '.join(loose)} outside a table; put each key under [index], "
-                                     "[search] or [serve]", param=param)
+            raise typer.BadParameter(
+                f"{path}: {', '.join(loose)} outside a table; put each key under [index], [search] or [serve]",
+                param=param,
+            )
         if command not in tables:
-            raise typer.BadParameter(f"{path} has no [{command}] table (it has {', '.join(sorted(tables))})",
-                                     param=param)
+            raise typer.BadParameter(
+                f"{path} has no [{command}] table (it has {', '.join(sorted(tables))})", param=param
+            )
     values = data.get(command, {}) if tables else data
     where = f"{path} [{command}]" if tables else str(path)
     hints = typing.get_type_hints(ctx.command.callback)
@@ -84,8 +95,9 @@ def _load(ctx: typer.Context, param: Any, path: str | Path | None) -> None:
         name = names.get(key.replace("-", "_"))
         if name is None:
             known = ", ".join(sorted(n.replace("_", "-") for n in names if n != "as_json"))
-            raise typer.BadParameter(f"{where}: unknown key {key!r} for `vidseek {command}` (known: {known})",
-                                     param=param)
+            raise typer.BadParameter(
+                f"{where}: unknown key {key!r} for `vidseek {command}` (known: {known})", param=param
+            )
         accepted, what = _expected(params[name])
         if not isinstance(value, accepted) or (bool not in accepted and isinstance(value, bool)):
             raise typer.BadParameter(f"{where}: {key} = {value!r} must be {what}", param=param)

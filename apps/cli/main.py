@@ -1,4 +1,5 @@
 """The ``vidseek`` command line (typer): index, search, rerank, eval, eval-run, models, info, demo."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ import typer
 from vidseek.apps.cli.config import config_option
 from vidseek.retrieval.params import DEFAULTS as D
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="vidseek: index videos with CLIP on Ray, store vectors in Milvus, search them with text.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="vidseek: index videos with CLIP on Ray, store vectors in Milvus, search them with text.",
+)
 
 STORE_HELP = "Milvus Lite path (a directory) or Milvus server URI (http://host:19530)"
 
@@ -26,7 +31,9 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def _quiet_logs(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("milvus_lite", "faiss", "ray", "pymilvus"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
 
@@ -44,11 +51,16 @@ def index(
     retry_failed: bool = typer.Option(False, help="re-attempt videos recorded as failed"),
     max_failures: Optional[int] = typer.Option(None, help="stop once more than this many videos failed"),
     chunk_frames: int = typer.Option(32, help="most frames per decoded batch (bounds memory)"),
-    decode_timeout: float = typer.Option(60.0, help="most seconds one video may take to decode, plus "
-                                         "--decode-timeout-per-s × its duration; then it is recorded failed"),
+    decode_timeout: float = typer.Option(
+        60.0,
+        help="most seconds one video may take to decode, plus "
+        "--decode-timeout-per-s × its duration; then it is recorded failed",
+    ),
     decode_timeout_per_s: float = typer.Option(2.0, help="seconds allowed per second of video (see --decode-timeout)"),
-    aggregator: Optional[str] = typer.Option(None, help="learned:HEAD.pt — also write learned video vectors "
-                                             "(videos already indexed get them from stored frames)"),
+    aggregator: Optional[str] = typer.Option(
+        None,
+        help="learned:HEAD.pt — also write learned video vectors (videos already indexed get them from stored frames)",
+    ),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -60,10 +72,23 @@ def index(
     from vidseek.pipeline.sources import SourceError
     from vidseek.store.video_store import StoreError
 
-    cfg = IndexConfig(source=source, store=store, model=model, pretrained=pretrained, sampling=sampling,
-                      address=address, prune=prune, retry_failed=retry_failed, max_failures=max_failures,
-                      chunk_frames=chunk_frames, device=device, progress=not as_json and sys.stderr.isatty(),
-                      aggregator=aggregator, decode_timeout_s=decode_timeout, decode_timeout_per_s=decode_timeout_per_s)
+    cfg = IndexConfig(
+        source=source,
+        store=store,
+        model=model,
+        pretrained=pretrained,
+        sampling=sampling,
+        address=address,
+        prune=prune,
+        retry_failed=retry_failed,
+        max_failures=max_failures,
+        chunk_frames=chunk_frames,
+        device=device,
+        progress=not as_json and sys.stderr.isatty(),
+        aggregator=aggregator,
+        decode_timeout_s=decode_timeout,
+        decode_timeout_per_s=decode_timeout_per_s,
+    )
     try:
         summary = run_index(cfg)
     except (SourceError, StoreError, ModelLoadError, JobError, ValueError) as e:
@@ -84,7 +109,9 @@ def search(
     k: int = typer.Option(D.k, help="hits to return"),
     aggregation: str = typer.Option(D.aggregation, help="mean | max | query-weighted | learned"),
     tau: float = typer.Option(D.tau, help="query-weighted pooling temperature"),
-    rerank: bool = typer.Option(D.rerank, "--rerank/--no-rerank", help="CLIPRerank fusion with max-pooled frame scores"),
+    rerank: bool = typer.Option(
+        D.rerank, "--rerank/--no-rerank", help="CLIPRerank fusion with max-pooled frame scores"
+    ),
     alpha: float = typer.Option(D.alpha, help="CLIPRerank weight of the first-stage score"),
     depth: int = typer.Option(D.depth, help="candidates per stage and rerank depth"),
     filter: list[str] = typer.Option([], "--filter", help="metadata filter key=value (repeatable; typed, quoted)"),
@@ -99,8 +126,9 @@ def search(
 
     try:
         expr = all_of(*[parse_user_filter(f) for f in filter])
-        params = SearchParams(k=k, aggregation=aggregation, tau=tau, rerank=rerank, alpha=alpha, depth=depth,
-                              filter=expr).validate()
+        params = SearchParams(
+            k=k, aggregation=aggregation, tau=tau, rerank=rerank, alpha=alpha, depth=depth, filter=expr
+        ).validate()
         hits = Searcher(store).search(query, params)
     except (StoreError, ValueError) as e:
         _fail(str(e))
@@ -115,8 +143,10 @@ def format_hits(query: str, hits: list) -> str:
     if not hits:
         lines.append("  (no hits)")
     for i, h in enumerate(hits, 1):
-        lines.append(f"  {i:2d}. {h.score:7.4f}  {Path(h.path).name}  moment {h.moment[0]:.1f}–{h.moment[1]:.1f} s "
-                     f"(best {h.best_t:.1f} s)")
+        lines.append(
+            f"  {i:2d}. {h.score:7.4f}  {Path(h.path).name}  moment {h.moment[0]:.1f}–{h.moment[1]:.1f} s "
+            f"(best {h.best_t:.1f} s)"
+        )
     return "\n".join(lines)
 
 
@@ -163,16 +193,21 @@ def rerank_cmd(
     finally:
         if vs is not None:
             vs.close()
-    typer.echo(f"reranked {report.queries} queries ({report.rescored} candidates rescored; evidence "
-               f"{report.evidence}); {len(report.without_evidence)} without evidence kept their rank → {out}")
+    typer.echo(
+        f"reranked {report.queries} queries ({report.rescored} candidates rescored; evidence "
+        f"{report.evidence}); {len(report.without_evidence)} without evidence kept their rank → {out}"
+    )
 
 
 @app.command("eval")
 def eval_cmd(
     dataset: Path = typer.Option(..., exists=True, dir_okay=False, help="MSR-VTT JSON, CSV or JSONL captions"),
     store: str = typer.Option("./vidseek.db", help=STORE_HELP),
-    config: list[str] = typer.Option([], "--config", help="mean | max | query-weighted[:tau] | learned, "
-                                     "optionally +rerank (repeatable; default: a standard set)"),
+    config: list[str] = typer.Option(
+        [],
+        "--config",
+        help="mean | max | query-weighted[:tau] | learned, optionally +rerank (repeatable; default: a standard set)",
+    ),
     split: Optional[str] = typer.Option(None, help="MSR-VTT JSON split (train/validate/test)"),
     depth: int = typer.Option(D.depth, help="rerank depth"),
     alpha: float = typer.Option(D.alpha, help="CLIPRerank weight of the first-stage score"),
@@ -225,8 +260,11 @@ def eval_run_cmd(
     keys = {"map": "map", "ndcg_cut_10": "nDCG@10", "P_10": "P@10"}
     means = {name: float(np.mean([q[k] for q in per_query.values()])) for k, name in keys.items()}
     means["queries"] = len(per_query)
-    typer.echo(json.dumps(means) if as_json else "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
-                                                           for k, v in means.items()))
+    typer.echo(
+        json.dumps(means)
+        if as_json
+        else "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in means.items())
+    )
 
 
 @app.command()
@@ -248,9 +286,14 @@ def info(store: str = typer.Option("./vidseek.db", help=STORE_HELP), as_json: bo
     try:
         with VideoStore(store) as s:
             recs = s.video_records(fields=["video_id", "status"])
-            out = {"store": store, "model": s.model_stamp(), "videos": len(recs),
-                   "ok": sum(r["status"] == "ok" for r in recs), "failed": sum(r["status"] == "failed" for r in recs),
-                   "frames": s.count_frames() if s.dim else 0}
+            out = {
+                "store": store,
+                "model": s.model_stamp(),
+                "videos": len(recs),
+                "ok": sum(r["status"] == "ok" for r in recs),
+                "failed": sum(r["status"] == "failed" for r in recs),
+                "frames": s.count_frames() if s.dim else 0,
+            }
     except StoreError as e:
         _fail(str(e))
     typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
@@ -278,8 +321,9 @@ def demo(
     videos = [str(p) for p in sample_videos()] + sorted(str(p.absolute()) for p in world.glob("*.mp4"))
     listing.write_text("\n".join(videos) + "\n")
     typer.echo(f"indexing {len(videos)} videos ({listing}) into {store} with model {model} …")
-    summary = run_index(IndexConfig(source=str(listing), store=store, model=model, sampling="fps:2",
-                                    progress=sys.stderr.isatty()))
+    summary = run_index(
+        IndexConfig(source=str(listing), store=store, model=model, sampling="fps:2", progress=sys.stderr.isatty())
+    )
     typer.echo(summary.render())
     searcher = Searcher(store)
     picks = [next(q for q in queries if q["family"] == f) for f in ("content", "brief", "order")]
@@ -297,17 +341,29 @@ def serve(
     store: str = typer.Option("./vidseek.db", help=STORE_HELP),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback needs --token"),
     port: int = typer.Option(8000, min=0, max=65535),
-    token: Optional[str] = typer.Option(None, envvar="VIDSEEK_TOKEN", show_default=False,
-                                        help="bearer token every request must carry (prefer the VIDSEEK_TOKEN "
-                                             "environment variable: arguments show up in `ps`)"),
-    ingest_root: list[Path] = typer.Option([], "--ingest-root", file_okay=False,
-                                           help="directory POST /ingest may index from (repeatable; none: ingest off)"),
+    token: Optional[str] = typer.Option(
+        None,
+        envvar="VIDSEEK_TOKEN",
+        show_default=False,
+        help="bearer token every request must carry (prefer the VIDSEEK_TOKEN "
+        "environment variable: arguments show up in `ps`)",
+    ),
+    ingest_root: list[Path] = typer.Option(
+        [],
+        "--ingest-root",
+        file_okay=False,
+        help="directory POST /ingest may index from (repeatable; none: ingest off)",
+    ),
     model: str = typer.Option("tiny-random", help="model for ingesting into an empty store (a store knows its own)"),
     pretrained: Optional[str] = typer.Option(None, help="weights for --model (empty store only)"),
     lock_wait: float = typer.Option(3.0, help="seconds to wait for a store held by another process"),
-    in_memory: bool = typer.Option(False, "--in-memory", help="hold the store's vectors in this process and "
-                                   "search them there: much faster on a large Milvus Lite store (bench/"
-                                   "search_latency.py), costs ~2 KB of RAM per frame vector (ViT-B-32)"),
+    in_memory: bool = typer.Option(
+        False,
+        "--in-memory",
+        help="hold the store's vectors in this process and "
+        "search them there: much faster on a large Milvus Lite store (bench/"
+        "search_latency.py), costs ~2 KB of RAM per frame vector (ViT-B-32)",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve STORE over HTTP: search API, thumbnails, video playback, ingest jobs, and a search page at /."""
@@ -315,12 +371,16 @@ def serve(
     from vidseek.apps.service.auth import RedactTokens, is_loopback
 
     if token is not None and len(token) < 16:
-        _fail("the token is too short (16+ characters): make one with "
-              "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        _fail(
+            "the token is too short (16+ characters): make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     loopback = is_loopback(host)
     if not loopback and not token:
-        _fail(f"refusing to bind {host} without a token: anyone who can reach it could search and read your "
-              "videos. Pass --token (or set VIDSEEK_TOKEN), or bind 127.0.0.1 (the default)")
+        _fail(
+            f"refusing to bind {host} without a token: anyone who can reach it could search and read your "
+            "videos. Pass --token (or set VIDSEEK_TOKEN), or bind 127.0.0.1 (the default)"
+        )
     for root in ingest_root:
         if not root.is_dir():
             _fail(f"--ingest-root {root}: not a directory")
@@ -330,15 +390,25 @@ def serve(
     from vidseek.apps.service import create_app
     from vidseek.store.video_store import StoreBusyError, StoreError
 
-    allowed = ({"localhost", "127.0.0.1", "::1", host.strip("[]").lower()} if loopback else None)
+    allowed = {"localhost", "127.0.0.1", "::1", host.strip("[]").lower()} if loopback else None
     try:
-        api = create_app(store, token=token, ingest_roots=[str(r) for r in ingest_root], model=model,
-                         pretrained=pretrained, allowed_hosts=allowed, lock_wait_s=lock_wait, in_memory=in_memory)
+        api = create_app(
+            store,
+            token=token,
+            ingest_roots=[str(r) for r in ingest_root],
+            model=model,
+            pretrained=pretrained,
+            allowed_hosts=allowed,
+            lock_wait_s=lock_wait,
+            in_memory=in_memory,
+        )
     except StoreBusyError as e:
-        _fail(f"cannot serve {store}: another process holds it (an index job or another service?). Milvus "
-              "Lite allows one process per store: wait for the job to finish, or stop it and index through "
-              f"this service instead (start it, then POST /ingest), or use a Milvus server URI. "
-              f"({e.__cause__.__class__.__name__}: {e.__cause__})")
+        _fail(
+            f"cannot serve {store}: another process holds it (an index job or another service?). Milvus "
+            "Lite allows one process per store: wait for the job to finish, or stop it and index through "
+            f"this service instead (start it, then POST /ingest), or use a Milvus server URI. "
+            f"({e.__cause__.__class__.__name__}: {e.__cause__})"
+        )
     except StoreError as e:
         _fail(str(e))
     except Exception as e:  # noqa: BLE001 — the model may fail to load (its message says what to do)
@@ -351,8 +421,15 @@ def serve(
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     typer.echo(f"serving {store} on {url}" + (" (token required)" if token else ""), err=True)
     try:
-        uvicorn.run(api, host=host, port=port, log_level="info" if verbose else "warning", server_header=False,
-                    access_log=verbose, timeout_graceful_shutdown=5)
+        uvicorn.run(
+            api,
+            host=host,
+            port=port,
+            log_level="info" if verbose else "warning",
+            server_header=False,
+            access_log=verbose,
+            timeout_graceful_shutdown=5,
+        )
     finally:
         api.state.service.close()
 

@@ -1,4 +1,5 @@
 """``vidseek testbed``: the offline quality testbed (synthetic world, trained tiny CLIP, quality table)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,10 @@ app.add_typer(testbed_app, name="testbed")
 
 
 @testbed_app.command("world")
-def world_cmd(out: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="where to write the videos"),
-              seed: int = typer.Option(7, help="7 is the eval world the README's table uses")) -> None:
+def world_cmd(
+    out: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="where to write the videos"),
+    seed: int = typer.Option(7, help="7 is the eval world the README's table uses"),
+) -> None:
     """Generate the eval world: videos, queries.jsonl (content / brief / order families), captions.csv."""
     from vidseek.apps.testbed.world import generate_world
 
@@ -25,14 +28,17 @@ def world_cmd(out: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="
 
 
 @testbed_app.command("eval")
-def eval_cmd(world: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="eval world (generated if missing)"),
-             store: str = typer.Option("/tmp/vidseek-testbed/eval.db", help="store for the world's vectors"),
-             seed: int = typer.Option(7),
-             head: Optional[Path] = typer.Option(TESTBED_HEAD, help="temporal head for the learned row (default: the "
-                                                 "committed testbed head)"),
-             no_head: bool = typer.Option(False, "--no-head", help="leave the learned row out"),
-             out: Optional[Path] = typer.Option(None, help="also write table.md and result.json here"),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+def eval_cmd(
+    world: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="eval world (generated if missing)"),
+    store: str = typer.Option("/tmp/vidseek-testbed/eval.db", help="store for the world's vectors"),
+    seed: int = typer.Option(7),
+    head: Optional[Path] = typer.Option(
+        TESTBED_HEAD, help="temporal head for the learned row (default: the committed testbed head)"
+    ),
+    no_head: bool = typer.Option(False, "--no-head", help="leave the learned row out"),
+    out: Optional[Path] = typer.Option(None, help="also write table.md and result.json here"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Index the world with the testbed model through the real job, then the quality table per family."""
     _quiet_logs(False)
     from vidseek.apps.testbed.store_eval import format_table, store_quality

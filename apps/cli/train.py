@@ -1,4 +1,5 @@
 """``vidseek train`` and ``vidseek import-clip4clip``: the learned temporal head's commands."""
+
 from __future__ import annotations
 
 import json
@@ -23,17 +24,22 @@ def train(
     lr: float = typer.Option(1e-4),
     weight_decay: float = typer.Option(0.2, help="on weight matrices (not biases, LayerNorm, embeddings)"),
     warmup: float = typer.Option(0.1, help="share of steps with linear warm-up (then cosine decay)"),
-    hard_negatives: bool = typer.Option(False, "--hard-negatives/--random-batches",
-                                        help="batch each video with its nearest-caption neighbour (e.g. 'X then Y' "
-                                             "beside 'Y then X'); default: random batches as in CLIP4Clip"),
+    hard_negatives: bool = typer.Option(
+        False,
+        "--hard-negatives/--random-batches",
+        help="batch each video with its nearest-caption neighbour (e.g. 'X then Y' "
+        "beside 'Y then X'); default: random batches as in CLIP4Clip",
+    ),
     val_fraction: float = typer.Option(0.1, help="share of videos held out for validation (0: none)"),
     seed: int = typer.Option(0),
     split: Optional[str] = typer.Option(None, help="MSR-VTT JSON split to train on (train/validate/test)"),
-    video_root: Optional[Path] = typer.Option(None, file_okay=False,
-                                              help="decode and encode dataset videos the store lacks from here"),
+    video_root: Optional[Path] = typer.Option(
+        None, file_okay=False, help="decode and encode dataset videos the store lacks from here"
+    ),
     sampling: str = typer.Option("fps:1", help="frame sampling for videos decoded on the fly"),
-    model: Optional[str] = typer.Option(None, help="without a store: encoder to use (default tiny-random); "
-                                        "with one: must be the store's"),
+    model: Optional[str] = typer.Option(
+        None, help="without a store: encoder to use (default tiny-random); with one: must be the store's"
+    ),
     pretrained: Optional[str] = typer.Option(None, help="weights for --model"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for training"),
@@ -52,15 +58,35 @@ def train(
     use_store = store
     if not is_server_uri(store) and not Path(store).exists():
         if video_root is None:
-            _fail(f"store {store} does not exist: index the dataset's videos first (`vidseek index`), or pass "
-                  "--video-root to decode and encode them for training")
+            _fail(
+                f"store {store} does not exist: index the dataset's videos first (`vidseek index`), or pass "
+                "--video-root to decode and encode them for training"
+            )
         use_store = None  # no store: train from videos decoded on the fly (nothing is written to a store)
-    cfg = TrainConfig(dataset=str(dataset), out=str(out), store=use_store, aggregator=aggregator, frames=frames,
-                      epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
-                      val_fraction=val_fraction, seed=seed, split=split, hard_negatives=hard_negatives,
-                      video_root=str(video_root) if video_root else None, sampling=sampling, model=model,
-                      pretrained=pretrained, device=device, threads=threads, resume=resume,
-                      progress=not as_json and sys.stderr.isatty())
+    cfg = TrainConfig(
+        dataset=str(dataset),
+        out=str(out),
+        store=use_store,
+        aggregator=aggregator,
+        frames=frames,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=warmup,
+        val_fraction=val_fraction,
+        seed=seed,
+        split=split,
+        hard_negatives=hard_negatives,
+        video_root=str(video_root) if video_root else None,
+        sampling=sampling,
+        model=model,
+        pretrained=pretrained,
+        device=device,
+        threads=threads,
+        resume=resume,
+        progress=not as_json and sys.stderr.isatty(),
+    )
     try:
         result = train_head(cfg, echo=lambda line: typer.echo(line, err=as_json))
     except (ValueError, StoreError, ModelLoadError, FileNotFoundError) as e:
@@ -72,8 +98,9 @@ def train(
 def import_clip4clip_cmd(
     checkpoint: Path = typer.Argument(..., exists=True, dir_okay=False, help="official CLIP4Clip pytorch_model.bin"),
     out: Path = typer.Option(..., file_okay=False, help="directory for encoder.safetensors, head.pt, import.json"),
-    model: Optional[str] = typer.Option(None, help="open_clip architecture of the weights (default: inferred, "
-                                        "e.g. ViT-B-32-quickgelu)"),
+    model: Optional[str] = typer.Option(
+        None, help="open_clip architecture of the weights (default: inferred, e.g. ViT-B-32-quickgelu)"
+    ),
     frames: int = typer.Option(12, help="frames the head samples per video (CLIP4Clip: 12)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -40,6 +40,7 @@ Limits (``Limits``): query length, k, depth, filters, candidates and request bod
 typed key/op/value (or ``key=value`` strings through ``vidseek.store.filters.parse_user_filter``), never pasted
 into an expression. Errors are JSON with 4xx codes; cross-origin POSTs are refused.
 """
+
 from vidseek.apps.service.app import create_app
 from vidseek.apps.service.schemas import Limits
 

@@ -1,4 +1,5 @@
 """The FastAPI app: ``create_app(store_uri, token=None, clip=None, limits=Limits())`` (see the package docs)."""
+
 import logging
 import time
 from pathlib import Path as FsPath
@@ -32,15 +33,30 @@ from vidseek.store.video_store import VIDEO_FIELDS, StoreError
 
 log = logging.getLogger(__name__)
 STATIC = FsPath(__file__).parent / "static"
-STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 
-def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limits | None = None, *,
-               ingest_roots: list[str | FsPath] | None = None, index_fn: Callable | None = None,
-               model: str = "tiny-random", pretrained: str | None = None,
-               allowed_hosts: set[str] | None = None, lock_wait_s: float = 15.0,
-               prefix: str = "vidseek", verify_files: bool = True, in_memory: bool = False) -> FastAPI:
+def create_app(
+    store_uri: str,
+    token: str | None = None,
+    clip=None,
+    limits: Limits | None = None,
+    *,
+    ingest_roots: list[str | FsPath] | None = None,
+    index_fn: Callable | None = None,
+    model: str = "tiny-random",
+    pretrained: str | None = None,
+    allowed_hosts: set[str] | None = None,
+    lock_wait_s: float = 15.0,
+    prefix: str = "vidseek",
+    verify_files: bool = True,
+    in_memory: bool = False,
+) -> FastAPI:
     """The service over ``store_uri``; opens the store (Milvus Lite: holds its lock) and loads the model now.
 
     ``token``: required on every request but the page and /healthz. ``clip``: a loaded model (default: the
@@ -53,14 +69,22 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
     ``app.state.service.close()`` releases the store.
     """
     limits = limits or Limits()
-    svc = Service(store_uri, clip, limits, ingest_roots, index_fn, model, pretrained, lock_wait_s, prefix,
-                  verify_files, in_memory)
-    app = FastAPI(title="vidseek", version="0.1.0", default_response_class=JSON,
-                  description="Text search over indexed videos: hits with moments, thumbnails, playback.")
+    svc = Service(
+        store_uri, clip, limits, ingest_roots, index_fn, model, pretrained, lock_wait_s, prefix, verify_files, in_memory
+    )
+    app = FastAPI(
+        title="vidseek",
+        version="0.1.0",
+        default_response_class=JSON,
+        description="Text search over indexed videos: hits with moments, thumbnails, playback.",
+    )
     app.state.service = svc
     app.add_middleware(Guard, token=token, max_body=limits.max_body_bytes, allowed_hosts=allowed_hosts)
-    static = {p.name: (p.read_bytes(), STATIC_TYPES.get(p.suffix, "application/octet-stream"))
-              for p in STATIC.iterdir() if p.is_file()}
+    static = {
+        p.name: (p.read_bytes(), STATIC_TYPES.get(p.suffix, "application/octet-stream"))
+        for p in STATIC.iterdir()
+        if p.is_file()
+    }
 
     # -- errors: JSON, 4xx for bad input ----------------------------------------------------------------
     @app.exception_handler(StarletteHTTPException)
@@ -69,8 +93,9 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
         return JSON({"detail": errors}, status_code=422)
 
     @app.exception_handler(Exception)
@@ -104,9 +129,13 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
         if s.dim is None:
             return {"model": None, "videos": 0, "ok": 0, "failed": 0, "frames": 0}
         stamp = s.model_stamp() or {}
-        return {"model": {k: stamp.get(k) for k in ("model", "weights", "embed_dim")},
-                "videos": s.count(), "ok": s.count(filter='status == "ok"'),
-                "failed": s.count(filter='status == "failed"'), "frames": s.count_frames()}
+        return {
+            "model": {k: stamp.get(k) for k in ("model", "weights", "embed_dim")},
+            "videos": s.count(),
+            "ok": s.count(filter='status == "ok"'),
+            "failed": s.count(filter='status == "failed"'),
+            "frames": s.count_frames(),
+        }
 
     # -- search -------------------------------------------------------------------------------------------
     FilterSpec = Union[TypedFilter, Text(limits.max_filter_chars, 1)]
@@ -127,14 +156,16 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
                 bad(422, str(e))
         return all_of(*parts)
 
-    def run_search(q: str, k: int, aggregation: str, tau: float, rerank: bool, alpha: float, depth: int,
-                   filters: list) -> dict:
+    def run_search(
+        q: str, k: int, aggregation: str, tau: float, rerank: bool, alpha: float, depth: int, filters: list
+    ) -> dict:
         from vidseek.retrieval.search import SearchParams
 
         expr = filter_expr(filters)
         searcher = svc.searcher()
-        params = SearchParams(k=k, aggregation=aggregation, tau=tau, rerank=rerank, alpha=alpha, depth=depth,
-                              filter=expr)
+        params = SearchParams(
+            k=k, aggregation=aggregation, tau=tau, rerank=rerank, alpha=alpha, depth=depth, filter=expr
+        )
         t0 = time.perf_counter()
         try:
             params.validate()
@@ -147,12 +178,35 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
         out = []
         for rank, h in enumerate(hits, 1):
             thumb, file = media_urls(h.video_id, h.best_t)
-            out.append({"rank": rank, "video_id": h.video_id, "name": FsPath(h.path).name, "path": h.path,
-                        "score": h.score, "scores": h.scores, "moment": list(h.moment), "best_t": h.best_t,
-                        "metadata": h.metadata, "thumbnail": thumb, "file": file})
-        return {"query": q, "took_ms": round((time.perf_counter() - t0) * 1000, 2), "hits": out,
-                "params": {"k": k, "aggregation": aggregation, "tau": tau, "rerank": rerank, "alpha": alpha,
-                           "depth": depth, "filter": expr}}
+            out.append(
+                {
+                    "rank": rank,
+                    "video_id": h.video_id,
+                    "name": FsPath(h.path).name,
+                    "path": h.path,
+                    "score": h.score,
+                    "scores": h.scores,
+                    "moment": list(h.moment),
+                    "best_t": h.best_t,
+                    "metadata": h.metadata,
+                    "thumbnail": thumb,
+                    "file": file,
+                }
+            )
+        return {
+            "query": q,
+            "took_ms": round((time.perf_counter() - t0) * 1000, 2),
+            "hits": out,
+            "params": {
+                "k": k,
+                "aggregation": aggregation,
+                "tau": tau,
+                "rerank": rerank,
+                "alpha": alpha,
+                "depth": depth,
+                "filter": expr,
+            },
+        }
 
     @app.get("/search", response_model=SearchOut, summary="Text search (query parameters)")
     def search_get(
@@ -163,8 +217,10 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
         rerank: bool = D.rerank,
         alpha: Annotated[float, Query(ge=0, le=1, allow_inf_nan=False)] = D.alpha,
         depth: Annotated[int, Query(ge=1, le=limits.max_depth)] = D.depth,
-        filter: Annotated[list[Text(limits.max_filter_chars, 1)],
-                          Query(description="metadata filter key=value, key>=3, … (repeatable)")] = [],  # noqa: B006
+        filter: Annotated[
+            list[Text(limits.max_filter_chars, 1)],
+            Query(description="metadata filter key=value, key>=3, … (repeatable)"),
+        ] = [],  # noqa: B006
     ):
         return run_search(q, k, aggregation, tau, rerank, alpha, depth, filter)
 
@@ -177,13 +233,15 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
         rerank: bool = D.rerank
         alpha: float = Field(D.alpha, ge=0, le=1, allow_inf_nan=False)
         depth: int = Field(D.depth, ge=1, le=limits.max_depth)
-        filters: list[FilterSpec] = Field(default_factory=list, max_length=limits.max_filters,
-                                          description='typed {"key", "op", "value"} or "key=value" strings')
+        filters: list[FilterSpec] = Field(
+            default_factory=list,
+            max_length=limits.max_filters,
+            description='typed {"key", "op", "value"} or "key=value" strings',
+        )
 
     @app.post("/search", response_model=SearchOut, summary="Text search (JSON body; typed filters)")
     def search_post(body: SearchBody):
-        return run_search(body.q, body.k, body.aggregation, body.tau, body.rerank, body.alpha, body.depth,
-                          body.filters)
+        return run_search(body.q, body.k, body.aggregation, body.tau, body.rerank, body.alpha, body.depth, body.filters)
 
     # -- rerank -------------------------------------------------------------------------------------------
     class CandidateIn(BaseModel):
@@ -199,8 +257,9 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
         alpha: float = Field(D.alpha, ge=0, le=1, allow_inf_nan=False)
         depth: int = Field(D.depth, ge=1, le=limits.max_depth)
 
-    @app.post("/rerank", response_model=RerankOut,
-              summary="CLIPRerank a candidate list with frame evidence from the store")
+    @app.post(
+        "/rerank", response_model=RerankOut, summary="CLIPRerank a candidate list with frame evidence from the store"
+    )
     def rerank(body: RerankBody):
         from vidseek.retrieval.rerank import rerank_run
         from vidseek.retrieval.runfiles import Candidate, RunQuery
@@ -216,18 +275,35 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
             bad(422, str(e))
         cands = []
         for rank, c in enumerate(out.candidates, 1):
-            cands.append({"id": c.id, "rank": rank, "score": c.score, "path": c.path,
-                          "evidence": "fine_score" in c.extra, "initial_score": c.extra.get("initial_score", c.score),
-                          "fine_score": c.extra.get("fine_score"), "fused_score": c.extra.get("fused_score")})
-        return {"query": body.query, "candidates": cands, "rescored": report.rescored,
-                "without_evidence": [w.split(":", 1)[1] for w in report.without_evidence]}
+            cands.append(
+                {
+                    "id": c.id,
+                    "rank": rank,
+                    "score": c.score,
+                    "path": c.path,
+                    "evidence": "fine_score" in c.extra,
+                    "initial_score": c.extra.get("initial_score", c.score),
+                    "fine_score": c.extra.get("fine_score"),
+                    "fused_score": c.extra.get("fused_score"),
+                }
+            )
+        return {
+            "query": body.query,
+            "candidates": cands,
+            "rescored": report.rescored,
+            "without_evidence": [w.split(":", 1)[1] for w in report.without_evidence],
+        }
 
     # -- videos -------------------------------------------------------------------------------------------
     def checked_file(video_id: str) -> tuple[str, dict]:
         """The video's file, checked to be the one indexed; its stat on a stalled mount answers 504."""
         try:
-            return call_with_timeout(lambda: svc.video_file(video_id), limits.decode_timeout_s,
-                                     f"checking the file of video {video_id}", permits=svc.decodes)
+            return call_with_timeout(
+                lambda: svc.video_file(video_id),
+                limits.decode_timeout_s,
+                f"checking the file of video {video_id}",
+                permits=svc.decodes,
+            )
         except CallTimeout as e:
             bad(504, f"{e}: the file may be on a slow or stalled disk; try again later")
 
@@ -237,23 +313,36 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
     def video(video_id: VideoId):
         row = svc.video(video_id)
         thumb, file = media_urls(video_id) if row["status"] == "ok" else (None, None)
-        return {**{f: row.get(f) for f in VIDEO_FIELDS}, "metadata": dict(row.get("metadata") or {}),
-                "name": FsPath(row["path"]).name, "thumbnail": thumb, "file": file}
+        return {
+            **{f: row.get(f) for f in VIDEO_FIELDS},
+            "metadata": dict(row.get("metadata") or {}),
+            "name": FsPath(row["path"]).name,
+            "thumbnail": thumb,
+            "file": file,
+        }
 
-    @app.get("/videos/{video_id}/thumbnail", summary="JPEG of the frame on screen at t seconds",
-             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-    def thumbnail(video_id: VideoId,
-                  t: Annotated[float, Query(description="seconds; clamped to the video",
-                                            allow_inf_nan=False)] = 0.0):
+    @app.get(
+        "/videos/{video_id}/thumbnail",
+        summary="JPEG of the frame on screen at t seconds",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}},
+    )
+    def thumbnail(
+        video_id: VideoId,
+        t: Annotated[float, Query(description="seconds; clamped to the video", allow_inf_nan=False)] = 0.0,
+    ):
         path, row = checked_file(video_id)
         t = min(max(float(t), 0.0), max(float(row.get("duration") or 0.0), 0.0))
         key = (video_id, round(t, 2))
         data = svc.thumbs.get(key)
         if data is None:
             try:
-                data = call_with_timeout(lambda: frame_jpeg(path, t, limits.thumbnail_width),
-                                         limits.decode_timeout_s, f"thumbnail of {FsPath(path).name} at {t:.2f} s",
-                                         permits=svc.decodes)
+                data = call_with_timeout(
+                    lambda: frame_jpeg(path, t, limits.thumbnail_width),
+                    limits.decode_timeout_s,
+                    f"thumbnail of {FsPath(path).name} at {t:.2f} s",
+                    permits=svc.decodes,
+                )
             except ThumbnailError as e:
                 bad(404, f"no frame at {t:.2f} s: {e}")
             except CallTimeout as e:
@@ -261,12 +350,20 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
             svc.thumbs.put(key, data)
         return Response(data, media_type="image/jpeg", headers={"cache-control": "private, max-age=3600"})
 
-    @app.get("/videos/{video_id}/file", summary="The video file (supports HTTP Range requests)",
-             response_class=Response, responses={200: {"content": {"video/*": {}}}, 206: {"description": "range"}})
+    @app.get(
+        "/videos/{video_id}/file",
+        summary="The video file (supports HTTP Range requests)",
+        response_class=Response,
+        responses={200: {"content": {"video/*": {}}}, 206: {"description": "range"}},
+    )
     def video_file(video_id: VideoId):
         path, _ = checked_file(video_id)
-        return FileResponse(path, media_type=media_type(path), content_disposition_type="inline",
-                            headers={"cache-control": "private, max-age=3600"})
+        return FileResponse(
+            path,
+            media_type=media_type(path),
+            content_disposition_type="inline",
+            headers={"cache-control": "private, max-age=3600"},
+        )
 
     # -- ingest -------------------------------------------------------------------------------------------
     class IngestBody(BaseModel):
@@ -275,7 +372,7 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
         sampling: Text(32, 1) = "fps:1"
         prune: bool = False
         retry_failed: bool = False
-        max_failures: int | None = Field(None, ge=0, le=10 ** 9)
+        max_failures: int | None = Field(None, ge=0, le=10**9)
 
     def ingest_call(fn, *a, **kw):
         try:
@@ -287,8 +384,9 @@ def create_app(store_uri: str, token: str | None = None, clip=None, limits: Limi
     def ingest(body: IngestBody) -> dict[str, Any]:
         if "\x00" in body.source:
             bad(422, "bad source path")
-        job = ingest_call(svc.ingest.start, body.source, body.sampling, body.prune, body.retry_failed,
-                          body.max_failures)
+        job = ingest_call(
+            svc.ingest.start, body.source, body.sampling, body.prune, body.retry_failed, body.max_failures
+        )
         return {**job.as_dict(), "status_url": f"/ingest/{job.id}"}
 
     @app.get("/ingest", summary="Recent ingest jobs, newest first")

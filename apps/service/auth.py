@@ -1,6 +1,7 @@
 """The service's front door (one ASGI middleware): Host check, bearer token, same-origin POSTs, body size
 limit and security headers — applied before any route runs. Plus the access-log filter that redacts tokens.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -14,9 +15,11 @@ LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 PUBLIC_PATHS = {"/", "/healthz", "/favicon.ico"}
 PUBLIC_PREFIXES = ("/static/",)
 MEDIA_PATH = re.compile(r"^/videos/[^/]+/(thumbnail|file)$")  # may carry ?token= (for <img>/<video>)
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-            "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-            "frame-ancestors 'none'; form-action 'self'")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]*")
 
@@ -35,7 +38,7 @@ def host_of(value: str) -> str:
     """The host of a Host header (without port; IPv6 without brackets), lower case."""
     value = value.strip().lower()
     if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else value
+        return value[1 : value.find("]")] if "]" in value else value
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
@@ -47,8 +50,12 @@ def same_token(given: str | None, token: str) -> bool:
 
 async def _send_json(send, status: int, detail: str, extra_headers: list | None = None) -> None:
     body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")] + (extra_headers or [])
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"cache-control", b"no-store"),
+    ] + (extra_headers or [])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -70,11 +77,19 @@ class Guard:
         path, method = scope["path"], scope["method"]
 
         if self.allowed_hosts is not None and host_of(headers.get("host", "")) not in self.allowed_hosts:
-            return await _send_json(send, 400, "unexpected Host header (this service answers its loopback "
-                                               "address only; bind another address with a token to serve others)")
+            return await _send_json(
+                send,
+                400,
+                "unexpected Host header (this service answers its loopback "
+                "address only; bind another address with a token to serve others)",
+            )
         if self.token and not self._public(path) and not self._authorised(scope, headers, path, method):
-            return await _send_json(send, 401, "missing or wrong token: send 'Authorization: Bearer TOKEN'",
-                                    [(b"www-authenticate", b'Bearer realm="vidseek"')])
+            return await _send_json(
+                send,
+                401,
+                "missing or wrong token: send 'Authorization: Bearer TOKEN'",
+                [(b"www-authenticate", b'Bearer realm="vidseek"')],
+            )
         if method in BODY_METHODS:
             origin = headers.get("origin")
             if origin and origin != "null" and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
@@ -115,8 +130,11 @@ class Guard:
         async def send_with_headers(msg):
             if msg["type"] == "http.response.start":
                 h = list(msg.get("headers", []))
-                h += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                      (b"x-frame-options", b"DENY")]
+                h += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                ]
                 if page:
                     h.append((b"content-security-policy", PAGE_CSP.encode()))
                 msg = {**msg, "headers": h}

@@ -1,4 +1,5 @@
 """The service's store connection (writes serialised and announced) and its one-at-a-time ingest jobs."""
+
 from __future__ import annotations
 
 import logging
@@ -123,10 +124,28 @@ class IngestJob:
     error: str | None = None
 
     def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("id", "source", "options", "state", "created", "started", "finished",
-                                            "discovered", "to_index", "summary", "error")}
-        d["progress"] = {"written": self.written, "failed": self.failed, "to_index": self.to_index,
-                         "fraction": round((self.written + self.failed) / self.to_index, 4) if self.to_index else 1.0}
+        d = {
+            k: getattr(self, k)
+            for k in (
+                "id",
+                "source",
+                "options",
+                "state",
+                "created",
+                "started",
+                "finished",
+                "discovered",
+                "to_index",
+                "summary",
+                "error",
+            )
+        }
+        d["progress"] = {
+            "written": self.written,
+            "failed": self.failed,
+            "to_index": self.to_index,
+            "fraction": round((self.written + self.failed) / self.to_index, 4) if self.to_index else 1.0,
+        }
         return d
 
 
@@ -138,9 +157,16 @@ def _under(path: str, roots: list[str]) -> bool:
 class IngestManager:
     """Runs ``index_fn(cfg, store=store)`` in a background thread, one job at a time."""
 
-    def __init__(self, store: SharedStore, roots: list[str | Path], index_fn: Callable | None,
-                 model: str, pretrained: str | None, on_done: Callable[[IngestJob], None] | None = None,
-                 keep: int = 50):
+    def __init__(
+        self,
+        store: SharedStore,
+        roots: list[str | Path],
+        index_fn: Callable | None,
+        model: str,
+        pretrained: str | None,
+        on_done: Callable[[IngestJob], None] | None = None,
+        keep: int = 50,
+    ):
         self.store = store
         self.roots = [os.path.realpath(r) for r in roots]
         self.index_fn = index_fn
@@ -166,8 +192,11 @@ class IngestManager:
         from vidseek.pipeline.sources import SourceError, discover
 
         if not self.roots:
-            raise IngestError(403, "ingest is disabled: start the service with --ingest-root DIR "
-                                   "(sources must lie under one), or index with `vidseek index` while it is stopped")
+            raise IngestError(
+                403,
+                "ingest is disabled: start the service with --ingest-root DIR "
+                "(sources must lie under one), or index with `vidseek index` while it is stopped",
+            )
         p = Path(source)
         if not p.is_absolute():
             p = Path(self.roots[0]) / p
@@ -184,14 +213,23 @@ class IngestManager:
             raise IngestError(400, f"bad source: {e}") from None
         outside = [s for s in sources if not _under(s.path, self.roots)]
         if outside:
-            raise IngestError(403, f"{len(outside)} of the source's files resolve outside the ingest roots "
-                                   "(symlinks or list-file entries); they are not indexed by this service")
+            raise IngestError(
+                403,
+                f"{len(outside)} of the source's files resolve outside the ingest roots "
+                "(symlinks or list-file entries); they are not indexed by this service",
+            )
         if not sources:
             raise IngestError(400, "no video files found in the source")
         return str(p), sources
 
-    def start(self, source: str, sampling: str = "fps:1", prune: bool = False, retry_failed: bool = False,
-              max_failures: int | None = None) -> IngestJob:
+    def start(
+        self,
+        source: str,
+        sampling: str = "fps:1",
+        prune: bool = False,
+        retry_failed: bool = False,
+        max_failures: int | None = None,
+    ) -> IngestJob:
         from vidseek.operators.sampling import SamplingPlan
         from vidseek.pipeline.index_job import IndexConfig, plan_job
 
@@ -201,18 +239,35 @@ class IngestManager:
             raise IngestError(422, str(e)) from None
         with self._lock:
             if self._current is not None:
-                raise IngestError(409, f"busy: ingest job {self._current.id} is {self._current.state}; "
-                                       f"poll GET /ingest/{self._current.id} and retry when it is done")
+                raise IngestError(
+                    409,
+                    f"busy: ingest job {self._current.id} is {self._current.state}; "
+                    f"poll GET /ingest/{self._current.id} and retry when it is done",
+                )
             path, sources = self.resolve_source(source)
             stamp = self.store.model_stamp()
             model, pretrained = (stamp["model"], stamp.get("pretrained")) if stamp else (self.model, self.pretrained)
-            options = {"sampling": sampling, "prune": prune, "retry_failed": retry_failed,
-                       "max_failures": max_failures, "model": model}
+            options = {
+                "sampling": sampling,
+                "prune": prune,
+                "retry_failed": retry_failed,
+                "max_failures": max_failures,
+                "model": model,
+            }
             job = IngestJob(uuid.uuid4().hex, path, options, discovered=len(sources))
             job.to_index = len(plan_job(self.store, sources, prune, retry_failed).todo) if stamp else len(sources)
-            cfg = IndexConfig(source=path, store=self.store.uri, model=model, pretrained=pretrained,
-                              sampling=sampling, prune=prune, retry_failed=retry_failed, max_failures=max_failures,
-                              prefix=self.store.prefix, progress=False)
+            cfg = IndexConfig(
+                source=path,
+                store=self.store.uri,
+                model=model,
+                pretrained=pretrained,
+                sampling=sampling,
+                prune=prune,
+                retry_failed=retry_failed,
+                max_failures=max_failures,
+                prefix=self.store.prefix,
+                progress=False,
+            )
             self._current = job
             self.jobs[job.id] = job
             while len(self.jobs) > self.keep:

@@ -1,4 +1,5 @@
 """Thumbnails (the frame on screen at t, as JPEG) and media types for the service's file endpoints."""
+
 from __future__ import annotations
 
 import io
@@ -10,10 +11,21 @@ import av
 
 from vidseek.operators.ffmpeg_log import quiet_ffmpeg
 
-MEDIA_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
-               ".mkv": "video/x-matroska", ".avi": "video/x-msvideo", ".ogv": "video/ogg", ".ts": "video/mp2t",
-               ".mpg": "video/mpeg", ".mpeg": "video/mpeg", ".flv": "video/x-flv", ".3gp": "video/3gpp",
-               ".wmv": "video/x-ms-wmv"}
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".avi": "video/x-msvideo",
+    ".ogv": "video/ogg",
+    ".ts": "video/mp2t",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
+    ".flv": "video/x-flv",
+    ".3gp": "video/3gpp",
+    ".wmv": "video/x-ms-wmv",
+}
 
 
 class ThumbnailError(Exception):
@@ -21,7 +33,7 @@ class ThumbnailError(Exception):
 
 
 def media_type(path: str) -> str:
-    suffix = path[path.rfind("."):].lower() if "." in path else ""
+    suffix = path[path.rfind(".") :].lower() if "." in path else ""
     return MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
 
 

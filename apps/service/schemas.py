@@ -1,4 +1,5 @@
 """Request and response models, limits and the JSON response class of the service."""
+
 import json
 import math
 from dataclasses import dataclass
@@ -58,11 +59,16 @@ def Text(max_length: int, min_length: int = 0):  # noqa: N802 — a type factory
 
 class TypedFilter(BaseModel):
     """``metadata[key] op value``; the value's JSON type is the type compared (strings are quoted)."""
+
     model_config = ConfigDict(extra="forbid")
     key: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
     op: Literal["==", "=", "!=", ">", ">=", "<", "<="] = "=="
-    value: Union[StrictBool, Annotated[StrictInt, Field(ge=-(2 ** 63), le=2 ** 63 - 1)],
-                 Annotated[StrictFloat, Field(allow_inf_nan=False)], Text(256)]
+    value: Union[
+        StrictBool,
+        Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)],
+        Annotated[StrictFloat, Field(allow_inf_nan=False)],
+        Text(256),
+    ]
 
     def expr(self) -> str:
         return compare(field_ref(self.key, "metadata"), "==" if self.op == "=" else self.op, self.value)

@@ -1,4 +1,5 @@
 """The service's shared state: one store connection, the model and searcher, caches, ingest jobs."""
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,20 @@ VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class Service:
     """State shared by the routes: one store connection, the model, the searcher, caches, ingest jobs."""
 
-    def __init__(self, store_uri: str, clip, limits: Limits, ingest_roots, index_fn, model: str,
-                 pretrained: str | None, lock_wait_s: float, prefix: str, verify_files: bool = True,
-                 in_memory: bool = False):
+    def __init__(
+        self,
+        store_uri: str,
+        clip,
+        limits: Limits,
+        ingest_roots,
+        index_fn,
+        model: str,
+        pretrained: str | None,
+        lock_wait_s: float,
+        prefix: str,
+        verify_files: bool = True,
+        in_memory: bool = False,
+    ):
         self.limits = limits
         self.in_memory = in_memory
         self.verify_files = verify_files
@@ -31,9 +43,13 @@ class Service:
         self._lookup: tuple[int, object] | None = None
         self.thumbs = ThumbnailCache()
         self.decodes = threading.BoundedSemaphore(limits.max_decodes)
-        self.ingest = IngestManager(self.store, list(ingest_roots or []), index_fn,
-                                    clip.name if clip is not None else model,
-                                    clip.pretrained if clip is not None else pretrained)
+        self.ingest = IngestManager(
+            self.store,
+            list(ingest_roots or []),
+            index_fn,
+            clip.name if clip is not None else model,
+            clip.pretrained if clip is not None else pretrained,
+        )
         if self.store.dim is not None:
             try:
                 self.searcher()  # load the model now (once), and fail at startup on a model mismatch
@@ -49,12 +65,14 @@ class Service:
             with self._searcher_lock:
                 if self._searcher is None:
                     if self.store.dim is None:
-                        raise HTTPException(503, "the store is empty: POST /ingest a source first "
-                                                 "(or run `vidseek index` before starting the service)")
+                        raise HTTPException(
+                            503,
+                            "the store is empty: POST /ingest a source first "
+                            "(or run `vidseek index` before starting the service)",
+                        )
                     from vidseek.retrieval.search import Searcher
 
-                    s = Searcher(self.store, clip=self.clip, in_memory=self.in_memory,
-                                 frame_cache=ThreadSafeFrameCache)
+                    s = Searcher(self.store, clip=self.clip, in_memory=self.in_memory, frame_cache=ThreadSafeFrameCache)
                     if s.replica is not None:
                         self.store.listeners.append(s.replica.mark_changed)  # re-read written videos
                     self.clip = s.clip

@@ -17,6 +17,7 @@ Ranks and R@K come from ``vidseek.retrieval.metrics`` (1-based, pessimistic ties
 Per family: R@1/5/10 (%), median rank; for ``order`` also pair accuracy: the share of queries whose clip
 scores strictly above its reversed partner.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,9 @@ def encode_world(world_dir: Path, manifest: dict, clip, sampling: str = "fps:2")
     return [c["video"] for c in manifest["clips"]], feats
 
 
-def method_scores(q: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, taus=TAUS,
-                  rerank_ks=(20, None), alphas=(0.4,)) -> dict[str, torch.Tensor]:
+def method_scores(
+    q: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, taus=TAUS, rerank_ks=(20, None), alphas=(0.4,)
+) -> dict[str, torch.Tensor]:
     """Every method's [Q, V] scores over the same query and frame vectors (α of CLIPRerank in the name
     unless it is the paper's 0.4)."""
     mean_s = mean_score(q, frames, mask)
@@ -75,8 +77,16 @@ def learned_scores(head_path: str | Path, clip, q: torch.Tensor, feats: list) ->
     return torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(vecs, dim=-1).T
 
 
-def evaluate(world_dir: str | Path, model: str = "testbed", sampling: str = "fps:2", threads: int = 1,
-             taus=TAUS, rerank_ks=(20, None), alphas=(0.4,), head: str | Path | None = None) -> dict:
+def evaluate(
+    world_dir: str | Path,
+    model: str = "testbed",
+    sampling: str = "fps:2",
+    threads: int = 1,
+    taus=TAUS,
+    rerank_ks=(20, None),
+    alphas=(0.4,),
+    head: str | Path | None = None,
+) -> dict:
     torch.set_num_threads(threads)
     world_dir = Path(world_dir)
     manifest = load_manifest(world_dir)
@@ -91,9 +101,17 @@ def evaluate(world_dir: str | Path, model: str = "testbed", sampling: str = "fps
     gt = torch.tensor([vid[x["video"]] for x in queries])
     fam = np.array([x["family"] for x in queries])
     partner = torch.tensor([vid.get(x.get("partner", x["video"])) for x in queries])
-    results = {"world": str(world_dir), "seed": manifest["seed"], "model": model, "sampling": sampling,
-               "n_videos": len(videos), "n_frames": int(mask.sum()), "encode_s": round(t_encode, 1),
-               "alphas": list(alphas), "methods": {}}
+    results = {
+        "world": str(world_dir),
+        "seed": manifest["seed"],
+        "model": model,
+        "sampling": sampling,
+        "n_videos": len(videos),
+        "n_frames": int(mask.sum()),
+        "encode_s": round(t_encode, 1),
+        "alphas": list(alphas),
+        "methods": {},
+    }
     scores = method_scores(q, frames, mask, taus, rerank_ks, alphas)
     if head:
         scores["learned"] = learned_scores(head, clip, q, feats)
@@ -125,21 +143,32 @@ def format_table(results: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     n = {f: next(iter(results["methods"].values()))[f]["n"] for f in fams}
     lines.append("")
-    lines.append(f"gallery {results['n_videos']} videos, {results['n_frames']} frames ({results['sampling']}); "
-                 f"queries {n}; model {results['model']}; ranks 1-based, ties pessimistic")
+    lines.append(
+        f"gallery {results['n_videos']} videos, {results['n_frames']} frames ({results['sampling']}); "
+        f"queries {n}; model {results['model']}; ranks 1-based, ties pessimistic"
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--world", type=Path, default=Path("/tmp/vidseek-testbed/eval"),
-                   help="eval world directory (generated with --seed when it has no manifest.json)")
+    p.add_argument(
+        "--world",
+        type=Path,
+        default=Path("/tmp/vidseek-testbed/eval"),
+        help="eval world directory (generated with --seed when it has no manifest.json)",
+    )
     p.add_argument("--seed", type=int, default=EVAL_SEED)
     p.add_argument("--model", default="testbed")
     p.add_argument("--sampling", default="fps:2")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--alphas", type=float, nargs="+", default=[0.4],
-                   help="CLIPRerank weights of the first stage (0.4 = paper; more values add rows)")
+    p.add_argument(
+        "--alphas",
+        type=float,
+        nargs="+",
+        default=[0.4],
+        help="CLIPRerank weights of the first stage (0.4 = paper; more values add rows)",
+    )
     p.add_argument("--head", type=Path, default=None, help="a trained temporal head: adds the learned row")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     a = p.parse_args(argv)
@@ -148,8 +177,10 @@ def main(argv: list[str] | None = None) -> None:
         generate_world(a.world, a.seed)
         print(f"generated eval world seed {a.seed} in {a.world} ({time.time() - t0:.0f}s)", flush=True)
     elif load_manifest(a.world)["seed"] != a.seed:
-        raise SystemExit(f"{a.world} holds the world of seed {load_manifest(a.world)['seed']}, not {a.seed}: "
-                         "pass that seed or another --world directory")
+        raise SystemExit(
+            f"{a.world} holds the world of seed {load_manifest(a.world)['seed']}, not {a.seed}: "
+            "pass that seed or another --world directory"
+        )
     res = evaluate(a.world, a.model, a.sampling, a.threads, alphas=tuple(a.alphas), head=a.head)
     print(format_table(res))
     if a.json:

@@ -10,6 +10,7 @@ A track may be confined to a ``box`` (fractions of the frame: x0, y0, x1, y1) th
 the fraction of the object's full area that is visible (inside the frame and not covered by a later
 object). Captions and query ground truth are derived from these fractions, never from the schedule alone.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,7 +67,7 @@ def full_area(shape: str, size: str, side: int) -> int:
     """Pixels an unoccluded, fully inside object covers at ``side`` resolution (coverage ≥ OPAQUE)."""
     r = radius_px(size, side)
     n = int(np.ceil(1.3 * r)) + 2
-    yy, xx = np.mgrid[-n:n + 1, -n:n + 1].astype(np.float32)
+    yy, xx = np.mgrid[-n : n + 1, -n : n + 1].astype(np.float32)
     return int((np.clip(0.5 - _sdf(shape, xx + 0.25, yy + 0.25, r), 0, 1) >= OPAQUE).sum())
 
 
@@ -83,8 +84,10 @@ def _inside_pos(track: dict, t: float, side: int) -> tuple[float, float]:
     r = 1.3 * radius_px(track["size"], side)
     x0, y0, x1, y1 = (v * side for v in track.get("box", (0, 0, 1, 1)))  # region it bounces in
     dt = t - track["t_in"]
-    return (_bounce(track["p0"][0] + track["v"][0] * dt, x0 + r, x1 - r),
-            _bounce(track["p0"][1] + track["v"][1] * dt, y0 + r, y1 - r))
+    return (
+        _bounce(track["p0"][0] + track["v"][0] * dt, x0 + r, x1 - r),
+        _bounce(track["p0"][1] + track["v"][1] * dt, y0 + r, y1 - r),
+    )
 
 
 def track_position(track: dict, t: float, side: int) -> tuple[float, float] | None:

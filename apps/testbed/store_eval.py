@@ -7,6 +7,7 @@ Indexes the eval world with the ``testbed`` model (resumable: a second run only 
 in-memory computation over the *same stored vectors* (``vidseek.operators.aggregate`` on ``frames_of``): equal
 ranks mean nothing was lost or reordered between files and results (ANN included).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,20 @@ from vidseek.retrieval.search import Searcher
 CONFIGS = ["mean", "max", *[f"query-weighted:{t:g}" for t in TAUS], "mean+rerank", "query-weighted:0.1+rerank"]
 
 
-def store_quality(world: str | Path, store: str, sampling: str = "fps:2", head: str | None = None,
-                  depth: int = 20) -> dict:
+def store_quality(
+    world: str | Path, store: str, sampling: str = "fps:2", head: str | None = None, depth: int = 20
+) -> dict:
     world = Path(world)
-    summary = run_index(IndexConfig(source=str(world), store=store, model="testbed", sampling=sampling,
-                                    progress=False, aggregator=f"learned:{head}" if head else None))
+    summary = run_index(
+        IndexConfig(
+            source=str(world),
+            store=store,
+            model="testbed",
+            sampling=sampling,
+            progress=False,
+            aggregator=f"learned:{head}" if head else None,
+        )
+    )
     queries = [json.loads(line) for line in (world / "queries.jsonl").read_text().splitlines() if line.strip()]
     configs = CONFIGS + (["learned"] if head else [])
     searcher = Searcher(store)
@@ -39,8 +49,9 @@ def store_quality(world: str | Path, store: str, sampling: str = "fps:2", head: 
         table: dict[str, dict] = {c: {} for c in configs}
         parsed = [parse_config(c, depth=depth) for c in configs]
         for fam in FAMILIES:
-            pairs = [CaptionPair(str((world / q["video"]).absolute()), q["query"]) for q in queries
-                     if q["family"] == fam]
+            pairs = [
+                CaptionPair(str((world / q["video"]).absolute()), q["query"]) for q in queries if q["family"] == fam
+            ]
             if not pairs:
                 continue
             for spec, row in zip(configs, evaluate(searcher, pairs, parsed, f"{world}/queries.jsonl")):
@@ -52,8 +63,15 @@ def store_quality(world: str | Path, store: str, sampling: str = "fps:2", head: 
         check = in_memory_check(searcher, queries, world)
     finally:
         searcher.store.close()
-    return {"world": str(world), "store": store, "sampling": sampling, "index": summary.as_dict(),
-            "depth": depth, "table": table, "in_memory_check": check}
+    return {
+        "world": str(world),
+        "store": store,
+        "sampling": sampling,
+        "index": summary.as_dict(),
+        "depth": depth,
+        "table": table,
+        "in_memory_check": check,
+    }
 
 
 def pair_accuracy(searcher: Searcher, order: list[dict], world: Path, params) -> float:
@@ -62,13 +80,16 @@ def pair_accuracy(searcher: Searcher, order: list[dict], world: Path, params) ->
     Through the search path like the ranks: a tie counts as a miss (pessimistic), and after a rerank a
     video inside the reranked head beats one below it whatever their first-stage scores.
     """
-    clips = map_videos([CaptionPair(str((world / q["video"]).absolute()), q["query"]) for q in order],
-                       searcher, "order queries")
-    partners = map_videos([CaptionPair(str((world / q["partner"]).absolute()), q["query"]) for q in order],
-                          searcher, "order partners")
+    clips = map_videos(
+        [CaptionPair(str((world / q["video"]).absolute()), q["query"]) for q in order], searcher, "order queries"
+    )
+    partners = map_videos(
+        [CaptionPair(str((world / q["partner"]).absolute()), q["query"]) for q in order], searcher, "order partners"
+    )
     n = searcher.store.count(filter='status == "ok"')
-    results = searcher.search_vectors(searcher.encode_queries([q["query"] for q in order]),
-                                      replace(params, k=n), first_stage_depth=n)
+    results = searcher.search_vectors(
+        searcher.encode_queries([q["query"] for q in order]), replace(params, k=n), first_stage_depth=n
+    )
     wins = 0
     for hits, gt, partner in zip(results, clips, partners):
         pos = {h.video_id: i for i, h in enumerate(hits)}
@@ -99,15 +120,21 @@ def in_memory_check(searcher: Searcher, queries: list[dict], world: Path) -> dic
         pairs = [CaptionPair(recs[g]["path"], x["query"]) for g, x in zip(gt, queries)]
         via_store = evaluate(searcher, pairs, [(label, params)])[0].metrics
         in_mem = retrieval_metrics(mem)
-        out[label] = {"store": via_store, "memory": in_mem,
-                      "equal": all(abs(via_store[k] - in_mem[k]) < 1e-9 for k in ("R@1", "R@5", "R@10", "MdR"))}
+        out[label] = {
+            "store": via_store,
+            "memory": in_mem,
+            "equal": all(abs(via_store[k] - in_mem[k]) < 1e-9 for k in ("R@1", "R@5", "R@10", "MdR")),
+        }
     return out
 
 
 def format_table(result: dict) -> str:
     fams = [f for f in FAMILIES if any(f in row for row in result["table"].values())]
-    head = "| config | " + " | ".join(f"{f} R@1 | {f} R@5 | {f} MdR" + (" | order pair %" if f == "order" else "")
-                                      for f in fams) + " |"
+    head = (
+        "| config | "
+        + " | ".join(f"{f} R@1 | {f} R@5 | {f} MdR" + (" | order pair %" if f == "order" else "") for f in fams)
+        + " |"
+    )
     lines = [head, "|---|" + "---:|" * (3 * len(fams) + ("order" in fams))]
     for spec, row in result["table"].items():
         cells = []

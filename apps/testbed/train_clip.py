@@ -15,6 +15,7 @@
    so a rerun reproduces the same weights.
 5. Save the weights in fp16 safetensors (open_clip loads them into an fp32 model).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,9 @@ def build_frames(world_dir: Path, manifest: dict, pre: PreprocessConfig) -> tupl
     return np.stack(frames), objs, np.array(clip_of)
 
 
-def sample_captions(objs: list[tuple], rng: np.random.Generator, focus: list[int | None] | None = None,
-                    single: float = 0.5) -> tuple[list[str], list[frozenset]]:
+def sample_captions(
+    objs: list[tuple], rng: np.random.Generator, focus: list[int | None] | None = None, single: float = 0.5
+) -> tuple[list[str], list[frozenset]]:
     """One caption per frame and the set of objects it names (the key that decides positives).
 
     With probability ``single`` a caption names one present object (``focus`` when given), else all of them
@@ -108,8 +110,12 @@ def heldout_accuracy(model, tokenizer, frames: torch.Tensor, objs: list, pre: Pr
     """Held-out frames. ``full``: the best of all full captions of these frames names exactly the frame's
     objects; ``type`` (and per attribute): single-object frames, best of the 96 one-object phrases."""
     model.eval()
-    img = torch.cat([F.normalize(model.encode_image(normalize_frames(frames[lo:lo + 512], pre, torch.float32)),
-                                 dim=-1) for lo in range(0, len(frames), 512)])  # [N, D]
+    img = torch.cat(
+        [
+            F.normalize(model.encode_image(normalize_frames(frames[lo : lo + 512], pre, torch.float32)), dim=-1)
+            for lo in range(0, len(frames), 512)
+        ]
+    )  # [N, D]
     cands = sorted(set(objs))
     t = F.normalize(model.encode_text(tokenizer([" and ".join(phrase(TYPES[i]) for i in o) for o in cands])), dim=-1)
     best = (img @ t.T).argmax(1)
@@ -125,8 +131,18 @@ def heldout_accuracy(model, tokenizer, frames: torch.Tensor, objs: list, pre: Pr
     return {k: round(v, 4) for k, v in out.items()}
 
 
-def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int, n_clips: int, clip_s: float,
-          world_dir: Path | None, hard: float = 0.5) -> dict:
+def train(
+    out: Path,
+    seed: int,
+    steps: int,
+    batch: int,
+    lr: float,
+    threads: int,
+    n_clips: int,
+    clip_s: float,
+    world_dir: Path | None,
+    hard: float = 0.5,
+) -> dict:
     t_start, cpu0 = time.time(), time.process_time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -136,8 +152,7 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
         tmp = Path(tempfile.mkdtemp(prefix="vidseek-trainworld-"))
         world_dir = tmp
     try:
-        manifest = generate_training_world(world_dir, TRAIN_WORLD_SEED_OFFSET + seed, n_clips=n_clips,
-                                           duration=clip_s)
+        manifest = generate_training_world(world_dir, TRAIN_WORLD_SEED_OFFSET + seed, n_clips=n_clips, duration=clip_s)
         model = open_clip.create_model(ARCH)  # random init under the seed above
         model.visual.to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
         pre = PreprocessConfig.from_open_clip(open_clip.get_model_preprocess_cfg(model))
@@ -155,13 +170,18 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
     tokenizer = open_clip.get_tokenizer(ARCH)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
     warmup = max(1, steps // 20)
     model.train()
     colour_of = {i: list(COLOURS).index(t[1]) for i, t in enumerate(TYPES)}
-    by_colour = {c: np.array([(i, k) for i in tr_idx for k in objs[i] if colour_of[k] == c])
-                 for c in range(len(COLOURS))}
+    by_colour = {
+        c: np.array([(i, k) for i in tr_idx for k in objs[i] if colour_of[k] == c]) for c in range(len(COLOURS))
+    }
     order = rng.permutation(tr_idx)
     pos = 0
     for step in range(steps):
@@ -170,7 +190,7 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
         else:
             if pos + batch > len(order):
                 order, pos = rng.permutation(tr_idx), 0
-            idx, focus = order[pos:pos + batch], None
+            idx, focus = order[pos : pos + batch], None
             pos += batch
         caps, keys = sample_captions([objs[i] for i in idx], rng, focus)
         x = frames[idx]  # [B, S, S, 3] uint8
@@ -193,13 +213,27 @@ def train(out: Path, seed: int, steps: int, batch: int, lr: float, threads: int,
         if step % 100 == 0 or step == steps - 1:
             if step % 400 == 0 and step:
                 print("held-out", heldout_accuracy(model, tokenizer, va_frames, va_objs, pre), flush=True)
-            print(f"step {step:4d} loss {loss.item():.3f} scale {model.logit_scale.exp().item():.1f} "
-                  f"t {time.time() - t_start:.0f}s", flush=True)
+            print(
+                f"step {step:4d} loss {loss.item():.3f} scale {model.logit_scale.exp().item():.1f} "
+                f"t {time.time() - t_start:.0f}s",
+                flush=True,
+            )
     acc = heldout_accuracy(model, tokenizer, va_frames, va_objs, pre)
     wall = time.time() - t_start
-    info = {"seed": seed, "steps": steps, "batch": batch, "lr": lr, "hard": hard, "threads": threads,
-            "n_clips": n_clips, "clip_s": clip_s, "train_frames": int(len(tr_idx)), "heldout": acc, "arch": ARCH,
-            "command": f"python -m vidseek.apps.testbed.train_clip --out {out} --seed {seed}"}
+    info = {
+        "seed": seed,
+        "steps": steps,
+        "batch": batch,
+        "lr": lr,
+        "hard": hard,
+        "threads": threads,
+        "n_clips": n_clips,
+        "clip_s": clip_s,
+        "train_frames": int(len(tr_idx)),
+        "heldout": acc,
+        "arch": ARCH,
+        "command": f"python -m vidseek.apps.testbed.train_clip --out {out} --seed {seed}",
+    }
     save(model, out, info)  # no wall time in the file: a rerun with the same arguments gives the same bytes
     print(json.dumps({**info, "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu0, 1)}), flush=True)
     return info

@@ -21,6 +21,7 @@ Outputs in ``out_dir``: the mp4 files, ``manifest.json`` (clips, tracks, per-tra
 queries), ``queries.jsonl`` ({"query_id", "family", "query", "video", ...}) and ``captions.csv``
 (video, caption: one row per query, a dataset in the MSR-VTT style).
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,8 +47,16 @@ def type_key(t: dict) -> tuple[str, str, str]:
     return t["size"], t["colour"], t["shape"]
 
 
-def make_track(rng: np.random.Generator, typ: tuple[str, str, str], t_in: float, t_out: float, side: int,
-               slide: bool = True, box: tuple = (0.0, 0.0, 1.0, 1.0), z: int | None = None) -> dict:
+def make_track(
+    rng: np.random.Generator,
+    typ: tuple[str, str, str],
+    t_in: float,
+    t_out: float,
+    side: int,
+    slide: bool = True,
+    box: tuple = (0.0, 0.0, 1.0, 1.0),
+    z: int | None = None,
+) -> dict:
     """One object's life: appear at t_in (pop or slide in), drift and bounce in ``box``, leave at t_out.
 
     Layer ``z`` defaults to small objects above big ones, so that a small object is never hidden.
@@ -61,10 +70,17 @@ def make_track(rng: np.random.Generator, typ: tuple[str, str, str], t_in: float,
     entry = str(rng.choice(EDGES)) if slide and long_enough and rng.random() < 0.5 else "pop"
     exit_ = str(rng.choice(EDGES)) if slide and long_enough and rng.random() < 0.5 else "pop"
     return {
-        "size": size, "colour": colour, "shape": shape,
-        "t_in": round(float(t_in), 3), "t_out": round(float(t_out), 3), "entry": entry, "exit": exit_,
-        "p0": [round(float(rng.uniform(x0 + r, max(x0 + r, x1 - r))), 2),
-               round(float(rng.uniform(y0 + r, max(y0 + r, y1 - r))), 2)],
+        "size": size,
+        "colour": colour,
+        "shape": shape,
+        "t_in": round(float(t_in), 3),
+        "t_out": round(float(t_out), 3),
+        "entry": entry,
+        "exit": exit_,
+        "p0": [
+            round(float(rng.uniform(x0 + r, max(x0 + r, x1 - r))), 2),
+            round(float(rng.uniform(y0 + r, max(y0 + r, y1 - r))), 2),
+        ],
         "v": [round(speed * np.cos(ang), 3), round(speed * np.sin(ang), 3)],
         "box": [float(v) for v in box],
         "z": int(z if z is not None else (1 if size == "small" else 0)),
@@ -97,8 +113,7 @@ def render_manifest_clip(clip: dict, side: int, fps: int) -> tuple[np.ndarray, n
     return render_clip(clip["tracks"], bg, clip["duration"], fps)
 
 
-def _finish_clip(out_dir: Path, clip: dict, rng: np.random.Generator, side: int, fps: int,
-                 write: bool = True) -> None:
+def _finish_clip(out_dir: Path, clip: dict, rng: np.random.Generator, side: int, fps: int, write: bool = True) -> None:
     """Render, write the mp4 and add the measured presence of every track to the manifest entry."""
     bg_seed = int(rng.integers(2**31))
     _, bg_info = background(np.random.default_rng(bg_seed), side)
@@ -146,8 +161,10 @@ class _Vocab:
 def _content_clip(rng, vocab: _Vocab, i: int, pair: tuple, side: int, dur: float = 12.0) -> tuple[dict, dict]:
     a, b = pair
     boxes = halves(rng)  # the two main objects keep to their own halves and never hide each other
-    tracks = [make_track(rng, t, rng.uniform(0, 1.0), dur - rng.uniform(0, 1.0), side, box=box)
-              for t, box in zip((a, b), boxes)]
+    tracks = [
+        make_track(rng, t, rng.uniform(0, 1.0), dur - rng.uniform(0, 1.0), side, box=box)
+        for t, box in zip((a, b), boxes)
+    ]
     if rng.random() < 0.5:  # a brief extra object, as in real footage
         x = vocab.distractor({a, b}, frozenset((a, b)))
         d = rng.uniform(2.0, 3.0)
@@ -155,8 +172,13 @@ def _content_clip(rng, vocab: _Vocab, i: int, pair: tuple, side: int, dur: float
         tracks.append(make_track(rng, x, t0, t0 + d, side, slide=False))
     clip = {"video": f"content_{i:03d}.mp4", "family": "content", "duration": dur, "tracks": tracks}
     first, second = (a, b) if rng.random() < 0.5 else (b, a)
-    query = {"query_id": f"content-{i:03d}", "family": "content", "query": f"{phrase(first)} and {phrase(second)}",
-             "video": clip["video"], "objects": [phrase(a), phrase(b)]}
+    query = {
+        "query_id": f"content-{i:03d}",
+        "family": "content",
+        "query": f"{phrase(first)} and {phrase(second)}",
+        "video": clip["video"],
+        "objects": [phrase(a), phrase(b)],
+    }
     return clip, query
 
 
@@ -182,10 +204,20 @@ def _brief_clip(rng, vocab: _Vocab, i: int, side: int, fps: int, dur: float = 60
     d = min(rng.uniform(3.0, 4.5), 0.1 * dur - 1.0 / fps)  # ≤ 10% of the frames, edges included
     t0 = rng.uniform(8.0, dur - 8.0 - d)
     tracks.append(make_track(rng, target, t0, t0 + d, side, slide=False, z=2))  # the event, in front
-    clip = {"video": f"brief_{i:03d}.mp4", "family": "brief", "duration": dur, "tracks": tracks,
-            "target": len(tracks) - 1}
-    query = {"query_id": f"brief-{i:03d}", "family": "brief", "query": phrase(target), "video": clip["video"],
-             "objects": [phrase(target)]}
+    clip = {
+        "video": f"brief_{i:03d}.mp4",
+        "family": "brief",
+        "duration": dur,
+        "tracks": tracks,
+        "target": len(tracks) - 1,
+    }
+    query = {
+        "query_id": f"brief-{i:03d}",
+        "family": "brief",
+        "query": phrase(target),
+        "video": clip["video"],
+        "objects": [phrase(target)],
+    }
     return clip, query
 
 
@@ -194,27 +226,48 @@ def _order_pair(rng, i: int, pair: tuple, side: int, dur: float = 16.0) -> tuple
     clips, queries = [], []
     for j, (x, y) in enumerate(((a, b), (b, a))):
         half = dur / 2
-        tracks = [make_track(rng, x, rng.uniform(0, 0.8), half - rng.uniform(0.2, 1.0), side),
-                  make_track(rng, y, half + rng.uniform(0.2, 1.0), dur - rng.uniform(0, 0.8), side)]
+        tracks = [
+            make_track(rng, x, rng.uniform(0, 0.8), half - rng.uniform(0.2, 1.0), side),
+            make_track(rng, y, half + rng.uniform(0.2, 1.0), dur - rng.uniform(0, 0.8), side),
+        ]
         video = f"order_{i:03d}{'ab'[j]}.mp4"
         partner = f"order_{i:03d}{'ba'[j]}.mp4"
         clips.append({"video": video, "family": "order", "duration": dur, "tracks": tracks, "partner": partner})
-        queries.append({"query_id": f"order-{i:03d}{'ab'[j]}", "family": "order",
-                        "query": f"{phrase(x)} then {phrase(y)}", "video": video, "partner": partner,
-                        "objects": [phrase(x), phrase(y)]})
+        queries.append(
+            {
+                "query_id": f"order-{i:03d}{'ab'[j]}",
+                "family": "order",
+                "query": f"{phrase(x)} then {phrase(y)}",
+                "video": video,
+                "partner": partner,
+                "objects": [phrase(x), phrase(y)],
+            }
+        )
     return clips, queries
 
 
 def world_pairs(world_dir: str | Path) -> set[frozenset]:
     """The object-type pairs that identify a world's content and order clips."""
     by_phrase = {phrase(t): t for t in TYPES}
-    return {frozenset(by_phrase[o] for o in q["objects"]) for q in load_manifest(world_dir)["queries"]
-            if len(q["objects"]) == 2}
+    return {
+        frozenset(by_phrase[o] for o in q["objects"])
+        for q in load_manifest(world_dir)["queries"]
+        if len(q["objects"]) == 2
+    }
 
 
-def generate_world(out_dir: str | Path, seed: int, n_content: int = 50, n_brief: int = 40, n_order: int = 25,
-                   side: int = 96, fps: int = 4, brief_s: float = 60.0, write: bool = True,
-                   exclude_pairs: set[frozenset] | None = None) -> dict:
+def generate_world(
+    out_dir: str | Path,
+    seed: int,
+    n_content: int = 50,
+    n_brief: int = 40,
+    n_order: int = 25,
+    side: int = 96,
+    fps: int = 4,
+    brief_s: float = 60.0,
+    write: bool = True,
+    exclude_pairs: set[frozenset] | None = None,
+) -> dict:
     """Write the eval world (videos, manifest.json, queries.jsonl, captions.csv); return the manifest.
 
     ``n_order`` counts *pairs* (2 clips, 2 queries each). ``write=False`` renders and measures without
@@ -243,16 +296,30 @@ def generate_world(out_dir: str | Path, seed: int, n_content: int = 50, n_brief:
         clips.append(c), queries.append(q)
     for clip in clips:
         _finish_clip(out, clip, rng, side, fps, write)
-    manifest = {"version": VERSION, "kind": "eval", "seed": seed, "side": side, "fps": fps,
-                "clips": clips, "queries": queries}
+    manifest = {
+        "version": VERSION,
+        "kind": "eval",
+        "seed": seed,
+        "side": side,
+        "fps": fps,
+        "clips": clips,
+        "queries": queries,
+    }
     check_world(manifest)
     if write:
         _write_files(out, manifest)
     return manifest
 
 
-def generate_training_world(out_dir: str | Path, seed: int, n_clips: int = 40, duration: float = 45.0,
-                            side: int = 96, fps: int = 4, write: bool = True) -> dict:
+def generate_training_world(
+    out_dir: str | Path,
+    seed: int,
+    n_clips: int = 40,
+    duration: float = 45.0,
+    side: int = 96,
+    fps: int = 4,
+    write: bool = True,
+) -> dict:
     """Clips of a steady stream of objects (all 96 types, one to three on screen) for frame-level training."""
     out = Path(out_dir)
     if write:
@@ -272,8 +339,15 @@ def generate_training_world(out_dir: str | Path, seed: int, n_clips: int = 40, d
         clips.append({"video": f"train_{i:03d}.mp4", "family": "train", "duration": duration, "tracks": tracks})
     for clip in clips:
         _finish_clip(out, clip, rng, side, fps, write)
-    manifest = {"version": VERSION, "kind": "train", "seed": seed, "side": side, "fps": fps,
-                "clips": clips, "queries": []}
+    manifest = {
+        "version": VERSION,
+        "kind": "train",
+        "seed": seed,
+        "side": side,
+        "fps": fps,
+        "clips": clips,
+        "queries": [],
+    }
     if write:
         (out / "manifest.json").write_text(json.dumps(manifest))
     return manifest
@@ -344,8 +418,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-content", type=int, default=50)
     p.add_argument("--n-brief", type=int, default=40)
     p.add_argument("--n-order", type=int, default=25, help="pairs (two clips each)")
-    p.add_argument("--exclude-world", type=Path, action="append", default=[],
-                   help="a world whose identifying object pairs this one must not use (repeatable)")
+    p.add_argument(
+        "--exclude-world",
+        type=Path,
+        action="append",
+        default=[],
+        help="a world whose identifying object pairs this one must not use (repeatable)",
+    )
     a = p.parse_args(argv)
     exclude = set().union(*(world_pairs(w) for w in a.exclude_world))
     m = generate_world(a.out, a.seed, a.n_content, a.n_brief, a.n_order, exclude_pairs=exclude)

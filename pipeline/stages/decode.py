@@ -9,6 +9,7 @@ Decoders are the job's bulk work and run one per core; the CLIP actor, the write
 little CPU but need it promptly (CLIP is the slow stage on a CPU-only node, and its seconds-long start-up
 would otherwise queue behind the decoders). A niced decoder takes whatever CPU the others leave.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,13 @@ DECODE_NICE = int(os.environ.get("VIDSEEK_DECODE_NICE", "10"))  # 0: same priori
 _decoders: dict[tuple, IsolatedDecoder] = {}  # per worker process: its decoder child lives across tasks
 
 
-def decode_batch(batch: dict, preprocess: dict, sampling: str, chunk_frames: int,
-                 limit: tuple[float, float] = (DecodeLimit.base_s, DecodeLimit.per_video_s)) -> Iterator[dict]:
+def decode_batch(
+    batch: dict,
+    preprocess: dict,
+    sampling: str,
+    chunk_frames: int,
+    limit: tuple[float, float] = (DecodeLimit.base_s, DecodeLimit.per_video_s),
+) -> Iterator[dict]:
     """Ray Data ``map_batches`` function: input rows (path, video_id, extra) -> stage batches of frame rows
     and ``VideoEnd`` records (operators/rows.py).
 

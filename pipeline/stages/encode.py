@@ -3,6 +3,7 @@
 An encode error (e.g. CUDA out of memory) fails the videos whose frames were in the batch, as
 ``EncodeFailure`` records: the job goes on with the next batch.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Write stage: ``StoreWriter`` as a Ray Data actor (one per job; see pipeline/index_job.py for placement)."""
+
 from __future__ import annotations
 
 from vidseek.pipeline.placement import record_placement
