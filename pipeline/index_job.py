@@ -30,6 +30,7 @@ from vidseek.operators.isolated_decode import DecodeLimit
 from vidseek.operators.sampling import SamplingPlan
 from vidseek.operators.video_vectors import VideoVectors
 from vidseek.pipeline.faults import fault_hooks_from_env
+from vidseek.pipeline.index_config import IndexConfig
 from vidseek.pipeline.learned import apply_head_to_store
 from vidseek.pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
 from vidseek.pipeline.sources import VideoSource, discover
@@ -40,30 +41,6 @@ log = logging.getLogger(__name__)
 
 class JobError(RuntimeError):
     """The job could not run (not a per-video failure); the message says what to do."""
-
-
-@dataclass
-class IndexConfig:
-    source: str
-    store: str = "./vidseek.db"
-    model: str = "tiny-random"
-    pretrained: str | None = None
-    sampling: str = "fps:1"
-    address: str | None = None  # None: local Ray; "auto" or "ray://…": join a cluster
-    prune: bool = False
-    retry_failed: bool = False
-    max_failures: int | None = None  # stop when more videos than this have failed
-    chunk_frames: int = 32
-    decode_timeout_s: float = 60.0  # most seconds per video: this plus decode_timeout_per_s × its duration
-    decode_timeout_per_s: float = 2.0
-    encode_batch: int | None = None
-    decode_pool: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    prefix: str = "vidseek"
-    progress: bool = True
-    num_cpus: int | None = None  # local Ray only
-    aggregator: str | None = None  # "learned:HEAD.pt": also write learned vectors from a temporal head
 
 
 class JobObserver:

@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from vidseek.operators.aggregate import mean_pool, pad_frames
 from vidseek.operators.contrastive import symmetric_infonce
 from vidseek.operators.heads import DEFAULT_FRAMES, HEAD_TYPES, new_head, sample_frames, save_head
+from vidseek.pipeline.index_config import IndexConfig
 from vidseek.retrieval.datasets import find_video, load_captions
 from vidseek.retrieval.metrics import ranks_from_scores, retrieval_metrics
 from vidseek.store.video_store import VideoLookup
@@ -84,7 +85,7 @@ class TrainConfig:
     seed: int = 0
     model: str | None = None  # without a store: registry name (default tiny-random); with one: must match
     pretrained: str | None = None
-    sampling: str = "fps:1"  # for videos decoded on the fly
+    sampling: str = IndexConfig.sampling  # for videos decoded on the fly
     prefix: str = "vidseek"
     device: str = "auto"
     threads: int | None = None  # CPU threads for training (tiny heads run faster on 1; restored afterwards)
@@ -162,7 +163,7 @@ def collect_frames(
     k: int,
     store=None,
     video_root: str | None = None,
-    sampling: str = "fps:1",
+    sampling: str = IndexConfig.sampling,
     dataset: str = "dataset",
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Sampled raw frame vectors [≤k, D] per dataset video, and the videos whose decoding failed."""
@@ -352,7 +353,7 @@ def _load_clip_for(cfg: TrainConfig, store):
     from vidseek.store.video_store import check_same_model
 
     if store is None:
-        return load_clip(cfg.model or "tiny-random", cfg.pretrained, cfg.device)
+        return load_clip(cfg.model or IndexConfig.model, cfg.pretrained, cfg.device)
     store.require_ready()
     stamp = store.model_stamp()
     clip = load_clip(cfg.model or stamp["model"], cfg.pretrained if cfg.model else stamp.get("pretrained"), cfg.device)

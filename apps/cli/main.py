@@ -13,6 +13,7 @@ import numpy as np
 import typer
 
 from vidseek.apps.cli.config import config_option
+from vidseek.pipeline.index_config import IndexConfig as IX  # index defaults (light module)
 from vidseek.retrieval.params import DEFAULTS as D
 
 app = typer.Typer(
@@ -42,26 +43,28 @@ def _quiet_logs(verbose: bool) -> None:
 def index(
     config: Optional[Path] = config_option(),
     source: str = typer.Argument(..., help="directory (recursive), glob, video file, or list file (.txt/.csv/.jsonl)"),
-    store: str = typer.Option("./vidseek.db", help=STORE_HELP),
-    model: str = typer.Option("tiny-random", help="registry name (see `vidseek models`)"),
+    store: str = typer.Option(IX.store, help=STORE_HELP),
+    model: str = typer.Option(IX.model, help="registry name (see `vidseek models`)"),
     pretrained: Optional[str] = typer.Option(None, help="open_clip tag, local checkpoint path, or 'none'"),
-    sampling: str = typer.Option("fps:1", help="fps:R | uniform:N | keyframes"),
+    sampling: str = typer.Option(IX.sampling, help="fps:R | uniform:N | keyframes"),
     address: Optional[str] = typer.Option(None, help="Ray address: 'auto' or ray://host:10001 (default: local Ray)"),
     prune: bool = typer.Option(False, help="remove rows of files no longer in SOURCE"),
     retry_failed: bool = typer.Option(False, help="re-attempt videos recorded as failed"),
     max_failures: Optional[int] = typer.Option(None, help="stop once more than this many videos failed"),
-    chunk_frames: int = typer.Option(32, help="most frames per decoded batch (bounds memory)"),
+    chunk_frames: int = typer.Option(IX.chunk_frames, help="most frames per decoded batch (bounds memory)"),
     decode_timeout: float = typer.Option(
-        60.0,
+        IX.decode_timeout_s,
         help="most seconds one video may take to decode, plus "
         "--decode-timeout-per-s × its duration; then it is recorded failed",
     ),
-    decode_timeout_per_s: float = typer.Option(2.0, help="seconds allowed per second of video (see --decode-timeout)"),
+    decode_timeout_per_s: float = typer.Option(
+        IX.decode_timeout_per_s, help="seconds allowed per second of video (see --decode-timeout)"
+    ),
     aggregator: Optional[str] = typer.Option(
         None,
         help="learned:HEAD.pt — also write learned video vectors (videos already indexed get them from stored frames)",
     ),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    device: str = typer.Option(IX.device, help="auto | cpu | cuda"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -105,7 +108,7 @@ def index(
 def search(
     config: Optional[Path] = config_option(),
     query: str = typer.Argument(..., help="text query"),
-    store: str = typer.Option("./vidseek.db", help=STORE_HELP),
+    store: str = typer.Option(IX.store, help=STORE_HELP),
     k: int = typer.Option(D.k, help="hits to return"),
     aggregation: str = typer.Option(D.aggregation, help="mean | max | query-weighted | learned"),
     tau: float = typer.Option(D.tau, help="query-weighted pooling temperature"),
@@ -157,9 +160,9 @@ def rerank_cmd(
     queries: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="TSV qid<TAB>text or TREC topics"),
     store: Optional[str] = typer.Option(None, help="take frame vectors of indexed videos from this store"),
     video_root: Optional[Path] = typer.Option(None, file_okay=False, help="decode unindexed candidates from here"),
-    model: str = typer.Option("tiny-random", help="model when no store is given (a store knows its own)"),
+    model: str = typer.Option(IX.model, help="model when no store is given (a store knows its own)"),
     pretrained: Optional[str] = typer.Option(None),
-    sampling: str = typer.Option("fps:1", help="frame sampling for videos decoded on the fly"),
+    sampling: str = typer.Option(IX.sampling, help="frame sampling for videos decoded on the fly"),
     alpha: float = typer.Option(D.alpha, help="weight of the run's own score"),
     depth: int = typer.Option(D.depth, help="candidates rescored per query"),
     cache_dir: Optional[Path] = typer.Option(None, help="frame-vector cache (default ~/.cache/vidseek/frames)"),
@@ -202,7 +205,7 @@ def rerank_cmd(
 @app.command("eval")
 def eval_cmd(
     dataset: Path = typer.Option(..., exists=True, dir_okay=False, help="MSR-VTT JSON, CSV or JSONL captions"),
-    store: str = typer.Option("./vidseek.db", help=STORE_HELP),
+    store: str = typer.Option(IX.store, help=STORE_HELP),
     config: list[str] = typer.Option(
         [],
         "--config",
@@ -278,7 +281,7 @@ def models() -> None:
 
 
 @app.command()
-def info(store: str = typer.Option("./vidseek.db", help=STORE_HELP), as_json: bool = typer.Option(False, "--json")):
+def info(store: str = typer.Option(IX.store, help=STORE_HELP), as_json: bool = typer.Option(False, "--json")):
     """What a store holds: model stamp, videos by status, frames."""
     _quiet_logs(False)
     from vidseek.store.video_store import StoreError, VideoStore
@@ -338,7 +341,7 @@ def demo(
 @app.command()
 def serve(
     config: Optional[Path] = config_option(),
-    store: str = typer.Option("./vidseek.db", help=STORE_HELP),
+    store: str = typer.Option(IX.store, help=STORE_HELP),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback needs --token"),
     port: int = typer.Option(8000, min=0, max=65535),
     token: Optional[str] = typer.Option(
@@ -354,7 +357,7 @@ def serve(
         file_okay=False,
         help="directory POST /ingest may index from (repeatable; none: ingest off)",
     ),
-    model: str = typer.Option("tiny-random", help="model for ingesting into an empty store (a store knows its own)"),
+    model: str = typer.Option(IX.model, help="model for ingesting into an empty store (a store knows its own)"),
     pretrained: Optional[str] = typer.Option(None, help="weights for --model (empty store only)"),
     lock_wait: float = typer.Option(3.0, help="seconds to wait for a store held by another process"),
     in_memory: bool = typer.Option(

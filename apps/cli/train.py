@@ -10,13 +10,14 @@ from typing import Optional
 import typer
 
 from vidseek.apps.cli.main import STORE_HELP, _fail, _quiet_logs, app
+from vidseek.pipeline.index_config import IndexConfig as IX  # index defaults (light module)
 
 
 @app.command()
 def train(
     dataset: Path = typer.Option(..., exists=True, dir_okay=False, help="captions: MSR-VTT JSON, CSV or JSONL"),
     out: Path = typer.Option(..., dir_okay=False, help="head checkpoint to write (OUT.partial: per-epoch state)"),
-    store: str = typer.Option("./vidseek.db", help=STORE_HELP + " holding the dataset's frame vectors"),
+    store: str = typer.Option(IX.store, help=STORE_HELP + " holding the dataset's frame vectors"),
     aggregator: str = typer.Option("seqTransf", help="seqTransf | seqLSTM"),
     frames: int = typer.Option(12, help="frames sampled uniformly per video (CLIP4Clip: 12)"),
     epochs: int = typer.Option(5),
@@ -36,12 +37,12 @@ def train(
     video_root: Optional[Path] = typer.Option(
         None, file_okay=False, help="decode and encode dataset videos the store lacks from here"
     ),
-    sampling: str = typer.Option("fps:1", help="frame sampling for videos decoded on the fly"),
+    sampling: str = typer.Option(IX.sampling, help="frame sampling for videos decoded on the fly"),
     model: Optional[str] = typer.Option(
         None, help="without a store: encoder to use (default tiny-random); with one: must be the store's"
     ),
     pretrained: Optional[str] = typer.Option(None, help="weights for --model"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    device: str = typer.Option(IX.device, help="auto | cpu | cuda"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for training"),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT.partial (same options)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),

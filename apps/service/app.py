@@ -26,6 +26,7 @@ from vidseek.apps.service.schemas import (
     _utf8,
 )
 from vidseek.apps.service.state import Service, media_urls
+from vidseek.pipeline.index_config import IndexConfig
 from vidseek.retrieval.bounded import CallTimeout, call_with_timeout
 from vidseek.retrieval.params import DEFAULTS as D
 from vidseek.store.filters import all_of, parse_user_filter
@@ -49,7 +50,7 @@ def create_app(
     *,
     ingest_roots: list[str | FsPath] | None = None,
     index_fn: Callable | None = None,
-    model: str = "tiny-random",
+    model: str = IndexConfig.model,
     pretrained: str | None = None,
     allowed_hosts: set[str] | None = None,
     lock_wait_s: float = 15.0,
@@ -369,7 +370,7 @@ def create_app(
     class IngestBody(BaseModel):
         model_config = ConfigDict(extra="forbid")
         source: Text(4096, 1) = Field(description="directory, glob, video file or list file under an ingest root")
-        sampling: Text(32, 1) = "fps:1"
+        sampling: Text(32, 1) = IndexConfig.sampling
         prune: bool = False
         retry_failed: bool = False
         max_failures: int | None = Field(None, ge=0, le=10**9)

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from vidseek.pipeline.index_config import IndexConfig
 from vidseek.retrieval.frame_cache import FrameCache
 from vidseek.store.video_store import VideoStore
 
@@ -225,7 +226,7 @@ class IngestManager:
     def start(
         self,
         source: str,
-        sampling: str = "fps:1",
+        sampling: str = IndexConfig.sampling,
         prune: bool = False,
         retry_failed: bool = False,
         max_failures: int | None = None,

@@ -1,0 +1,33 @@
+"""The index job's configuration and its defaults: the one place they are written.
+
+Light on purpose (no torch, no Ray, no store): the CLI builds its options from these defaults at start-up,
+and the service reads the same. Search defaults live in retrieval/params.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class IndexConfig:
+    source: str
+    store: str = "./vidseek.db"
+    model: str = "tiny-random"
+    pretrained: str | None = None
+    sampling: str = "fps:1"
+    address: str | None = None  # None: local Ray; "auto" or "ray://…": join a cluster
+    prune: bool = False
+    retry_failed: bool = False
+    max_failures: int | None = None  # stop when more videos than this have failed
+    chunk_frames: int = 32
+    decode_timeout_s: float = 60.0  # most seconds per video: this plus decode_timeout_per_s × its duration
+    decode_timeout_per_s: float = 2.0
+    encode_batch: int | None = None
+    decode_pool: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    prefix: str = "vidseek"
+    progress: bool = True
+    num_cpus: int | None = None  # local Ray only
+    aggregator: str | None = None  # "learned:HEAD.pt": also write learned vectors from a temporal head
