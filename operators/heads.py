@@ -102,7 +102,7 @@ def new_head(kind: str, clip_model: nn.Module | None = None, width: int | None =
         if width is None:
             width = int(clip_model.text_projection.shape[1])
         return SeqLSTMHead(int(width))
-    raise ValueError(f"unknown aggregator {kind!r}; choose from {list(HEAD_TYPES)}")
+    raise ValueError(f"unknown head type {kind!r}; choose from {list(HEAD_TYPES)}")
 
 
 def save_head(path: str | Path, head: nn.Module, config: dict, stamp: dict, extra: dict | None = None) -> str:
@@ -207,7 +207,7 @@ def learned_vector(head: nn.Module, vectors, n_frames: int = DEFAULT_FRAMES) -> 
     return learned_vectors(head, [vectors], n_frames)[0]
 
 
-class HeadAggregator:
+class LearnedHead:
     """A loaded head for the index writer: ``agg(vectors [T, D]) -> (learned_vec [D], head_id)``."""
 
     def __init__(self, path: str | Path, stamp: dict | None, device: str | torch.device = "cpu"):

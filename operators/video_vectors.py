@@ -39,9 +39,9 @@ class VideoVectors:
         if self._head is None:
             # imported here: vidseek.operators.heads pulls in open_clip (torchvision, torch._dynamo), ~5 s of CPU at
             # start-up that a job without a learned head would spend beside its decoders
-            from vidseek.operators.heads import HeadAggregator
+            from vidseek.operators.heads import LearnedHead
 
-            self._head = HeadAggregator(self.head_path, self.stamp)
+            self._head = LearnedHead(self.head_path, self.stamp)
         return self._head
 
     def __getstate__(self) -> dict:  # travels to the writer actor as its path, not as a loaded model

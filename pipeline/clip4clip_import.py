@@ -37,7 +37,7 @@ IGNORED = ("input_resolution", "context_length", "vocab_size")  # JIT-export met
 class ImportReport:
     source: str
     model: str
-    aggregator: str  # seqTransf | seqLSTM | meanP
+    head_type: str  # seqTransf | seqLSTM | meanP (CLIP4Clip's sim_header)
     encoder: str
     head: str | None
     mapped: int
@@ -50,7 +50,7 @@ class ImportReport:
 
     def render(self) -> str:
         lines = [
-            f"{self.source}: CLIP4Clip {self.aggregator}, encoder {self.model}",
+            f"{self.source}: CLIP4Clip {self.head_type}, encoder {self.model}",
             f"mapped {self.mapped} tensors ({self.encoder_keys} encoder, {self.head_keys} head); "
             f"unused {len(self.unused)}, unmatched {len(self.unmatched)}",
         ]
@@ -58,7 +58,7 @@ class ImportReport:
         lines += [f"  unmatched: {k}" for k in self.unmatched] + [f"  shape: {s}" for s in self.shape_errors]
         lines.append(f"encoder → {self.encoder}  (use --model {self.model} --pretrained {self.encoder})")
         if self.head:
-            lines.append(f"head → {self.head}  (use --aggregator learned:{self.head})")
+            lines.append(f"head → {self.head}  (use --head {self.head})")
         return "\n".join(lines)
 
 
@@ -201,7 +201,7 @@ def import_clip4clip(
     report = ImportReport(
         source=str(state_dict_path),
         model=model_name,
-        aggregator=kind,
+        head_type=kind,
         encoder=str(out / "encoder.safetensors"),
         head=None,
         mapped=0,
@@ -263,7 +263,7 @@ def import_clip4clip(
         save_head(
             report.head,
             head,
-            {"n_frames": n_frames, "aggregator": kind, "source": "clip4clip"},
+            {"n_frames": n_frames, "head_type": kind, "source": "clip4clip"},
             report.stamp,
             {"import": {k: v for k, v in asdict(report).items() if k != "stamp"}},
         )

@@ -30,4 +30,4 @@ class IndexConfig:
     prefix: str = "vidseek"
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
-    aggregator: str | None = None  # "learned:HEAD.pt": also write learned vectors from a temporal head
+    head: str | None = None  # a learned head checkpoint: also write learned video vectors

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 from vidseek.operators.encode import load_clip
-from vidseek.operators.heads import HeadAggregator
+from vidseek.operators.heads import LearnedHead
 from vidseek.operators.isolated_decode import DecodeLimit
 from vidseek.operators.sampling import SamplingPlan
 from vidseek.operators.video_vectors import VideoVectors
@@ -142,13 +142,10 @@ def plan_job(store: VideoStore, sources: list[VideoSource], prune: bool, retry_f
     return IndexPlan(todo, len(sources) - len(todo), stale, pruned, len(replaced_ids))
 
 
-def parse_aggregator(spec: str | None) -> str | None:
-    """``learned:HEAD.pt`` -> the head's path (must exist); None/"" -> no learned vectors."""
-    if not spec:
+def resolve_head(path: str | None) -> str | None:
+    """A head checkpoint's absolute path (it must exist); None/"" -> no learned vectors."""
+    if not path:
         return None
-    kind, _, path = spec.partition(":")
-    if kind != "learned" or not path:
-        raise ValueError(f"bad --aggregator {spec!r}: use learned:PATH/TO/HEAD.pt (mean vectors are always written)")
     if not os.path.isfile(path):
         raise ValueError(f"head checkpoint {path} not found (train one with `vidseek train`)")
     return os.path.abspath(path)
@@ -220,8 +217,8 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # driver: identity and preprocess only
     stamp, preprocess = clip.stamp(), clip.preprocess.as_dict()
     del clip
-    head_path = parse_aggregator(cfg.aggregator)
-    head = HeadAggregator(head_path, stamp) if head_path else None  # a head of another model fails here
+    head_path = resolve_head(cfg.head)
+    head = LearnedHead(head_path, stamp) if head_path else None  # a head of another model fails here
 
     own = store is None
     store = VideoStore(cfg.store, cfg.prefix) if own else store

@@ -1,7 +1,7 @@
 """Learned video vectors for videos already in a store, from their stored frame vectors.
 
 Adding a head to an existing store needs no decoding and no encoding: the store keeps every sampled frame's
-raw CLIP vector, so ``apply_head_to_store`` reads them back, runs the head (``HeadAggregator.pool``, batched)
+raw CLIP vector, so ``apply_head_to_store`` reads them back, runs the head (``LearnedHead.pool``, batched)
 and rewrites the video rows with ``learned_vec`` and ``learned_head`` (the head's content id), keeping every
 other field — the mean vectors stay as they are.
 """
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from vidseek.operators.heads import HeadAggregator
+from vidseek.operators.heads import LearnedHead
 from vidseek.store.video_store import VIDEO_FIELDS, VideoStore
 
 
 def apply_head_to_store(
     store: VideoStore,
-    agg: HeadAggregator,
+    agg: LearnedHead,
     video_ids: Iterable[str] | None = None,
     batch: int = 256,
     only_missing: bool = False,
@@ -24,7 +24,7 @@ def apply_head_to_store(
 ) -> int:
     """Write learned vectors for ``video_ids`` (default: every ``ok`` video); returns how many were written.
 
-    ``agg`` must have been loaded with this store's stamp (``HeadAggregator(path, store.model_stamp())``),
+    ``agg`` must have been loaded with this store's stamp (``LearnedHead(path, store.model_stamp())``),
     which refuses a head trained on another embedding model. ``only_missing`` skips videos whose
     ``learned_head`` already equals ``agg.id`` (a re-run after an interruption).
     """

@@ -72,7 +72,7 @@ class TrainConfig:
     store: str | None = None  # frame vectors from here (its model stamp picks the encoder)
     video_root: str | None = None  # decode + encode dataset videos the store lacks
     split: str | None = None  # MSR-VTT JSON split to train on
-    aggregator: str = "seqTransf"  # seqTransf | seqLSTM
+    head_type: str = "seqTransf"  # seqTransf | seqLSTM
     frames: int = DEFAULT_FRAMES
     epochs: int = 5
     batch_size: int = 128
@@ -304,7 +304,7 @@ def _fingerprint(cfg: TrainConfig, stamp: dict) -> dict:
     """What a partial checkpoint must agree on to be resumed (anything that changes the run's course)."""
     keep = (
         "split",
-        "aggregator",
+        "head_type",
         "frames",
         "epochs",
         "batch_size",
@@ -365,8 +365,8 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
     """Train (or resume) a temporal head; see the module notes. ``echo`` prints epoch summaries."""
     from tqdm.auto import tqdm
 
-    if cfg.aggregator not in HEAD_TYPES:
-        raise ValueError(f"unknown aggregator {cfg.aggregator!r}; choose from {list(HEAD_TYPES)}")
+    if cfg.head_type not in HEAD_TYPES:
+        raise ValueError(f"unknown head type {cfg.head_type!r}; choose from {list(HEAD_TYPES)}")
     if cfg.frames < 1 or cfg.epochs < 1 or cfg.batch_size < 2 or not 0 <= cfg.val_fraction < 1:
         raise ValueError("need frames ≥ 1, epochs ≥ 1, batch size ≥ 2 and 0 ≤ val fraction < 1")
     say = echo or (print if cfg.verbose else (lambda s: None))
@@ -429,7 +429,7 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
 
     # model, optimiser, schedule
     torch.manual_seed(cfg.seed)
-    head = new_head(cfg.aggregator, clip.model, width=dim).float().to(device)
+    head = new_head(cfg.head_type, clip.model, width=dim).float().to(device)
     head.requires_grad_(True)
     scale = float(clip.model.logit_scale.detach().float().exp().clamp(max=100.0))
     optimizer = torch.optim.AdamW(param_groups(head, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6)
@@ -560,7 +560,7 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
         "logit_scale": scale,
     }
     head.cpu()
-    result.head_id = save_head(out, head, {"n_frames": cfg.frames, "aggregator": cfg.aggregator}, stamp, extra)
+    result.head_id = save_head(out, head, {"n_frames": cfg.frames, "head_type": cfg.head_type}, stamp, extra)
     result.out = str(out)
     partial.unlink(missing_ok=True)
     return result

@@ -163,7 +163,7 @@ class Searcher:
             if missing:
                 raise StoreError(
                     f"{len(missing)} videos have no learned vectors: add a head with "
-                    "`vidseek index … --aggregator learned:HEAD.pt` first"
+                    "`vidseek index … --head HEAD.pt` first"
                 )
             vecs = torch.tensor(np.array([videos[v]["learned_vec"] for v in union]), dtype=torch.float32)
             return torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(vecs, dim=-1).T

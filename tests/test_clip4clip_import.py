@@ -181,7 +181,7 @@ def test_every_key_mapped_no_unused(imported):
     assert report.unused == [] and report.unmatched == [] and report.shape_errors == []
     assert report.mapped == len(sd)
     assert report.head_keys == 1 + 4 * 12 and report.encoder_keys == len(sd) - report.head_keys
-    assert report.aggregator == "seqTransf" and report.model == NAME
+    assert report.head_type == "seqTransf" and report.model == NAME
 
 
 def test_encoder_loads_with_pretrained_path_and_keeps_values(imported):
@@ -240,7 +240,7 @@ def test_seqlstm_checkpoint(tmp_path):
     sd = official_state_dict("seqLSTM")
     torch.save(sd, tmp_path / "lstm.bin")
     report = import_clip4clip(tmp_path / "lstm.bin", tmp_path / "out", model_name=NAME)
-    assert report.aggregator == "seqLSTM" and report.unused == ["frame_position_embeddings.weight"]
+    assert report.head_type == "seqLSTM" and report.unused == ["frame_position_embeddings.weight"]
     head, _ = load_head(report.head, report.stamp)
     assert isinstance(head, SeqLSTMHead)
     # official: pack_padded_sequence → LSTM → pad_packed_sequence, + original, meanP
@@ -261,7 +261,7 @@ def test_meanp_checkpoint_gives_encoder_only(tmp_path):
     sd = official_state_dict("meanP")
     torch.save(sd, tmp_path / "meanp.bin")
     report = import_clip4clip(tmp_path / "meanp.bin", tmp_path / "out", model_name=NAME)
-    assert report.aggregator == "meanP" and report.head is None and report.unused == []
+    assert report.head_type == "meanP" and report.head is None and report.unused == []
     assert (tmp_path / "out" / "encoder.safetensors").exists() and (tmp_path / "out" / "import.json").exists()
 
 

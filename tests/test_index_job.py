@@ -175,7 +175,7 @@ def test_learned_head_at_index_time_and_added_later(ray_local, library, tmp_path
     hid = head_id(head_path)
 
     with_head = str(tmp_path / "h.db")
-    s = run_index(IndexConfig(source=str(library), store=with_head, progress=False, aggregator=f"learned:{head_path}"))
+    s = run_index(IndexConfig(source=str(library), store=with_head, progress=False, head=str(head_path)))
     assert s.indexed == 3
     with VideoStore(with_head) as st:
         rows = st.get_videos(
@@ -186,7 +186,7 @@ def test_learned_head_at_index_time_and_added_later(ray_local, library, tmp_path
 
     later = str(tmp_path / "l.db")
     run_index(IndexConfig(source=str(library), store=later, progress=False))
-    added = run_index(IndexConfig(source=str(library), store=later, progress=False, aggregator=f"learned:{head_path}"))
+    added = run_index(IndexConfig(source=str(library), store=later, progress=False, head=str(head_path)))
     assert (added.indexed, added.reaggregated) == (0, 3)  # from stored frames: nothing decoded again
     with VideoStore(later) as st:
         again = st.get_videos(list(rows), ["learned_vec"])
@@ -199,7 +199,7 @@ def test_learned_head_at_index_time_and_added_later(ray_local, library, tmp_path
     finally:
         searcher.store.close()
     with pytest.raises(ValueError, match="not found"):
-        run_index(IndexConfig(source=str(library), store=later, aggregator="learned:/nope.pt"))
+        run_index(IndexConfig(source=str(library), store=later, head="/nope.pt"))
 
 
 def test_a_video_that_outlives_its_decode_limit_is_a_timeout_record(ray_local, tmp_path):

@@ -120,7 +120,7 @@ def test_index_job_search_and_resume_on_a_real_server(milvus, tmp_path, tiny_cli
                 store=milvus,
                 prefix="jobhead",
                 progress=False,
-                aggregator=f"learned:{head}",
+                head=str(head),
                 model="testbed",
             )
         )

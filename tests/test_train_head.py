@@ -15,8 +15,8 @@ import torch
 from vidseek.operators.aggregate import mean_pool
 from vidseek.operators.encode import encode_texts
 from vidseek.operators.heads import (
-    HeadAggregator,
     HeadMismatchError,
+    LearnedHead,
     head_id,
     learned_vector,
     learned_vectors,
@@ -173,7 +173,7 @@ def test_order_task_head_beats_mean_pooling(order_task, tiny_clip, tmp_path):
     np.testing.assert_allclose(means[0::2], means[1::2], atol=1e-6)  # identical frame sets: identical vectors
     mean_acc = pair_accuracy(means, labels, text)
     head, config = load_head(out, tiny_clip.stamp())
-    assert config["n_frames"] == 12 and config["aggregator"] == "seqTransf"
+    assert config["n_frames"] == 12 and config["head_type"] == "seqTransf"
     head_acc = pair_accuracy(learned_vectors(head, videos), labels, text)
     print(
         f"order task: head {head_acc:.3f}, meanP {mean_acc:.3f}, losses {losses[0]:.3f} -> {losses[-1]:.3f}, "
@@ -241,13 +241,13 @@ def test_missing_videos_named_or_decoded(order_task, tiny_clip, h264_mp4, tmp_pa
             video_root=str(h264_mp4.parent),
             out=str(tmp_path / "x.pt"),
             epochs=1,
-            aggregator="seqLSTM",
+            head_type="seqLSTM",
             **RUN,
         )
     )
     assert res.finished and res.n_train_videos == 4
     head, config = load_head(tmp_path / "x.pt", tiny_clip.stamp())
-    assert isinstance(head, SeqLSTMHead) and config["aggregator"] == "seqLSTM"
+    assert isinstance(head, SeqLSTMHead) and config["head_type"] == "seqLSTM"
 
 
 def test_save_load_round_trip_and_head_id(tiny_clip, tmp_path):
@@ -289,8 +289,8 @@ def test_stamp_refusal_names_both_models(tiny_clip, tmp_path):
     with pytest.raises(HeadMismatchError, match="tiny-random.*testbed"):
         load_head(path, other)
     with pytest.raises(ValueError, match="embed_dim"):
-        HeadAggregator(path, {**tiny_clip.stamp(), "embed_dim": 512})
-    agg = HeadAggregator(path, tiny_clip.stamp())
+        LearnedHead(path, {**tiny_clip.stamp(), "embed_dim": 512})
+    agg = LearnedHead(path, tiny_clip.stamp())
     vec, hid = agg(torch.randn(7, 64))  # what the index writer calls per video
     assert vec.shape == (64,) and hid == head_id(path)
     with pytest.raises(ValueError, match="not a vidseek head"):
@@ -312,7 +312,7 @@ def test_apply_head_to_store(order_task, tiny_clip, tmp_path):
     save_head(path, SeqTransfHead.from_clip_text(tiny_clip.model), {}, tiny_clip.stamp())
     with VideoStore(uri) as store:
         before = store.get_videos(["o01_0"], ["video_id", "mean_vec", "path", "n_frames"])["o01_0"]
-        agg = HeadAggregator(path, store.model_stamp())
+        agg = LearnedHead(path, store.model_stamp())
         assert apply_head_to_store(store, agg, batch=50) == 96
         assert apply_head_to_store(store, agg, only_missing=True) == 0
         after = store.get_videos(

@@ -60,9 +60,10 @@ def index(
     decode_timeout_per_s: float = typer.Option(
         IX.decode_timeout_per_s, help="seconds allowed per second of video (see --decode-timeout)"
     ),
-    aggregator: Optional[str] = typer.Option(
+    head: Optional[Path] = typer.Option(
         None,
-        help="learned:HEAD.pt — also write learned video vectors (videos already indexed get them from stored frames)",
+        help="a learned head (HEAD.pt from `vidseek train`): also write learned video vectors "
+        "(videos already indexed get them from their stored frames)",
     ),
     device: str = typer.Option(IX.device, help="auto | cpu | cuda"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
@@ -88,7 +89,7 @@ def index(
         chunk_frames=chunk_frames,
         device=device,
         progress=not as_json and sys.stderr.isatty(),
-        aggregator=aggregator,
+        head=str(head) if head else None,
         decode_timeout_s=decode_timeout,
         decode_timeout_per_s=decode_timeout_per_s,
     )

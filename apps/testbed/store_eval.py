@@ -39,7 +39,7 @@ def store_quality(
             model="testbed",
             sampling=sampling,
             progress=False,
-            aggregator=f"learned:{head}" if head else None,
+            head=str(head) if head else None,
         )
     )
     queries = [json.loads(line) for line in (world / "queries.jsonl").read_text().splitlines() if line.strip()]
