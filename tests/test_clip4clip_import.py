@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from vidseek.operators.clip4clip_import import import_clip4clip, infer_model_name
 from vidseek.operators.heads import HeadMismatchError, load_head, read_head
 from vidseek.operators.models import ModelEntry, register_model
 from vidseek.operators.temporal import SeqLSTMHead, SeqTransfHead
-from vidseek.pipeline.clip4clip_import import import_clip4clip, infer_model_name
 
 W, EMBED, PATCH, IMAGE, CTX, VOCAB = 64, 64, 16, 32, 77, 49408
 NAME = "c4c-small-test"

@@ -56,7 +56,7 @@ def served(tmp_path_factory, tiny_clip, media):
     from vidseek.apps.service import create_app
 
     try:
-        from vidseek.pipeline.samples import sample_videos
+        from vidseek.apps.cli.samples import sample_videos
 
         videos = sample_videos()
     except FileNotFoundError:

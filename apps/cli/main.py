@@ -312,9 +312,9 @@ def demo(
     """Index a demo library on local Ray + Milvus Lite (the bundled sample videos plus a few clips of the
     synthetic testbed world), then search it with the testbed world's own queries."""
     _quiet_logs(False)
+    from vidseek.apps.cli.samples import sample_videos
     from vidseek.apps.testbed.world import generate_world
     from vidseek.pipeline.index_job import IndexConfig, run_index
-    from vidseek.pipeline.samples import sample_videos
     from vidseek.retrieval.search import Searcher
 
     world = library / "testbed"

@@ -109,8 +109,8 @@ def import_clip4clip_cmd(
     _quiet_logs(False)
     from dataclasses import asdict
 
+    from vidseek.operators.clip4clip_import import import_clip4clip
     from vidseek.operators.models import ModelLoadError
-    from vidseek.pipeline.clip4clip_import import import_clip4clip
 
     try:
         report = import_clip4clip(checkpoint, out, model_name=model, n_frames=frames)
