@@ -16,6 +16,13 @@ import numpy as np
 import open_clip
 import torch
 
+from vidseek.operators.device import (
+    frames_to_device,
+    is_out_of_memory,
+    pick_device,
+    pick_dtype,
+    release_cached_memory,
+)
 from vidseek.operators.model_stamp import weights_identity
 from vidseek.operators.models import (
     ModelLoadError,
@@ -28,18 +35,6 @@ from vidseek.operators.preprocess import PreprocessConfig, normalize_frames, res
 from vidseek.operators.text_encode import encode_text
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 @dataclass
@@ -124,21 +119,39 @@ class _quiet_open_clip:
         self._logger.setLevel(self._level)
 
 
-@torch.inference_mode()
 def encode_images(clip: LoadedClip, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """uint8 frames [N, H, W, 3] -> raw image features float32 [N, D]."""
+    """uint8 frames [N, H, W, 3] -> raw image features float32 [N, D].
+
+    A batch that runs out of device memory is split in half and retried, down to one frame; only an
+    out-of-memory error at one frame is raised (docs/gpu.md)."""
+    return encode_images_adaptive(clip, frames, batch_size)[0]
+
+
+@torch.inference_mode()
+def encode_images_adaptive(clip: LoadedClip, frames: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, int]:
+    """``encode_images`` plus the batch size that fitted (callers keep it for their next call)."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [N, H, W, 3] uint8, got shape {frames.shape}")
     s = clip.preprocess.size
     if frames.shape[1:3] != (s, s):
         frames = resize_frames_torch(frames, clip.preprocess)
     out = np.empty((len(frames), clip.embed_dim), dtype=np.float32)
-    for i in range(0, len(frames), batch_size):
-        # copy: Ray hands out read-only arrays, torch.from_numpy needs writable memory
-        chunk = torch.from_numpy(np.array(frames[i : i + batch_size], copy=True)).to(clip.device, non_blocking=True)
-        x = normalize_frames(chunk, clip.preprocess, clip.dtype)  # [b, 3, s, s]
-        out[i : i + len(chunk)] = clip.model.encode_image(x).float().cpu().numpy()
-    return out
+    i = 0
+    while i < len(frames):
+        chunk = frames[i : i + batch_size]
+        try:
+            x = normalize_frames(frames_to_device(chunk, clip.device), clip.preprocess, clip.dtype)  # [b, 3, s, s]
+            out[i : i + len(chunk)] = clip.model.encode_image(x).float().cpu().numpy()
+        except RuntimeError as e:
+            if not is_out_of_memory(e) or batch_size == 1:
+                raise
+            x = e = None  # drop the failed batch's tensors (and the traceback holding them) before retrying
+            release_cached_memory(clip.device)
+            batch_size = max(1, batch_size // 2)
+            log.warning("out of device memory: encoding in batches of %d", batch_size)
+            continue
+        i += len(chunk)
+    return out, batch_size
 
 
 def tokenize(clip: LoadedClip, texts: list[str], long_text: str = "truncate") -> tuple[torch.Tensor, list[int]]:
@@ -194,8 +207,9 @@ def encode_texts(clip: LoadedClip, texts: list[str], long_text: str = "truncate"
 class ImageEncoder:
     """Operator: uint8 frames [B, H, W, 3] -> raw image features float32 [B, D], with the model loaded once.
 
-    Raises what the model raises (e.g. a CUDA out-of-memory ``RuntimeError``); the index job's encode stage
-    turns that into the videos' failure records (pipeline/stages/encode.py).
+    A batch that runs out of device memory is split and retried (``encode_images``); what still fails (an
+    out-of-memory error at one frame, a model error) is raised, and the index job's encode stage turns it
+    into the videos' failure records (pipeline/stages/encode.py).
     """
 
     def __init__(
@@ -220,4 +234,6 @@ class ImageEncoder:
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         if len(frames) == 0:
             return np.zeros((0, self.clip.embed_dim), np.float32)
-        return encode_images(self.clip, np.asarray(frames), self.batch_size)
+        # a batch size that once ran out of memory stays halved: no retry storm on every later batch
+        out, self.batch_size = encode_images_adaptive(self.clip, np.asarray(frames), self.batch_size)
+        return out

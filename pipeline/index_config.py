@@ -30,4 +30,5 @@ class IndexConfig:
     prefix: str = "vidseek"
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
+    num_gpus: int | None = None  # local Ray only: GPUs to declare (None: Ray detects them)
     head: str | None = None  # a learned head checkpoint: also write learned video vectors

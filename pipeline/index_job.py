@@ -182,6 +182,7 @@ def _init_ray(cfg: IndexConfig) -> bool:
         try:
             ray.init(
                 num_cpus=cfg.num_cpus or os.cpu_count(),
+                num_gpus=cfg.num_gpus,
                 include_dashboard=False,
                 _temp_dir=tmp,
                 _node_ip_address="127.0.0.1",
@@ -305,7 +306,7 @@ def _execute(
     if not log.isEnabledFor(logging.INFO):
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     cpus, gpus, node_cpus = cluster_resources()
-    res = plan_resources(cpus, gpus, cfg.encode_batch, cfg.decode_pool, node_cpus)
+    res = plan_resources(cpus, gpus, cfg.encode_batch, cfg.decode_pool, node_cpus, cfg.device)
     log.info("stage resources: %s", res.as_dict())
     writer_args = {}
     if not is_server_uri(cfg.store):  # Milvus Lite is a local directory: write from this node

@@ -53,8 +53,12 @@ def plan_resources(
     encode_batch: int | None = None,
     decode_pool: int | None = None,
     node_cpus: list[float] | None = None,
+    device: str = "auto",
 ) -> JobResources:
     """Default resources for a cluster with ``cpus`` CPUs and ``gpus`` GPUs (``node_cpus``: per node).
+
+    ``device``: ``auto`` uses the GPUs when the cluster has any, ``cpu`` never reserves one, ``cuda``
+    requires one (each CLIP actor then sees its own GPU as ``cuda``; Ray sets its CUDA_VISIBLE_DEVICES).
 
     GPU: one CLIP actor per GPU (large bf16 batches), every spare core decodes.
     Decoding runs as Ray tasks (see pipeline/stages/decode.py), the encoder and writer as actors.
@@ -66,6 +70,21 @@ def plan_resources(
     """
     if cpus < 1:
         raise ValueError("the Ray cluster reports no CPUs")
+    if device.startswith("cuda"):
+        if device != "cuda":
+            raise ValueError(
+                f"--device {device}: in an index job each CLIP actor is given its own GPU by Ray; "
+                "use --device cuda (or auto)"
+            )
+        if gpus < 1:
+            raise ValueError(
+                "--device cuda: the Ray cluster has no GPUs (`ray status` lists them; start nodes "
+                "with GPUs, or use --device cpu or auto)"
+            )
+    elif device != "auto":
+        if device != "cpu":
+            raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda")
+        gpus = 0.0  # CPU encoding on a GPU cluster: reserve no GPU
     # The writer mostly waits on the store; zero CPUs means it always fits beside the stages that saturate
     # a node (it is pinned to the driver's node for Milvus Lite, which may be full).
     writer = StageResources("write", num_cpus=0.0, batch_size=None)

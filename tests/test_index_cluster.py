@@ -15,7 +15,7 @@ import pytest
 from own_processes import pids_mentioning, stop_pids
 from test_index_job import assert_exactly_once, make_clip
 
-from vidseek.pipeline.placement import read_placement
+from vidseek.pipeline.placement import nodes_by_stage, read_placement
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,9 +68,12 @@ def test_driver_killed_at_several_points_then_rerun(six_clips, tmp_path):
 
 
 @pytest.fixture
-def two_node_cluster(tmp_path, monkeypatch):
+def two_node_cluster(request, tmp_path, monkeypatch):
+    """A head and a worker node, one CPU each; ``worker_gpus`` (indirect parameter) GPUs declared on the
+    worker only (Ray's logical GPUs: torch sees none, so its CLIP actor encodes on the CPU)."""
     import socket
 
+    worker_gpus = getattr(request, "param", {}).get("worker_gpus", 0)
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     with socket.socket() as sock:  # a free port, so a leftover cluster cannot answer in our place
         sock.bind(("127.0.0.1", 0))
@@ -94,6 +97,8 @@ def two_node_cluster(tmp_path, monkeypatch):
             "--include-dashboard=false",
             "--resources",
             '{"head_node": 1}',
+            "--num-gpus",
+            "0",
             *common,
         ],
         check=True,
@@ -103,7 +108,8 @@ def two_node_cluster(tmp_path, monkeypatch):
     try:
         for attempt in range(3):  # the head may need a moment before it accepts nodes on a busy machine
             r = subprocess.run(
-                [ray, "start", "--address", f"127.0.0.1:{port}", "--resources", '{"worker_node": 1}', *common],
+                [ray, "start", "--address", f"127.0.0.1:{port}", "--resources", '{"worker_node": 1}']
+                + ["--num-gpus", str(worker_gpus), *common],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -118,24 +124,12 @@ def two_node_cluster(tmp_path, monkeypatch):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path):
-    """The job runs as a user runs it, `vidseek index --address`, in its own process: a Ray driver that loses
-    its cluster may end its process from C++ (no Python exit, no output), which must not be pytest's."""
-    uri = str(tmp_path / "c.db")
+def index_on_cluster(lib: Path, uri: str, address: str) -> dict:
+    """The job as a user runs it, `vidseek index --address`, in its own process: a Ray driver that loses its
+    cluster may end its process from C++ (no Python exit, no output), which must not be pytest's."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vidseek",
-            "index",
-            str(six_clips),
-            "--store",
-            uri,
-            "--address",
-            two_node_cluster,
-            "--json",
-        ],
+        [sys.executable, "-m", "vidseek", "index", str(lib), "--store", uri, "--address", address, "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -143,9 +137,30 @@ def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path)
         timeout=400,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path):
+    uri = str(tmp_path / "c.db")
+    summary = index_on_cluster(six_clips, uri, two_node_cluster)
     assert (summary["indexed"], summary["failed"]) == (6, 1)
-    placement = read_placement(tmp_path / "placement")
+    placement = nodes_by_stage(read_placement(tmp_path / "placement"))
     assert {"decode", "encode", "write"} <= set(placement), placement
     assert len(set().union(*placement.values())) == 2, placement  # stages ran on both nodes
+    assert_exactly_once(uri)
+
+
+@pytest.mark.parametrize("two_node_cluster", [{"worker_gpus": 1}], indirect=True)
+def test_gpu_plan_with_gpus_on_the_worker_only(two_node_cluster, six_clips, tmp_path):
+    """The GPU plan on a cluster whose only GPU is on the worker: the one CLIP actor is placed there and
+    given that GPU; the decoders run on the CPU-only head and are given none."""
+    uri = str(tmp_path / "g.db")
+    summary = index_on_cluster(six_clips, uri, two_node_cluster)
+    assert (summary["indexed"], summary["failed"]) == (6, 1)
+    records = read_placement(tmp_path / "placement")
+    encoders = [r for r in records if r["stage"] == "encode"]
+    assert len(encoders) == 1 and encoders[0]["node_gpus"] == 1 and encoders[0]["cuda_visible_devices"] == "0"
+    assert encoders[0]["batch_size"] == 512  # the GPU plan's batch, not the CPU plan's 64
+    decoders = [r for r in records if r["stage"] == "decode"]
+    assert decoders and all(r["node_gpus"] == 0 and r["cuda_visible_devices"] in (None, "") for r in decoders)
     assert_exactly_once(uri)

@@ -16,7 +16,7 @@ from vidseek.pipeline.placement import record_placement
 class EncodeStage:
     def __init__(self, **encoder_args):
         self.encoder = ImageEncoder(**encoder_args)
-        record_placement("encode")
+        record_placement("encode", device=str(self.encoder.clip.device), batch_size=self.encoder.batch_size)
 
     def __call__(self, batch: dict) -> dict:
         frames, records = from_batch(batch)
