@@ -43,11 +43,28 @@ def test_pipeline_efficiency_smoke(tmp_path):
     assert out["half_library_wall_s"] > 0 and "efficiency_marginal" in out  # --smoke runs the half-library job
 
 
-def test_gpu_pipeline_smoke_runs_on_cpu(tmp_path):
-    out = run_bench(tmp_path, "bench/gpu_pipeline.py", "--smoke")
-    assert out["device"] == "cpu" and out["encode_only_img_s"] > 0
-    assert out["fps1_vidseek_video_s_per_s_wall"] > 0 and out["keyframes_vidseek_video_s_per_s_wall"] > 0
-    assert out["keyframes_vs_fps1_wall"] > 0
+def test_gpu_check_runs_to_its_end_on_the_cpu(tmp_path):
+    """bench/gpu_check.sh --smoke: the prepared GPU check (install step, gpu tests, benchmark, one JSON) works
+    before a GPU machine is ever available. Here the gpu tests are collected and skip; none may pass."""
+    out = tmp_path / "gpu_check.json"
+    env = dict(os.environ, VIDSEEK_BENCH_MEDIA=str(tmp_path / "media"), PYTHON=sys.executable)
+    proc = subprocess.run(
+        ["bash", "bench/gpu_check.sh", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["card"] == "cpu" and result["smoke"] is True
+    tests = result["gpu_tests"]
+    assert tests["tests"] >= 3 and tests["skipped"] == tests["tests"] and tests["failures"] == tests["errors"] == 0
+    bench = result["bench"]
+    assert bench["device"] == "cpu" and bench["encode_only_img_s"] > 0
+    assert bench["fps1_vidseek_video_s_per_s_wall"] > 0 and bench["keyframes_vidseek_video_s_per_s_wall"] > 0
+    assert bench["keyframes_vs_fps1_wall"] > 0
 
 
 def test_search_latency_smoke(tmp_path):
