@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
+from vidseek.operators.device import pick_device
 from vidseek.operators.encode import load_clip
 from vidseek.operators.heads import LearnedHead
 from vidseek.operators.isolated_decode import DecodeLimit
@@ -214,6 +215,8 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     t0 = time.perf_counter()
     plan_spec = SamplingPlan.parse(cfg.sampling)
     DecodeLimit(cfg.decode_timeout_s, cfg.decode_timeout_per_s)  # validate on the driver, before Ray starts
+    if not cfg.address and cfg.device.startswith("cuda") and not cfg.num_gpus:
+        pick_device(cfg.device)  # local Ray: this machine's GPUs are the job's; none -> a clear error now
     sources = discover(cfg.source)
     clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # driver: identity and preprocess only
     stamp, preprocess = clip.stamp(), clip.preprocess.as_dict()

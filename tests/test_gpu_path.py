@@ -25,6 +25,18 @@ def test_cuda_without_cuda_is_a_clear_error():
     assert pick_device("auto") == torch.device("cpu")
 
 
+@no_cuda
+def test_an_index_job_on_cuda_without_cuda_fails_before_ray_starts(tmp_path):
+    from vidseek.pipeline.index_job import IndexConfig, run_index
+
+    (tmp_path / "lib").mkdir()
+    with pytest.raises(DeviceError, match="--device cuda"):
+        run_index(IndexConfig(source=str(tmp_path / "lib"), store=str(tmp_path / "s.db"), device="cuda"))
+    import ray
+
+    assert not ray.is_initialized()
+
+
 def test_unknown_devices_and_precisions_are_refused():
     with pytest.raises(DeviceError, match="use auto, cpu, cuda"):
         pick_device("gpu0")
