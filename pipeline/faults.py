@@ -1,4 +1,6 @@
-"""Crash injection for tests: ``VIDSEEK_FAULT=point:N`` kills the job at the N-th time it reaches ``point``.
+"""Fault injection for tests: ``VIDSEEK_FAULT=point:N`` kills the job at the N-th time it reaches ``point``;
+``point:N:pause=S`` instead holds the writer there for S seconds (a window for a test to break something
+else at that instant, e.g. kill the store's server).
 
 Inert unless the variable is set. Points, in the store writer's order of work:
 ``before_frames`` (frames buffered, nothing flushed), ``after_frames`` (frame rows durable, video rows
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 POINTS = ("before_frames", "after_frames", "after_videos")
 ENV = "VIDSEEK_FAULT"
@@ -19,10 +22,23 @@ ENV = "VIDSEEK_FAULT"
 def fault_spec_from_env() -> str | None:
     spec = os.environ.get(ENV) or None
     if spec is not None:
-        point, _, n = spec.partition(":")
-        if point not in POINTS or not n.isdigit() or int(n) < 1:
-            raise ValueError(f"{ENV}={spec!r}: use one of {POINTS} followed by :N (N ≥ 1)")
+        point, n, pause = _parse(spec)
+        if point not in POINTS or not n.isdigit() or int(n) < 1 or (pause is not None and not _seconds(pause)):
+            raise ValueError(f"{ENV}={spec!r}: use one of {POINTS} followed by :N (N ≥ 1), optionally :pause=S")
     return spec
+
+
+def _parse(spec: str) -> tuple[str, str, str | None]:
+    point, _, rest = spec.partition(":")
+    n, _, action = rest.partition(":")
+    return point, n, action.removeprefix("pause=") if action else None
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return float(text) if float(text) > 0 else None
+    except ValueError:
+        return None
 
 
 def fault_hooks_from_env(driver_pid: int) -> "FaultInjector | None":
@@ -32,18 +48,22 @@ def fault_hooks_from_env(driver_pid: int) -> "FaultInjector | None":
 
 
 class FaultInjector:
-    """Writer hooks (``vidseek.pipeline.writer.WriterHooks``) that SIGKILL the driver, then this process, at a point."""
+    """Writer hooks (``vidseek.pipeline.writer.WriterHooks``) that SIGKILL the driver, then this process, at a
+    point — or pause there."""
 
     def __init__(self, spec: str | None, driver_pid: int | None):
-        self.point, _, n = (spec or "").partition(":")
+        self.point, n, pause = _parse(spec or "")
         self.remaining = int(n) if n else 0
+        self.pause_s = _seconds(pause) if pause else None
         self.driver_pid = driver_pid
 
     def reached(self, point: str) -> None:
         if point != self.point or self.remaining <= 0:
             return
         self.remaining -= 1
-        if self.remaining == 0:
+        if self.remaining == 0 and self.pause_s:
+            time.sleep(self.pause_s)
+        elif self.remaining == 0:
             if self.driver_pid:
                 os.kill(self.driver_pid, signal.SIGKILL)
             os._exit(137)

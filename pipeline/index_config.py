@@ -28,6 +28,7 @@ class IndexConfig:
     device: str = "auto"
     precision: str = "auto"
     prefix: str = "vidseek"
+    store_retry_s: float = 60.0  # server stores: how long a server that stops answering is waited for
     progress: bool = True
     num_cpus: int | None = None  # local Ray only
     num_gpus: int | None = None  # local Ray only: GPUs to declare (None: Ray detects them)

@@ -35,7 +35,7 @@ from vidseek.pipeline.index_config import IndexConfig
 from vidseek.pipeline.learned import apply_head_to_store
 from vidseek.pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
 from vidseek.pipeline.sources import VideoSource, discover
-from vidseek.store.video_store import VideoStore, is_server_uri
+from vidseek.store.video_store import StoreError, VideoStore, is_server_uri
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,21 @@ def _write_in_driver(ds, writer) -> Iterator[dict]:
         out = writer(batch)
         for i in range(len(out["video_id"])):
             yield {k: v[i] for k, v in out.items()}
+
+
+def _store_error_in(error: BaseException) -> StoreError | None:
+    """The store error behind a stage failure, through Ray's wrappers (``RayTaskError.cause``) and chains."""
+    seen: set[int] = set()
+    stack = [error]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, StoreError):
+            return e
+        stack += [getattr(e, "cause", None), e.__cause__, e.__context__]
+    return None
 
 
 def top_reasons(errors: list[dict], n: int = 5) -> list[tuple[str, int]]:
@@ -225,7 +240,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     head = LearnedHead(head_path, stamp) if head_path else None  # a head of another model fails here
 
     own = store is None
-    store = VideoStore(cfg.store, cfg.prefix) if own else store
+    store = VideoStore(cfg.store, cfg.prefix, retry_s=cfg.store_retry_s) if own else store
     try:
         store.ensure_model(stamp)
         if head is not None and not store.has_learned:
@@ -346,6 +361,7 @@ def _execute(
         "expected": len(todo),
         "video_vectors": VideoVectors(head_path, stamp),
         "hooks": fault_hooks_from_env(os.getpid()),
+        "retry_s": cfg.store_retry_s,
     }
     if shared_store is None:
         ds = ds.map_batches(
@@ -359,21 +375,28 @@ def _execute(
     bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
     t_start = time.perf_counter()
     observer.streaming_started()
-    for row in rows:
-        bar.update(1)
-        if row["status"] == "ok":
-            summary.indexed += 1
-            summary.frames += int(row["n_frames"])
-            summary.video_seconds += float(row["duration"])
-        else:
-            summary.failed += 1
-            summary.errors.append({"path": row["path"], "stage": row["stage"], "reason": row["error"]})
-        elapsed = time.perf_counter() - t_start
-        observer.video_finished(summary, len(todo))
-        bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
-        if cfg.max_failures is not None and summary.failed > cfg.max_failures:
-            summary.stopped_early = True
-            break
+    try:
+        for row in rows:
+            bar.update(1)
+            if row["status"] == "ok":
+                summary.indexed += 1
+                summary.frames += int(row["n_frames"])
+                summary.video_seconds += float(row["duration"])
+            else:
+                summary.failed += 1
+                summary.errors.append({"path": row["path"], "stage": row["stage"], "reason": row["error"]})
+            elapsed = time.perf_counter() - t_start
+            observer.video_finished(summary, len(todo))
+            bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
+            if cfg.max_failures is not None and summary.failed > cfg.max_failures:
+                summary.stopped_early = True
+                break
+    except Exception as e:  # noqa: BLE001 — Ray wraps a stage's error; only a store error is explained here
+        cause = _store_error_in(e)
+        if cause is None:
+            raise
+        bar.close()
+        raise JobError(f"{cause} ({summary.indexed} videos indexed in this run before it stopped)") from e
     bar.close()
     # A writer restarted after a crash loses the videos it was assembling: they are not reported here,
     # have no video row, and the next run re-indexes them.

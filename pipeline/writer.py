@@ -63,10 +63,11 @@ class StoreWriter:
         video_vectors: VideoVectors | None = None,
         expected: int | None = None,
         hooks: WriterHooks | None = None,
+        retry_s: float = 60.0,
     ):
         # A VideoStore passed in is shared with its owner (a service that also searches) and stays open.
         self.owns_store = not isinstance(uri, VideoStore)
-        self.store = VideoStore(uri, prefix) if self.owns_store else uri
+        self.store = VideoStore(uri, prefix, retry_s=retry_s) if self.owns_store else uri
         self.store.ensure_model(stamp)
         self.sampling = sampling
         self.flush_rows = flush_rows

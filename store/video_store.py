@@ -22,6 +22,7 @@ import numpy as np
 from vidseek.operators.model_stamp import stamp_diff
 from vidseek.store.filters import in_list, quote
 from vidseek.store.server_caps import ServerCaps
+from vidseek.store.server_retry import RetryingClient
 
 # pymilvus probes an RPC that Milvus Lite does not implement and grpc logs a traceback for it on every
 # insert; the call has a client-side fallback, so the log is noise.
@@ -58,6 +59,10 @@ GROUP_FANOUT = 10  # frames fetched per wanted video where the server cannot gro
 
 class StoreError(RuntimeError):
     """The store cannot be used as asked; the message says what to do."""
+
+
+class StoreUnavailableError(StoreError):
+    """A Milvus server that stopped answering for longer than the store's retry budget."""
 
 
 class StoreBusyError(StoreError):
@@ -105,9 +110,11 @@ class VideoStore:
         token: str = "",
         lock_wait_s: float = 15.0,
         caps: ServerCaps | None = None,
+        retry_s: float = 15.0,
     ):
         """``caps``: what the server can do; read from its version when not given (tests pass 2.3's to run
-        the fallbacks on Lite)."""
+        the fallbacks on Lite). ``retry_s``: how long a server that stops answering is waited for, retrying
+        with backoff, before a call fails with ``StoreUnavailableError`` (store/server_retry.py)."""
         from pymilvus import MilvusClient  # imported here: importing pymilvus costs ~0.5 s
 
         # Lite has no mvccTs RPC; the iterator falls back to client time and warns on every call.
@@ -120,6 +127,8 @@ class VideoStore:
         if not is_server_uri(uri):
             Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.client = self._connect(MilvusClient, token, lock_wait_s)
+        if is_server_uri(uri):
+            self.client = RetryingClient(self.client, uri, retry_s, self._reload_collections, StoreUnavailableError)
         if caps is None:
             caps = (
                 ServerCaps.from_version(self.client.get_server_version()) if is_server_uri(uri) else ServerCaps.lite()
@@ -155,6 +164,11 @@ class VideoStore:
                     "(POST /ingest); or use a Milvus server URI"
                 )
                 raise StoreBusyError(f"cannot open store {self.uri}: {type(e).__name__}: {e}. {hint}") from e
+
+    def _reload_collections(self, client) -> None:
+        for name in (self.meta, self.videos, self.frames):
+            if client.has_collection(name):
+                client.load_collection(name)
 
     def _load(self) -> None:
         for name in (self.meta, self.videos, self.frames):

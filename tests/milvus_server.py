@@ -46,7 +46,12 @@ class LoopbackForwarder:
 
     def _pipe(self, client: socket.socket) -> None:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        with open(self.ns_path) as ns:  # this thread only: sockets it makes live in the server's namespace
+        try:
+            ns = open(self.ns_path)
+        except FileNotFoundError:  # the server is down (killed by a fault test): refuse, as a dead server would
+            client.close()
+            return
+        with ns:  # this thread only: sockets it makes live in the server's namespace
             if libc.setns(ns.fileno(), CLONE_NEWNET) != 0:
                 client.close()
                 return
@@ -95,7 +100,7 @@ class MilvusServer:
 
     def start(self, timeout_s: float = 120.0) -> str:
         exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent))
-        log = open(self.data_dir / "server.log", "wb")
+        log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
             [
                 "unshare",
@@ -109,7 +114,10 @@ class MilvusServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.forwarder = LoopbackForwarder(self.proc.pid)
+        if self.forwarder is None:
+            self.forwarder = LoopbackForwarder(self.proc.pid)
+        else:  # a restart: the same host port now leads into the new server's namespace
+            self.forwarder.ns_path = f"/proc/{self.proc.pid}/ns/net"
         uri = f"http://127.0.0.1:{self.forwarder.port}"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -135,6 +143,17 @@ class MilvusServer:
             return True
         except Exception:  # noqa: BLE001 — not up yet
             return False
+
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group, as a crash would: no shutdown, no flush. The forwarder
+        stays, so a ``start()`` afterwards serves the same URI from the same data directory."""
+        group = self.proc.pid
+        _signal_group(group, signal.SIGKILL)
+        self.proc.wait()
+        deadline = time.monotonic() + 30
+        while _group_alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(group), "the killed server's processes are still there"
 
     def stop(self) -> None:
         """SIGTERM the server's process group (it was started as its own session), wait until every member

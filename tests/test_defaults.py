@@ -21,6 +21,7 @@ INDEX = {
     "decode_timeout": "decode_timeout_s",
     "decode_timeout_per_s": "decode_timeout_per_s",
     "device": "device",
+    "store_retry": "store_retry_s",
 }
 SEARCH = ("k", "aggregation", "tau", "rerank", "alpha", "depth")
 

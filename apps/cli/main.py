@@ -35,8 +35,10 @@ def _quiet_logs(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("milvus_lite", "faiss", "ray", "pymilvus"):
+    for noisy in ("milvus_lite", "faiss", "ray"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+    # pymilvus logs every failed RPC at ERROR while the store retries; the store's own error says what failed
+    logging.getLogger("pymilvus").setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 @app.command()
@@ -66,6 +68,9 @@ def index(
         "(videos already indexed get them from their stored frames)",
     ),
     device: str = typer.Option(IX.device, help="auto | cpu | cuda"),
+    store_retry: float = typer.Option(
+        IX.store_retry_s, help="server stores: seconds to wait for a server that stops answering"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -92,6 +97,7 @@ def index(
         head=str(head) if head else None,
         decode_timeout_s=decode_timeout,
         decode_timeout_per_s=decode_timeout_per_s,
+        store_retry_s=store_retry,
     )
     try:
         summary = run_index(cfg)

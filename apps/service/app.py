@@ -30,7 +30,7 @@ from vidseek.pipeline.index_config import IndexConfig
 from vidseek.retrieval.bounded import CallTimeout, call_with_timeout
 from vidseek.retrieval.params import DEFAULTS as D
 from vidseek.store.filters import all_of, parse_user_filter
-from vidseek.store.video_store import VIDEO_FIELDS, StoreError
+from vidseek.store.video_store import VIDEO_FIELDS, StoreError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 STATIC = FsPath(__file__).parent / "static"
@@ -98,6 +98,10 @@ def create_app(
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
         return JSON({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request: Request, exc: StoreUnavailableError):
+        return JSON({"detail": str(exc)}, status_code=503, headers={"Retry-After": "10"})
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception):
@@ -171,6 +175,8 @@ def create_app(
         try:
             params.validate()
             hits = searcher.search(q, params)
+        except StoreUnavailableError:
+            raise  # 503 (store_unavailable above)
         except StoreError as e:
             bad(400, str(e))
         except ValueError as e:
@@ -272,6 +278,8 @@ def create_app(
         run = [RunQuery("q", body.query, [Candidate(c.id, c.score, c.path) for c in body.candidates])]
         try:
             (out,), report = rerank_run(run, svc.evidence(), body.alpha, body.depth)
+        except StoreUnavailableError:
+            raise
         except (ValueError, StoreError) as e:
             bad(422, str(e))
         cands = []

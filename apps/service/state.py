@@ -15,6 +15,8 @@ from vidseek.store.video_store import VIDEO_FIELDS
 
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
+SERVER_RETRY_S = 5.0
+
 
 class Service:
     """State shared by the routes: one store connection, the model, the searcher, caches, ingest jobs."""
@@ -36,7 +38,8 @@ class Service:
         self.limits = limits
         self.in_memory = in_memory
         self.verify_files = verify_files
-        self.store = SharedStore(store_uri, prefix, lock_wait_s=lock_wait_s)
+        # a request waits at most this long for a server store that stopped answering, then gets a 503
+        self.store = SharedStore(store_uri, prefix, lock_wait_s=lock_wait_s, retry_s=SERVER_RETRY_S)
         self.clip = clip
         self._searcher = None
         self._searcher_lock = threading.Lock()
