@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 N_CLIPS, SECONDS = 10, 20  # fps:1: 20 frame rows per clip; 200 in all span several encoder batches (64)
 
 
-@pytest.fixture
-def server(tmp_path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the module; a test that kills it starts it again (same data, same URI) before it ends."""
     why = MilvusServer.unavailable()
     if why:
         pytest.skip(f"no Milvus server here: {why}")
-    s = MilvusServer(tmp_path / "milvus-data")
-    (tmp_path / "milvus-data").mkdir()
+    s = MilvusServer(tmp_path_factory.mktemp("milvus-data"))
     s.uri = s.start()
     yield s
     s.stop()
@@ -73,8 +73,8 @@ def test_kill_9_mid_index_restart_and_rerun_leave_every_video_once(server, tmp_p
     for i in range(N_CLIPS):
         _clip(lib / f"c{i:02d}.mp4", SECONDS)
     (lib / "broken.mp4").write_bytes(b"\0" * 64)
-    # the writer holds for 40 s right after its first video rows: the kill lands mid-job, whatever the batching
-    job = _index(lib, server.uri, "--store-retry", "120", fault="after_videos:1:pause=40")
+    # the writer holds for 15 s right after its first video rows: the kill lands mid-job, whatever the batching
+    job = _index(lib, server.uri, "--store-retry", "120", fault="after_videos:1:pause=15")
     deadline = time.monotonic() + 300
     done: dict[str, int] = {}
     while not done and time.monotonic() < deadline and job.poll() is None:
@@ -117,8 +117,8 @@ def test_searches_while_the_server_is_down_fail_clearly(server, tmp_path, tiny_c
     with VideoStore(server.uri) as store:
         store.ensure_model(tiny_clip.stamp())
         n = np.arange(3)
-        store.insert_frames("v", n, n * 1.0, n * 1.0, n + 1.0, rng.normal(size=(3, 64)).astype(np.float32))
-        store.upsert_videos([{"video_id": "v", "path": "/v.mp4", "mean_vec": rng.normal(size=64), "n_frames": 3}])
+        store.insert_frames("down", n, n * 1.0, n * 1.0, n + 1.0, rng.normal(size=(3, 64)).astype(np.float32))
+        store.upsert_videos([{"video_id": "down", "path": "/down.mp4", "mean_vec": rng.normal(size=64), "n_frames": 3}])
     with TestClient(create_app(server.uri)) as client:
         assert client.get("/search", params={"q": "a test pattern"}).status_code == 200
         server.kill()
@@ -138,8 +138,9 @@ def test_searches_while_the_server_is_down_fail_clearly(server, tmp_path, tiny_c
     assert cli.returncode == 2 and "Milvus server at" in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
     server.start()
     with VideoStore(server.uri, retry_s=60) as store:  # back: what was there before the kill is all there
-        assert store.count_frames() == 3 and sorted(store.get_videos(["v"])) == ["v"]
+        assert store.count_frames("down") == 3 and sorted(store.get_videos(["down"])) == ["down"]
     with pytest.raises(StoreUnavailableError, match="has not answered for 1 s"):
         with VideoStore(server.uri, retry_s=1) as store:
             server.kill()
             store.count_frames()
+    server.start()  # the module's server is up again for whoever comes next

@@ -27,7 +27,7 @@ MIN_COSINE = {"bf16": 0.99, "fp16": 0.999}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("precision-world")
-    return d, generate_world(d, seed=11, n_content=16, n_brief=6, n_order=4)
+    return d, generate_world(d, seed=11, n_content=16, n_brief=3, n_order=4)
 
 
 @pytest.fixture(scope="module")
