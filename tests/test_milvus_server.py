@@ -124,3 +124,77 @@ def test_index_job_search_and_resume_on_a_real_server(milvus, tmp_path, tiny_cli
                 model="testbed",
             )
         )
+
+
+def test_serve_and_a_separate_index_process_share_one_server(milvus, tmp_path):
+    """The README's promise for a server store: `vidseek serve` answers searches while a separate
+    `vidseek index` process writes into the same store, and then finds what it wrote — two real processes."""
+    import json as _json
+    import os
+    import sys
+    import time
+    import urllib.request
+
+    from service_lib import free_port
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(3):
+        _clip(lib / f"s{i}.mp4", 3)
+    first = subprocess.run(  # a first video, so the store has its model before the service opens it
+        [sys.executable, "-m", "vidseek", "index", str(lib / "s0.mp4"), "--store", milvus, "--json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "vidseek", "serve", "--store", milvus, "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def search() -> list[str]:
+        url = f"http://127.0.0.1:{port}/search?q=a+test+pattern&k=10"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return [h["path"] for h in _json.loads(r.read())["hits"]]
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                before = search()
+                break
+            except OSError:
+                assert serve.poll() is None and time.monotonic() < deadline, "the service did not come up"
+                time.sleep(1)
+        assert before == [str(lib / "s0.mp4")]
+        index = subprocess.Popen(
+            [sys.executable, "-m", "vidseek", "index", str(lib), "--store", milvus, "--json"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        answered = 0
+        while index.poll() is None:  # the service keeps answering while the other process writes
+            search()
+            answered += 1
+            time.sleep(0.5)
+        out, err = index.communicate()
+        assert index.returncode == 0, err[-2000:]
+        assert '"indexed": 2' in out and '"skipped": 1' in out, out
+        assert answered >= 1
+        assert sorted(search()) == sorted(str(lib / f"s{i}.mp4") for i in range(3))  # and sees what it wrote
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
