@@ -24,9 +24,11 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
+import vidseek
 from vidseek.operators.decode import VideoDecoder, check_file, probe, videos_of
 from vidseek.operators.rows import FrameRows, VideoEnd, to_batch
 
+_VIDSEEK_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(vidseek.__file__)))  # holds the vidseek package
 START_TIMEOUT_S = 120.0  # a child's imports, on a machine busy with the other decoders
 
 
@@ -122,9 +124,14 @@ class IsolatedDecoder:
     def _ensure_child(self) -> None:
         if self._child is not None and self._child.poll() is None:
             return
-        # same interpreter, environment and cwd (relative paths work)
+        # same interpreter, environment and cwd (relative paths work), and the vidseek this process runs (a
+        # checkout found through sys.path rather than installed is found by the child too)
+        path = os.pathsep.join(p for p in (_VIDSEEK_PARENT, os.environ.get("PYTHONPATH")) if p)
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "vidseek.operators.isolated_decode"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            [sys.executable, "-m", "vidseek.operators.isolated_decode"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=path),
         )
         self._messages = queue.Queue(maxsize=4)  # a few chunks ahead: the child waits on its pipe, memory stays bounded
         threading.Thread(target=_read_messages, args=(self._child, self._messages), daemon=True).start()

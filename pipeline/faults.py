@@ -11,6 +11,7 @@ after the point runs — the same as a power cut at that instant.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -36,9 +37,10 @@ def _parse(spec: str) -> tuple[str, str, str | None]:
 
 def _seconds(text: str) -> float | None:
     try:
-        return float(text) if float(text) > 0 else None
+        s = float(text)
     except ValueError:
         return None
+    return s if math.isfinite(s) and s > 0 else None
 
 
 def fault_hooks_from_env(driver_pid: int) -> "FaultInjector | None":

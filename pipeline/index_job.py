@@ -107,7 +107,12 @@ def _write_in_driver(ds, writer) -> Iterator[dict]:
 
 
 def _store_error_in(error: BaseException) -> StoreError | None:
-    """The store error behind a stage failure, through Ray's wrappers (``RayTaskError.cause``) and chains."""
+    """The store error behind a stage failure, through Ray's wrappers and exception chains.
+
+    A ``RayTaskError`` is unwrapped to its ``cause`` first: Ray makes it a subclass of the cause's class, so
+    it passes ``isinstance(e, StoreError)``, but its text is the whole remote traceback."""
+    from ray.exceptions import RayTaskError
+
     seen: set[int] = set()
     stack = [error]
     while stack:
@@ -115,9 +120,12 @@ def _store_error_in(error: BaseException) -> StoreError | None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, StoreError):
+        if isinstance(e, RayTaskError):
+            stack.append(e.cause)
+        elif isinstance(e, StoreError):
             return e
-        stack += [getattr(e, "cause", None), e.__cause__, e.__context__]
+        else:
+            stack += [getattr(e, "cause", None), e.__cause__, e.__context__]
     return None
 
 
@@ -321,8 +329,11 @@ def _execute(
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # our own bar counts videos, not blocks
     ctx.print_on_execution_start = False
+    ctx.raise_original_map_exception = True  # a stage's own error (e.g. the store's), not Ray's wrapper of it
     if not log.isEnabledFor(logging.INFO):
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        # a stage's error reaches the driver as an exception, which the caller reports; Ray Data's own
+        # log line of it (with the remote traceback) would print it twice
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     cpus, gpus, node_cpus = cluster_resources()
     res = plan_resources(cpus, gpus, cfg.encode_batch, cfg.decode_pool, node_cpus, cfg.device)
     log.info("stage resources: %s", res.as_dict())
@@ -348,7 +359,8 @@ def _execute(
         fn_constructor_kwargs={
             "model": cfg.model,
             "pretrained": cfg.pretrained,
-            "device": cfg.device,
+            # a CPU plan reserved no GPU: "auto" must not take one that Ray gave to nobody
+            "device": cfg.device if res.encode.num_gpus else "cpu",
             "precision": cfg.precision,
             "batch_size": res.encode.batch_size,
         },
@@ -396,7 +408,8 @@ def _execute(
         if cause is None:
             raise
         bar.close()
-        raise JobError(f"{cause} ({summary.indexed} videos indexed in this run before it stopped)") from e
+        # args[0]: the store's own line (Ray Data appends its retry advice to the text of a stage's error)
+        raise JobError(str(cause.args[0]) if cause.args else str(cause)) from e
     bar.close()
     # A writer restarted after a crash loses the videos it was assembling: they are not reported here,
     # have no video row, and the next run re-indexes them.

@@ -73,6 +73,9 @@ class StoreWriter:
         self.flush_rows = flush_rows
         self.video_vectors = video_vectors or VideoVectors()
         self.pending: dict[str, _Pending] = {}
+        # finished videos: a late row of one (a failed video's frames still in flight through another
+        # encoder actor, a retried task's repeat) must not start a new, never-complete entry
+        self.done_ids: set[str] = set()
         self.buffered = 0
         self.expected = expected  # videos in the job: once all are written, release the store at once
         self.finished = 0
@@ -106,6 +109,8 @@ class StoreWriter:
     def _absorb(self, batch: dict) -> None:
         frames, records = from_batch(batch)
         for r in records:
+            if r.video_id in self.done_ids:
+                continue
             p = self.pending.setdefault(r.video_id, _Pending(r.path))
             if isinstance(r, VideoEnd):
                 p.end = r
@@ -113,6 +118,8 @@ class StoreWriter:
                 p.encode_error = p.encode_error or r.error
         for i in range(len(frames)):
             vid = str(frames.video_id[i])
+            if vid in self.done_ids:
+                continue
             p = self.pending.setdefault(vid, _Pending(str(frames.path[i])))
             idx = int(frames.idx[i])
             if idx in p.frames:
@@ -147,6 +154,7 @@ class StoreWriter:
 
     def _finish(self, vid: str) -> dict:
         p = self.pending.pop(vid)
+        self.done_ids.add(vid)
         end = p.end
         self.buffered -= len(p.unflushed)
         metadata = json.loads(end.extra) if end.extra else {}

@@ -144,3 +144,25 @@ def test_searches_while_the_server_is_down_fail_clearly(server, tmp_path, tiny_c
             server.kill()
             store.count_frames()
     server.start()  # the module's server is up again for whoever comes next
+
+
+def test_a_server_that_stays_down_stops_the_job_with_one_clear_line(server, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(N_CLIPS):  # enough frames for several writer calls: work remains after the pause
+        _clip(lib / f"d{i}.mp4", SECONDS)
+    job = _index(lib, server.uri, "--store-retry", "3", fault="after_videos:1:pause=15")
+    deadline = time.monotonic() + 300
+    before: dict[str, int] = {}
+    while not before and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.5)
+        before = {v: n for v, n in _ok_videos(server.uri).items()}
+    assert before, "the job wrote no video before the kill"
+    assert len(before) < N_CLIPS, "the job finished before the fault: nothing was tested"
+    server.kill()  # and it stays down until the job has given up
+    try:
+        out, err = job.communicate(timeout=300)
+    finally:
+        server.start()
+    assert job.returncode == 2, (job.returncode, err[-3000:])
+    assert "Milvus server at" in err and "has not answered for 3 s" in err and "Traceback" not in err, err[-3000:]
