@@ -235,5 +235,10 @@ class ImageEncoder:
         if len(frames) == 0:
             return np.zeros((0, self.clip.embed_dim), np.float32)
         # a batch size that once ran out of memory stays halved: no retry storm on every later batch
-        out, self.batch_size = encode_images_adaptive(self.clip, np.asarray(frames), self.batch_size)
+        try:
+            out, self.batch_size = encode_images_adaptive(self.clip, np.asarray(frames), self.batch_size)
+        except RuntimeError as e:
+            if is_out_of_memory(e):
+                self.batch_size = 1  # it was halved down to one frame before giving up
+            raise
         return out

@@ -41,13 +41,25 @@ def is_transient(error: BaseException) -> bool:
     return any(m in text for m in TRANSIENT_MARKERS)
 
 
+WRITES = ("insert", "upsert", "delete")
+
+
 class RetryingClient:
     """The client's methods, each retried on transient server unavailability (module docstring)."""
 
-    def __init__(self, client: Any, uri: str, budget_s: float, reload: Callable[[Any], None], unavailable):
+    def __init__(
+        self,
+        client: Any,
+        uri: str,
+        budget_s: float,
+        reload: Callable[[Any], None],
+        unavailable,
+        write_budget_s: float | None = None,
+    ):
         self._client = client
         self._uri = uri
         self._budget_s = budget_s
+        self._write_budget_s = budget_s if write_budget_s is None else write_budget_s  # inserts, upserts, deletes
         self._reload = reload  # reload the collections: a restarted server may not have them loaded yet
         self._unavailable = unavailable  # error class to raise when the budget is spent
         self.retries = 0  # transient failures ridden out, for tests and logs
@@ -62,6 +74,7 @@ class RetryingClient:
         first_failure: float | None = None
         delay = 0.5
         method = name
+        budget = self._write_budget_s if name in WRITES else self._budget_s
         while True:
             try:
                 return getattr(self._client, method)(*args, **kwargs)
@@ -70,9 +83,9 @@ class RetryingClient:
                     raise
                 now = time.monotonic()
                 first_failure = first_failure or now
-                if now - first_failure >= self._budget_s:
+                if now - first_failure >= budget:
                     raise self._unavailable(
-                        f"the Milvus server at {self._uri} has not answered for {self._budget_s:.0f} s "
+                        f"the Milvus server at {self._uri} has not answered for {budget:.0f} s "
                         f"({type(e).__name__}: {str(e).splitlines()[0][:200]}): is it running? Once it is back, "
                         "re-run the same command; what was written before is kept"
                     ) from e

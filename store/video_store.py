@@ -111,10 +111,13 @@ class VideoStore:
         lock_wait_s: float = 15.0,
         caps: ServerCaps | None = None,
         retry_s: float = 15.0,
+        write_retry_s: float | None = None,
     ):
         """``caps``: what the server can do; read from its version when not given (tests pass 2.3's to run
         the fallbacks on Lite). ``retry_s``: how long a server that stops answering is waited for, retrying
-        with backoff, before a call fails with ``StoreUnavailableError`` (store/server_retry.py)."""
+        with backoff, before a call fails with ``StoreUnavailableError`` (store/server_retry.py);
+        ``write_retry_s``: the same for writes, when it differs (a service answers searches fast but lets its
+        ingest job wait as long as an index job would)."""
         from pymilvus import MilvusClient  # imported here: importing pymilvus costs ~0.5 s
 
         # Lite has no mvccTs RPC; the iterator falls back to client time and warns on every call.
@@ -128,7 +131,9 @@ class VideoStore:
             Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.client = self._connect(MilvusClient, token, lock_wait_s)
         if is_server_uri(uri):
-            self.client = RetryingClient(self.client, uri, retry_s, self._reload_collections, StoreUnavailableError)
+            self.client = RetryingClient(
+                self.client, uri, retry_s, self._reload_collections, StoreUnavailableError, write_retry_s
+            )
         if caps is None:
             caps = (
                 ServerCaps.from_version(self.client.get_server_version()) if is_server_uri(uri) else ServerCaps.lite()

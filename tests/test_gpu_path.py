@@ -99,6 +99,7 @@ def test_out_of_memory_at_one_frame_fails_the_videos_not_the_job(tiny_clip, monk
     rows = FrameRows.of_video("v", "v.mp4", np.arange(3), np.zeros(3), np.zeros(3), np.ones(3), frames)
     encoded, records = from_batch(stage(to_batch(rows)))
     assert len(encoded) == 0 and stage.encoder.clip.model.batches == [3, 2, 1]  # halved to one frame, then gave up
+    assert stage.encoder.batch_size == 1  # later batches start where this one ended, not at 4 again
     (failure,) = records
     assert isinstance(failure, EncodeFailure) and failure.video_id == "v"
     assert "OutOfMemoryError" in failure.error and "CUDA out of memory" in failure.error

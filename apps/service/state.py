@@ -15,7 +15,8 @@ from vidseek.store.video_store import VIDEO_FIELDS
 
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-SERVER_RETRY_S = 5.0
+SERVER_RETRY_S = 5.0  # searches: answer 503 soon
+SERVER_WRITE_RETRY_S = 60.0  # ingest writes: ride out a restart, as an index job does
 
 
 class Service:
@@ -39,7 +40,9 @@ class Service:
         self.in_memory = in_memory
         self.verify_files = verify_files
         # a request waits at most this long for a server store that stopped answering, then gets a 503
-        self.store = SharedStore(store_uri, prefix, lock_wait_s=lock_wait_s, retry_s=SERVER_RETRY_S)
+        self.store = SharedStore(
+            store_uri, prefix, lock_wait_s=lock_wait_s, retry_s=SERVER_RETRY_S, write_retry_s=SERVER_WRITE_RETRY_S
+        )
         self.clip = clip
         self._searcher = None
         self._searcher_lock = threading.Lock()
