@@ -150,6 +150,11 @@ def test_local_ray_with_two_fake_gpus(tmp_path, monkeypatch):
     (tmp_path / "placement").mkdir()
     monkeypatch.setenv("VIDSEEK_PLACEMENT_DIR", str(tmp_path / "placement"))  # the local raylet inherits it
     uri = str(tmp_path / "g.db")
+    import ray.data
+
+    # both CLIP actors up before streaming: else, on a busy machine, the first can finish these 4 clips while
+    # the second is still loading, and the job ends it before it records where it ran (seen: ['0'] only)
+    monkeypatch.setattr(ray.data.DataContext.get_current(), "wait_for_min_actors_s", 300)
     summary = run_index(IndexConfig(source=str(lib), store=uri, progress=False, num_cpus=4, num_gpus=2))
     assert (summary.indexed, summary.failed) == (4, 0)
     assert_exactly_once(uri)
