@@ -24,7 +24,7 @@ from vidseek.store.video_store import StoreUnavailableError, VideoStore
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.reliability]
 ROOT = Path(__file__).resolve().parents[1]
-N_CLIPS, SECONDS = 6, 20  # fps:1: 20 frame rows per clip; 120 in all span two encoder batches (64)
+N_CLIPS, SECONDS = 10, 20  # fps:1: 20 frame rows per clip; 200 in all span several encoder batches (64)
 
 
 @pytest.fixture(scope="module")
