@@ -54,16 +54,24 @@ def _index(lib: Path, uri: str, *extra: str, fault: str | None = None) -> subpro
     )
 
 
-def _ok_videos(uri: str) -> dict[str, int]:
-    with VideoStore(uri, retry_s=30) as store:
-        return {r["video_id"]: r["n_frames"] for r in store.video_records('status == "ok"', ["video_id", "n_frames"])}
+def _videos_of(store: VideoStore, lib: Path) -> dict[str, dict]:
+    """The video rows of this test's library only: the module's tests share one server and its collections."""
+    rows = store.video_records(fields=["video_id", "path", "status", "n_frames"])
+    return {r["video_id"]: r for r in rows if Path(r["path"]).parent == lib.resolve()}
 
 
-def _audit(uri: str) -> tuple[dict[str, dict], int, int]:
-    """(video rows, frame rows, distinct frame keys) of the whole store."""
+def _ok_videos(uri: str, lib: Path) -> dict[str, int]:
     with VideoStore(uri, retry_s=30) as store:
-        videos = {r["video_id"]: r for r in store.video_records(fields=["video_id", "path", "status", "n_frames"])}
-        frames = list(store.iter_query(store.frames, 'video_id != ""', ["video_id", "idx"]))
+        return {v: r["n_frames"] for v, r in _videos_of(store, lib).items() if r["status"] == "ok"}
+
+
+def _audit(uri: str, lib: Path) -> tuple[dict[str, dict], int, int]:
+    """(video rows, frame rows, distinct frame keys) of this test's library."""
+    with VideoStore(uri, retry_s=30) as store:
+        videos = _videos_of(store, lib)
+        frames = [
+            f for f in store.iter_query(store.frames, 'video_id != ""', ["video_id", "idx"]) if f["video_id"] in videos
+        ]
     return videos, len(frames), len({(f["video_id"], f["idx"]) for f in frames})
 
 
@@ -79,7 +87,7 @@ def test_kill_9_mid_index_restart_and_rerun_leave_every_video_once(server, tmp_p
     done: dict[str, int] = {}
     while not done and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.5)
-        done = _ok_videos(server.uri)
+        done = _ok_videos(server.uri, lib)
     assert done, f"the job wrote no videos before the kill: {done} {job.poll()}"
     assert len(done) < N_CLIPS, "the job finished before the fault: nothing was tested"
     server.kill()  # the fault, really: the server's whole process group is gone (kill asserts it)
@@ -87,7 +95,7 @@ def test_kill_9_mid_index_restart_and_rerun_leave_every_video_once(server, tmp_p
     server.start()
     out, err = job.communicate(timeout=400)
     # after the restart, everything written before the kill is there
-    assert set(done) <= set(_ok_videos(server.uri))
+    assert set(done) <= set(_ok_videos(server.uri, lib))
     if job.returncode == 0:  # rode it out
         summary = json.loads(out.strip().splitlines()[-1])
         assert summary["indexed"] + summary["failed"] == N_CLIPS + 1 - summary["skipped"], summary
@@ -96,7 +104,7 @@ def test_kill_9_mid_index_restart_and_rerun_leave_every_video_once(server, tmp_p
     rerun = _index(lib, server.uri)
     out, err = rerun.communicate(timeout=400)
     assert rerun.returncode == 0, err[-3000:]
-    videos, frame_rows, distinct = _audit(server.uri)
+    videos, frame_rows, distinct = _audit(server.uri, lib)
     ok = {v: r for v, r in videos.items() if r["status"] == "ok"}
     assert len(videos) == N_CLIPS + 1 and len(ok) == N_CLIPS, videos  # every input once: 0 lost
     assert frame_rows == distinct == N_CLIPS * SECONDS  # 0 duplicated, 0 missing, against the inputs
@@ -156,7 +164,7 @@ def test_a_server_that_stays_down_stops_the_job_with_one_clear_line(server, tmp_
     before: dict[str, int] = {}
     while not before and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.5)
-        before = {v: n for v, n in _ok_videos(server.uri).items()}
+        before = _ok_videos(server.uri, lib)
     assert before, "the job wrote no video before the kill"
     assert len(before) < N_CLIPS, "the job finished before the fault: nothing was tested"
     server.kill()  # and it stays down until the job has given up
