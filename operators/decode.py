@@ -25,6 +25,7 @@ import numpy as np
 from vidseek.operators.ffmpeg_log import quiet_decord, quiet_ffmpeg
 from vidseek.operators.preprocess import PreprocessConfig, finish_frames, resize_plan
 from vidseek.operators.rows import FrameRows, VideoEnd, to_batch
+from vidseek.operators.sample_aware import SampleTimes, SkipStats, sampled_frames
 from vidseek.operators.sampling import SamplingPlan
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class DecodeSummary:
     n_frames: int = 0
     lost: int = 0
     notes: list[str] = field(default_factory=list)
+    skips: SkipStats = field(default_factory=SkipStats)  # what sample-aware decoding left out
 
 
 _SPECIAL_FILES = (
@@ -166,12 +168,29 @@ class _DecordBackend:
         return (np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)), ok
 
 
-def _pyav_frames(path: str, keyframes_only: bool, lost: list[int]) -> Iterator["av.VideoFrame"]:
-    """Decoded frames in order; packets that fail to decode are counted in ``lost`` and skipped."""
+def _pyav_frames(
+    path: str,
+    lost: list[int],
+    *,
+    keyframes_only: bool = False,
+    samples: SampleTimes | None = None,
+    skip_loop_filter: bool = False,
+    stats: SkipStats | None = None,
+) -> Iterator["av.VideoFrame"]:
+    """Decoded frames in order; packets that fail to decode are counted in ``lost`` and skipped.
+
+    With ``samples``, only what those sample times need (operators/sample_aware.py): the same frames on
+    screen at every sample time as a full decode, for less CPU.
+    """
     quiet_ffmpeg()
     with av.open(path) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
+        if skip_loop_filter:  # an approximation (reference frames decode unfiltered): off unless asked for
+            s.codec_context.options = {"skip_loop_filter": "all"}
+        if samples is not None and not keyframes_only:
+            yield from sampled_frames(c, s, samples, lost, stats=stats)
+            return
         if keyframes_only:
             s.codec_context.skip_frame = "NONKEY"
         for packet in c.demux(s):
@@ -200,6 +219,8 @@ class VideoDecoder:
         chunk_frames: most frames held per output batch (bounded memory for long videos).
         backend: ``auto`` (decord, PyAV fallback) | ``decord`` | ``pyav``.
         threads: decoder threads per video (1 fits many parallel actors on few cores).
+        sample_aware: PyAV decodes only what the samples need (operators/sample_aware.py; same frames).
+        skip_loop_filter: PyAV skips the loop filter: less CPU, slightly different pixels (docs/decoding.md).
     """
 
     def __init__(
@@ -209,6 +230,8 @@ class VideoDecoder:
         chunk_frames: int = 32,
         backend: str = "auto",
         threads: int = 1,
+        sample_aware: bool = True,
+        skip_loop_filter: bool = False,
     ):
         self.cfg = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(**preprocess)
         self.plan = SamplingPlan.parse(sampling)
@@ -219,6 +242,8 @@ class VideoDecoder:
         self.chunk_frames = chunk_frames
         self.backend = backend
         self.threads = threads
+        self.sample_aware = sample_aware
+        self.skip_loop_filter = skip_loop_filter
 
     # -- public API -------------------------------------------------------------------------------
     def __call__(self, batch: dict) -> Iterator[dict]:
@@ -335,7 +360,7 @@ class VideoDecoder:
         if keyframes:
             prev = None  # (frame, t); a key frame's span ends where the next one starts
             k = 0
-            for frame in _pyav_frames(path, True, lost):
+            for frame in _pyav_frames(path, lost, keyframes_only=True):
                 ft = float(frame.time or 0.0)
                 if prev is not None:
                     buf.append((k, prev[1], prev[1], ft, convert(prev[0])))
@@ -366,7 +391,15 @@ class VideoDecoder:
                 return i * step, (i + 1) * step
 
             emitted_frame, step_t = None, 0.0
-            for frame in _pyav_frames(path, False, lost):
+            samples = (
+                (SampleTimes(times=times[0]) if times is not None else SampleTimes(step=step))
+                if self.sample_aware
+                else None
+            )
+            frames = _pyav_frames(
+                path, lost, samples=samples, skip_loop_filter=self.skip_loop_filter, stats=summary.skips
+            )
+            for frame in frames:
                 ft = float(frame.time or 0.0)
                 while (tt := target(k)) is not None and tt < ft:
                     shown = prev if prev is not None else frame

@@ -1,0 +1,165 @@
+"""Sample-aware decoding: decode only the frames a sampling plan needs, with the same frames as a full decode.
+
+Two savings, both exact (docs/decoding.md, "Decoding only what the samples need"):
+
+- **Non-reference frames no sample needs are never decoded.** No other frame is predicted from them, so
+  skipping them (FFmpeg's ``skip_frame=NONREF``, switched per packet) changes no pixel of any other frame.
+  A packet is decoded in full when its frame can be on screen at a sample time: with a lookahead of
+  ``lookahead`` packets (more than any decoder's reordering depth) the next presentation time after it is
+  known, so the test "a sample time falls in [pts, next pts)" is exact on constant and variable frame rates.
+- **Long gaps between samples are seeked over.** When the next sample lies more than ``seek_gap_s`` past
+  everything demuxed so far (``uniform:16`` of an hour), the decoder is drained and the demuxer seeks to
+  the key frame at or before that sample, instead of decoding the gap.
+
+Operates on an open PyAV container; Ray-free.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import av
+import numpy as np
+
+# H.264/HEVC reorder at most 16 frames; 32 packets of lookahead always see the next presentation time.
+LOOKAHEAD = 32
+# A seek pays a key-frame decode and a decoder drain; below a few GOPs of gap, decoding through is cheaper.
+SEEK_GAP_S = 20.0
+
+
+@dataclass
+class SampleTimes:
+    """Sample times of a plan, as a query: the first sample time at or after ``x``.
+
+    ``step`` for ``fps:R`` (times (i + ½)/R, unbounded: windows follow the decoded frames), ``times`` for a
+    fixed list (``uniform:N``), sorted.
+    """
+
+    step: float | None = None
+    times: np.ndarray | None = None
+
+    def first_at_or_after(self, x: float) -> float:
+        if self.step is not None:
+            i = max(0, math.ceil(x / self.step - 0.5 - 1e-9))
+            return (i + 0.5) * self.step
+        k = int(np.searchsorted(self.times, x - 1e-9, side="left"))
+        return float(self.times[k]) if k < len(self.times) else math.inf
+
+
+@dataclass
+class SkipStats:
+    packets: int = 0
+    skipped: int = 0  # packets sent with NONREF (their frame is dropped if it is a non-reference frame)
+    seeks: int = 0
+
+
+def _drain(stream: "av.video.stream.VideoStream", lost: list[int]) -> Iterator["av.VideoFrame"]:
+    """The frames the decoder still holds (frame threads, reordering), with the stream's time base."""
+    try:
+        for frame in stream.codec_context.decode(None):
+            frame.time_base = stream.time_base  # a drained frame has no packet to take it from
+            yield frame
+    except av.error.EOFError:
+        pass  # already drained: nothing lost
+    except av.error.FFmpegError:
+        lost[0] += 1
+
+
+def sampled_frames(
+    container: "av.container.InputContainer",
+    stream: "av.video.stream.VideoStream",
+    samples: SampleTimes,
+    lost: list[int],
+    *,
+    stats: SkipStats | None = None,
+    seek_gap_s: float | None = SEEK_GAP_S,
+    lookahead: int = LOOKAHEAD,
+) -> Iterator["av.VideoFrame"]:
+    """Decoded frames of ``stream``, in presentation order as the decoder gives them, skipping what no
+    sample needs. The frame on screen at every sample time is among them. Failed packets count in ``lost``.
+    """
+    stats = stats if stats is not None else SkipStats()
+    cc = stream.codec_context
+    tb = float(stream.time_base)
+    pending: collections.deque = collections.deque()  # (packet, pts s) in decode order, not yet decoded
+    recent: collections.deque = collections.deque(maxlen=4 * lookahead)  # presentation times seen lately
+    frontier = -math.inf  # the latest presentation time demuxed since the last seek
+
+    def needs(pts: float | None) -> bool:
+        if pts is None:
+            return True  # no timestamp: cannot tell, decode it
+        later = [p for p in recent if p > pts]
+        nxt = min(later) if later else math.inf
+        return samples.first_at_or_after(pts) < nxt
+
+    def decode(packet, needed: bool) -> Iterator["av.VideoFrame"]:
+        stats.packets += 1
+        if not needed:
+            stats.skipped += 1
+        cc.skip_frame = "DEFAULT" if needed else "NONREF"
+        try:
+            yield from packet.decode()
+        except av.error.FFmpegError:
+            lost[0] += 1
+
+    def release(final: bool, at_end: bool = False) -> Iterator["av.VideoFrame"]:
+        # at the end of the stream, the last frames are decoded whatever the samples: the last one's
+        # display end is where the video ends (docs/decoding.md, "What a sample is")
+        while pending and (final or len(pending) > lookahead):
+            packet, pts = pending.popleft()
+            yield from decode(packet, at_end or needs(pts))
+
+    last_out = [-math.inf]  # presentation time of the last frame given out: a seek never repeats one
+
+    def fresh(frames: Iterator["av.VideoFrame"]) -> Iterator["av.VideoFrame"]:
+        for f in frames:
+            t = f.time
+            if t is not None and t <= last_out[0]:
+                continue
+            if t is not None:
+                last_out[0] = t
+            yield f
+
+    def first_packet(it: Iterator) -> tuple[object | None, float | None]:
+        packet = next(it, None)
+        if packet is None or packet.size == 0:  # end of stream (PyAV's final empty packet flushes)
+            return None, None
+        return packet, (float(packet.pts * tb) if packet.pts is not None else None)
+
+    # After the last sample, jump near the end still: the last frame's time is where the video ends.
+    end_hint = float(stream.duration * tb) if stream.duration else (container.duration or 0) / 1e6 or math.inf
+    it = container.demux(stream)
+    while True:
+        packet, pts = first_packet(it)
+        if packet is None:
+            break
+        nxt_sample = samples.first_at_or_after(frontier) if frontier > -math.inf else -math.inf
+        nxt_sample = min(nxt_sample, end_hint)
+        if seek_gap_s is not None and pts is not None and packet.is_keyframe and nxt_sample - pts > seek_gap_s:
+            # A key frame, and the next sample is far ahead: finish what is pending, then jump to it.
+            yield from fresh(release(final=True))
+            yield from fresh(_drain(stream, lost))
+            container.seek(int(nxt_sample / tb), stream=stream, backward=True)
+            stats.seeks += 1
+            it = container.demux(stream)
+            landed, landed_pts = first_packet(it)
+            if landed_pts is not None and landed_pts > nxt_sample + 1e-6:
+                # The index put us past the sample: go back to this key frame, decode through from there on.
+                container.seek(int(pts / tb), stream=stream, backward=True)
+                it, seek_gap_s = container.demux(stream), None
+                landed, landed_pts = first_packet(it)
+            if landed is None:
+                break
+            packet, pts = landed, landed_pts
+            recent.clear()
+            frontier = -math.inf
+        if pts is not None:
+            recent.append(pts)
+            frontier = max(frontier, pts)
+        pending.append((packet, pts))
+        yield from fresh(release(final=False))
+    yield from fresh(release(final=True, at_end=True))
+    yield from fresh(_drain(stream, lost))
