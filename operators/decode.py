@@ -31,6 +31,12 @@ from vidseek.operators.sampling import SamplingPlan
 log = logging.getLogger(__name__)
 
 
+# Codecs that `auto` decodes with PyAV first: sample-aware decoding skips their non-reference frames, which
+# makes it faster than decord per sampled frame (bench/decode_efficiency.py, bench/RESULTS.md). VP9 and AV1
+# have no such frames to skip; decord is faster there.
+PYAV_FIRST = frozenset({"h264", "hevc"})
+
+
 class DecodeError(Exception):
     """A video that cannot be decoded; ``str(e)`` names the file and the reason."""
 
@@ -41,6 +47,7 @@ class Probe:
     height: int
     duration: float | None
     rotation: int = 0
+    codec: str = ""
 
 
 @dataclass
@@ -117,7 +124,7 @@ def probe(path: str) -> Probe:
                 rotation = int(getattr(first, "rotation", 0) or 0) % 360
             except (StopIteration, av.error.FFmpegError):
                 pass  # decoding problems are found (and reported) by the real decode below
-            return Probe(w, h, duration, rotation)
+            return Probe(w, h, duration, rotation, s.codec_context.name)
     except DecodeError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
@@ -176,6 +183,7 @@ def _pyav_frames(
     samples: SampleTimes | None = None,
     skip_loop_filter: bool = False,
     stats: SkipStats | None = None,
+    threads: int = 0,
 ) -> Iterator["av.VideoFrame"]:
     """Decoded frames in order; packets that fail to decode are counted in ``lost`` and skipped.
 
@@ -186,6 +194,7 @@ def _pyav_frames(
     with av.open(path) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
+        s.thread_count = threads  # 0: FFmpeg picks (one per core); the index job runs one decoder per core
         if skip_loop_filter:  # an approximation (reference frames decode unfiltered): off unless asked for
             s.codec_context.options = {"skip_loop_filter": "all"}
         if samples is not None and not keyframes_only:
@@ -288,30 +297,41 @@ class VideoDecoder:
         size = resize_plan(info.width, info.height, self.cfg)
         if info.rotation in (90, 270):
             size = resize_plan(info.height, info.width, self.cfg)[::-1]  # decode size before rotating
-        use_pyav = (
-            self.backend == "pyav" or self.plan.kind == "keyframes" or (self.backend == "auto" and info.rotation != 0)
-        )
-        if not use_pyav:
-            try:
-                # decord2 applies the display rotation itself: it takes the displayed (rotated) size
-                dsize = resize_plan(info.height, info.width, self.cfg) if info.rotation in (90, 270) else size
-                backend = _DecordBackend(path, dsize, self.threads)
-            except Exception as e:  # noqa: BLE001 — decord raises assorted errors on files it rejects
-                if self.backend == "decord":
-                    raise DecodeError(f"{path}: decord cannot open it ({type(e).__name__}: {e})") from e
-                summary.notes.append(f"decord failed to open ({type(e).__name__}); used PyAV")
-                use_pyav = True
-        if not use_pyav:
+        order = self._backend_order(info)
+        lost_before = 0
+        for i, name in enumerate(order):
+            if name == "decord":
+                try:
+                    # decord2 applies the display rotation itself: it takes the displayed (rotated) size
+                    dsize = resize_plan(info.height, info.width, self.cfg) if info.rotation in (90, 270) else size
+                    chunks = self._decode_decord(path, _DecordBackend(path, dsize, self.threads), summary)
+                except Exception as e:  # noqa: BLE001 — decord raises assorted errors on files it rejects
+                    if self.backend == "decord":
+                        raise DecodeError(f"{path}: decord cannot open it ({type(e).__name__}: {e})") from e
+                    summary.notes.append(f"decord failed to open ({type(e).__name__}); used PyAV")
+                    if i + 1 < len(order):
+                        continue
+                    summary.lost = max(summary.lost, lost_before)
+                    return
+            else:
+                chunks = self._decode_pyav(path, info, size, summary)
             produced = False
-            for chunk in self._decode_decord(path, backend, summary):
+            for chunk in chunks:
                 produced = True
                 yield chunk
-            if produced or self.backend == "decord" or not summary.lost:
+            if produced or i + 1 == len(order) or not summary.lost:
                 return
-            # decord opened the file but decoded none of it (e.g. some VP9 with frame threads): PyAV
-            summary.notes.append(f"decord decoded no frames ({summary.lost} lost); used PyAV")
-            summary.lost = 0
-        yield from self._decode_pyav(path, info, size, summary)
+            # it opened the file but decoded none of it (e.g. decord on some VP9 with frame threads)
+            summary.notes.append(f"{name} decoded no frames ({summary.lost} lost); used {order[i + 1]}")
+            lost_before, summary.lost = summary.lost, 0
+
+    def _backend_order(self, info: Probe) -> list[str]:
+        """Backends to try, best first: the faster per codec (PYAV_FIRST), the other as the fallback."""
+        if self.backend != "auto":
+            return [self.backend]
+        if self.plan.kind == "keyframes" or info.rotation != 0 or self.skip_loop_filter:
+            return ["pyav"]  # what only PyAV does: skip non-key frames, apply rotation, skip the loop filter
+        return ["pyav", "decord"] if info.codec in PYAV_FIRST else ["decord", "pyav"]
 
     # -- backends ---------------------------------------------------------------------------------
     def _decode_decord(self, path: str, b: _DecordBackend, summary: DecodeSummary) -> Iterator[FrameChunk]:
@@ -360,7 +380,7 @@ class VideoDecoder:
         if keyframes:
             prev = None  # (frame, t); a key frame's span ends where the next one starts
             k = 0
-            for frame in _pyav_frames(path, lost, keyframes_only=True):
+            for frame in _pyav_frames(path, lost, keyframes_only=True, threads=self.threads):
                 ft = float(frame.time or 0.0)
                 if prev is not None:
                     buf.append((k, prev[1], prev[1], ft, convert(prev[0])))
@@ -397,7 +417,12 @@ class VideoDecoder:
                 else None
             )
             frames = _pyav_frames(
-                path, lost, samples=samples, skip_loop_filter=self.skip_loop_filter, stats=summary.skips
+                path,
+                lost,
+                samples=samples,
+                skip_loop_filter=self.skip_loop_filter,
+                stats=summary.skips,
+                threads=self.threads,
             )
             for frame in frames:
                 ft = float(frame.time or 0.0)

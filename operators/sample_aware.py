@@ -136,8 +136,8 @@ def sampled_frames(
         packet, pts = first_packet(it)
         if packet is None:
             break
-        nxt_sample = samples.first_at_or_after(frontier) if frontier > -math.inf else -math.inf
-        nxt_sample = min(nxt_sample, end_hint)
+        # the next sample still to serve: none lies between what is demuxed and this packet (open GOPs)
+        nxt_sample = min(samples.first_at_or_after(frontier if frontier > -math.inf else (pts or 0.0)), end_hint)
         if seek_gap_s is not None and pts is not None and packet.is_keyframe and nxt_sample - pts > seek_gap_s:
             # A key frame, and the next sample is far ahead: finish what is pending, then jump to it.
             yield from fresh(release(final=True))
