@@ -50,12 +50,21 @@ class DecodeLimit:
 class IsolatedDecoder:
     """Same rows as ``VideoDecoder.iter_video``, each video decoded in a child process under a time limit.
 
-    Args: as ``VideoDecoder`` (``preprocess`` as a dict), plus ``limit``. Not thread-safe: one per worker.
+    Args: as ``VideoDecoder`` (``preprocess`` as a dict; ``options``: its keyword arguments, e.g.
+    ``backend``, ``skip_loop_filter``), plus ``limit``. Not thread-safe: one per worker.
     """
 
-    def __init__(self, preprocess: dict, sampling: str, chunk_frames: int = 32, limit: DecodeLimit = DecodeLimit()):
-        self.decoder_args = (preprocess, sampling, chunk_frames)
-        self.shape = VideoDecoder(preprocess, sampling, chunk_frames)  # validates args; knows the frame shape
+    def __init__(
+        self,
+        preprocess: dict,
+        sampling: str,
+        chunk_frames: int = 32,
+        limit: DecodeLimit = DecodeLimit(),
+        options: dict | None = None,
+    ):
+        self.decoder_args = (preprocess, sampling, chunk_frames, dict(options or {}))
+        # validates the arguments here, in the worker, and knows the frame shape
+        self.shape = VideoDecoder(preprocess, sampling, chunk_frames, **self.decoder_args[3])
         self.limit = limit
         self._child: subprocess.Popen | None = None
         self._messages: queue.Queue | None = None
@@ -204,8 +213,8 @@ def _child_main() -> None:
             path, video_id, extra, args = pickle.load(stdin)
         except EOFError:
             return
-        key = (repr(args[0]), args[1], args[2])
-        dec = decoders.get(key) or decoders.setdefault(key, VideoDecoder(*args))
+        key = (repr(args[0]), args[1], args[2], repr(sorted(args[3].items())))
+        dec = decoders.get(key) or decoders.setdefault(key, VideoDecoder(*args[:3], **args[3]))
         try:
             check_file(path)  # a FIFO or device is refused before anything opens (and blocks on) it
             duration = probe(path).duration

@@ -21,6 +21,8 @@ class IndexConfig:
     retry_failed: bool = False
     max_failures: int | None = None  # stop when more videos than this have failed
     chunk_frames: int = 32
+    decoder: str = "auto"  # auto (the faster per codec, the other as fallback) | decord | pyav
+    skip_loop_filter: bool = False  # PyAV skips the loop filter: less CPU, approximate pixels (docs/decoding.md)
     decode_timeout_s: float = 60.0  # most seconds per video: this plus decode_timeout_per_s × its duration
     decode_timeout_per_s: float = 2.0
     encode_batch: int | None = None

@@ -351,6 +351,7 @@ def _execute(
             "sampling": sampling,
             "chunk_frames": cfg.chunk_frames,
             "limit": (cfg.decode_timeout_s, cfg.decode_timeout_per_s),
+            "options": {"backend": cfg.decoder, "skip_loop_filter": cfg.skip_loop_filter},
         },
         **map_batches_kwargs(res.decode),
     )

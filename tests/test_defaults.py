@@ -18,6 +18,8 @@ INDEX = {
     "model": "model",
     "sampling": "sampling",
     "chunk_frames": "chunk_frames",
+    "decoder": "decoder",
+    "skip_loop_filter": "skip_loop_filter",
     "decode_timeout": "decode_timeout_s",
     "decode_timeout_per_s": "decode_timeout_per_s",
     "device": "device",

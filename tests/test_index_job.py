@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -102,6 +103,7 @@ def test_index_resume_replace_prune(ray_local, library, tmp_path):
     assert len(videos) == 4
     failed = [r for r in videos.values() if r["status"] == "failed"]
     assert len(failed) == 1 and "broken.mp4" in failed[0]["error"]
+    assert {r["decoder"] for r in videos.values() if r["status"] == "ok"} == {"pyav"}  # auto, for H.264
 
     again = run_index(cfg)
     assert (again.indexed, again.failed, again.skipped) == (0, 0, 4)
@@ -109,11 +111,12 @@ def test_index_resume_replace_prune(ray_local, library, tmp_path):
 
     old_id = video_id_for(library / "a.mp4")
     make_clip(library / "a.mp4", 5)  # changed content: new identity, old rows replaced
-    changed = run_index(cfg)
+    changed = run_index(dataclasses.replace(cfg, decoder="decord"))  # the decoder option reaches the workers
     assert (changed.indexed, changed.replaced, changed.skipped) == (1, 1, 3)
     videos = assert_exactly_once(uri)
     assert old_id not in videos
     assert videos[video_id_for(library / "a.mp4")]["n_frames"] == 5
+    assert videos[video_id_for(library / "a.mp4")]["decoder"] == "decord"
 
     gone = video_id_for(library / "b.mp4")
     (library / "b.mp4").unlink()

@@ -16,6 +16,13 @@ from vidseek.apps.cli.config import config_option
 from vidseek.pipeline.index_config import IndexConfig as IX  # index defaults (light module)
 from vidseek.retrieval.params import DEFAULTS as D
 
+
+def _one_of(value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -54,6 +61,14 @@ def index(
     retry_failed: bool = typer.Option(False, help="re-attempt videos recorded as failed"),
     max_failures: Optional[int] = typer.Option(None, help="stop once more than this many videos failed"),
     chunk_frames: int = typer.Option(IX.chunk_frames, help="most frames per decoded batch (bounds memory)"),
+    decoder: str = typer.Option(
+        IX.decoder,
+        callback=lambda v: _one_of(v, ("auto", "decord", "pyav")),
+        help="auto: the faster per codec (PyAV for H.264/HEVC, decord for VP9/AV1), the other as fallback",
+    ),
+    skip_loop_filter: bool = typer.Option(
+        IX.skip_loop_filter, help="decode without the loop filter (PyAV): less CPU, slightly different pixels"
+    ),
     decode_timeout: float = typer.Option(
         IX.decode_timeout_s,
         help="most seconds one video may take to decode, plus "
@@ -92,6 +107,8 @@ def index(
         retry_failed=retry_failed,
         max_failures=max_failures,
         chunk_frames=chunk_frames,
+        decoder=decoder,
+        skip_loop_filter=skip_loop_filter,
         device=device,
         progress=not as_json and sys.stderr.isatty(),
         head=str(head) if head else None,

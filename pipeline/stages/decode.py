@@ -30,21 +30,23 @@ def decode_batch(
     sampling: str,
     chunk_frames: int,
     limit: tuple[float, float] = (DecodeLimit.base_s, DecodeLimit.per_video_s),
+    options: dict | None = None,
 ) -> Iterator[dict]:
     """Ray Data ``map_batches`` function: input rows (path, video_id, extra) -> stage batches of frame rows
     and ``VideoEnd`` records (operators/rows.py).
 
     Each video is decoded in this worker's child process under ``limit`` (base s, s per video second):
     a video that blocks or runs away becomes a failed end record, and a fresh child takes the next one
-    (operators/isolated_decode.py)."""
+    (operators/isolated_decode.py). ``options``: VideoDecoder keyword arguments (backend, skip_loop_filter)."""
     if DECODE_NICE:  # absolute, not os.nice (cumulative): the worker process runs many decode tasks
         os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), DECODE_NICE))
     record_placement("decode")
-    key = (repr(sorted(preprocess.items())), sampling, chunk_frames, tuple(limit))
+    options = options or {}
+    key = (repr(sorted(preprocess.items())), sampling, chunk_frames, tuple(limit), repr(sorted(options.items())))
     decoder = _decoders.get(key)
     if decoder is None:
         for old in _decoders.values():
             old.close()
         _decoders.clear()
-        decoder = _decoders[key] = IsolatedDecoder(preprocess, sampling, chunk_frames, DecodeLimit(*limit))
+        decoder = _decoders[key] = IsolatedDecoder(preprocess, sampling, chunk_frames, DecodeLimit(*limit), options)
     yield from decoder(batch)
