@@ -12,6 +12,7 @@ Output, one video after another (types in operators/rows.py): ``FrameRows`` chun
 
 from __future__ import annotations
 
+import fractions
 import logging
 import os
 import stat
@@ -141,6 +142,36 @@ def _pick_frames(frame_starts: np.ndarray, sample_t: np.ndarray) -> np.ndarray:
     """Index of the frame on screen at each sample time: last frame starting at or before t."""
     idx = np.searchsorted(frame_starts, sample_t, side="right") - 1
     return np.clip(idx, 0, len(frame_starts) - 1)
+
+
+class _RgbScaler:
+    """``frame -> [h, w, 3]`` uint8 RGB at ``size`` through FFmpeg's ``scale`` filter, as decord does it: both
+    backends give the same pixels (tests/test_decode.py), so the choice between them never moves quality."""
+
+    def __init__(self, size: tuple[int, int]):
+        self.size = size
+        self._key: tuple | None = None
+
+    def _build(self, frame: "av.VideoFrame") -> None:
+        g = av.filter.Graph()
+        tb = frame.time_base or fractions.Fraction(1, 1000)
+        src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format, time_base=tb)
+        scale = g.add("scale", f"{self.size[0]}:{self.size[1]}")
+        rgb = g.add("format", "rgb24")
+        sink = g.add("buffersink")
+        src.link_to(scale)
+        scale.link_to(rgb)
+        rgb.link_to(sink)
+        g.configure()
+        self._graph = g
+
+    def __call__(self, frame: "av.VideoFrame") -> np.ndarray:
+        key = (frame.width, frame.height, frame.format.name)
+        if key != self._key:  # first frame, or the stream changed size or format mid-way
+            self._build(frame)
+            self._key = key
+        self._graph.push(frame)
+        return self._graph.pull().to_ndarray()
 
 
 class _DecordBackend:
@@ -365,8 +396,7 @@ class VideoDecoder:
         buf: list[tuple[int, float, float, float, np.ndarray]] = []
         last_t = 0.0
 
-        def convert(frame) -> np.ndarray:
-            return frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="BICUBIC")
+        convert = _RgbScaler(size)
 
         def flush() -> Iterator[FrameChunk]:
             if not buf:

@@ -30,8 +30,10 @@ class FileEmbedder:
         sampling: str = "fps:1",
         cache_dir: str | Path | None = None,
         limit: DecodeLimit = DecodeLimit(),
+        decoder_options: dict | None = None,
     ):
         self.clip, self.sampling, self.limit = clip, sampling, limit
+        self.decoder_options = decoder_options  # VideoDecoder keyword arguments (backend, skip_loop_filter)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.memory: dict[str, np.ndarray] = {}
         self.stats = {"decoded": 0, "cached": 0}
@@ -61,7 +63,9 @@ class FileEmbedder:
     def frames(self, path: str | Path) -> np.ndarray:
         """Sampled frames [T, S, S, 3] uint8 of one file, decoded under the time limit."""
         if self._decoder is None:
-            self._decoder = IsolatedDecoder(self.clip.preprocess.as_dict(), self.sampling, 256, self.limit)
+            self._decoder = IsolatedDecoder(
+                self.clip.preprocess.as_dict(), self.sampling, 256, self.limit, self.decoder_options
+            )
         *chunks, end = self._decoder.iter_video(str(path), str(path))  # FrameRows…, VideoEnd
         if not end.ok:
             raise DecodeError(end.error)

