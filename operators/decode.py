@@ -32,10 +32,17 @@ from vidseek.operators.sampling import SamplingPlan
 log = logging.getLogger(__name__)
 
 
-# Codecs that `auto` decodes with PyAV first: sample-aware decoding skips their non-reference frames, which
-# makes it faster than decord per sampled frame (bench/decode_efficiency.py, bench/RESULTS.md). VP9 and AV1
-# have no such frames to skip; decord is faster there.
-PYAV_FIRST = frozenset({"h264", "hevc"})
+# What `auto` decodes with PyAV first, by measurement (bench/decode_efficiency.py, bench/RESULTS.md): where
+# sample-aware decoding has non-reference frames to skip — H.264/HEVC with B-frames, AV1 (its decoders skip
+# non-reference frames too) — it beats decord per sampled frame; H.264 without B-frames and VP9 have none,
+# and decord is faster there. The other backend is the fallback.
+PYAV_FIRST_WITH_B_FRAMES = frozenset({"h264", "hevc"})
+PYAV_FIRST = frozenset({"av1", "libdav1d", "libaom-av1"})
+
+
+def pyav_first(info: "Probe") -> bool:
+    """Whether `auto` tries PyAV before decord for this stream (see PYAV_FIRST)."""
+    return info.codec in PYAV_FIRST or (info.codec in PYAV_FIRST_WITH_B_FRAMES and info.b_frames)
 
 
 class DecodeError(Exception):
@@ -48,7 +55,8 @@ class Probe:
     height: int
     duration: float | None
     rotation: int = 0
-    codec: str = ""
+    codec: str = ""  # the decoder's name
+    b_frames: bool = False  # the stream reorders frames (B-frames)
 
 
 @dataclass
@@ -125,7 +133,7 @@ def probe(path: str) -> Probe:
                 rotation = int(getattr(first, "rotation", 0) or 0) % 360
             except (StopIteration, av.error.FFmpegError):
                 pass  # decoding problems are found (and reported) by the real decode below
-            return Probe(w, h, duration, rotation, s.codec_context.name)
+            return Probe(w, h, duration, rotation, s.codec_context.name, bool(s.codec_context.has_b_frames))
     except DecodeError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
@@ -362,7 +370,7 @@ class VideoDecoder:
             return [self.backend]
         if self.plan.kind == "keyframes" or info.rotation != 0 or self.skip_loop_filter:
             return ["pyav"]  # what only PyAV does: skip non-key frames, apply rotation, skip the loop filter
-        return ["pyav", "decord"] if info.codec in PYAV_FIRST else ["decord", "pyav"]
+        return ["pyav", "decord"] if pyav_first(info) else ["decord", "pyav"]
 
     # -- backends ---------------------------------------------------------------------------------
     def _decode_decord(self, path: str, b: _DecordBackend, summary: DecodeSummary) -> Iterator[FrameChunk]:

