@@ -7,9 +7,18 @@ job builds it (pipeline/index_job.py) and the writer applies it to each video on
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from vidseek.operators.aggregate import mean_pool
+EPS = 1e-8  # as operators/aggregate.py
+
+
+def mean_pool_np(frames: np.ndarray) -> np.ndarray:
+    """CLIP4Clip meanP of one video, [T, D] -> [D] unit norm: ``aggregate.mean_pool`` in numpy, so that the
+    writer never imports torch (~3 s of CPU at start-up beside the decoders; tests/test_writer.py checks
+    the two agree)."""
+    f = np.asarray(frames, dtype=np.float32)
+    unit = f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), EPS)
+    pooled = unit.mean(0)
+    return (pooled / max(float(np.linalg.norm(pooled)), EPS)).astype(np.float32)
 
 
 class VideoVectors:
@@ -29,10 +38,10 @@ class VideoVectors:
         return self.head_path is not None
 
     def __call__(self, frames: np.ndarray) -> dict:
-        vectors = torch.from_numpy(np.asarray(frames, dtype=np.float32))  # [T, D]
-        out = {"mean_vec": mean_pool(vectors.unsqueeze(0))[0].numpy()}
+        vectors = np.asarray(frames, dtype=np.float32)  # [T, D]
+        out = {"mean_vec": mean_pool_np(vectors)}
         if self.head_path is not None:
-            out["learned_vec"], out["learned_head"] = self._loaded_head()(vectors.numpy())
+            out["learned_vec"], out["learned_head"] = self._loaded_head()(vectors)
         return out
 
     def _loaded_head(self):

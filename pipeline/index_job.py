@@ -2,7 +2,7 @@
 
     from_items(videos to do) ─map_batches(decode, CPU tasks, one per core)─▶ frame rows + VideoEnd records
         ─map_batches(encode, GPU actor per GPU | one CPU actor)─▶ frame rows with embeddings + records
-        ─map_batches(pool + write, one actor, pinned to the driver's node for Milvus Lite)─▶ one row per video
+        ─pool + write: one writer actor (Milvus server) | the driver itself (Milvus Lite)─▶ one row per video
     the driver iterates those rows: progress bar, failure budget, summary.
 
 Rows between stages: operators/rows.py. Pooling (meanP, and a learned head if given) is
@@ -246,7 +246,9 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     """Index ``cfg.source`` into ``cfg.store``; see the module docstring for the stages.
 
     ``store``: an open store owned by the caller (e.g. the search service, which holds Milvus Lite's lock);
-    the job then writes through it from this process instead of from a writer actor, and leaves it open.
+    the job then writes through it from this process, and leaves it open. A Milvus Lite store the job
+    opens itself is written from this process too (one process may hold it; the driver already does, for
+    planning); a Milvus server is written by a writer actor, anywhere in the cluster.
     ``observer``: told when streaming starts and each video finishes (benchmarks time the job with it).
     """
     t0 = time.perf_counter()
@@ -264,43 +266,48 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     head = LearnedHead(head_path, stamp) if head_path else None  # a head of another model fails here
 
     own = store is None
+    # Milvus Lite is a directory on this node that one process may hold: the driver writes it itself,
+    # through the store it plans with (no writer actor, no second open). A server takes a writer actor.
+    write_here = not own or not is_server_uri(cfg.store)
     t_plan = time.perf_counter()
     store = VideoStore(cfg.store, cfg.prefix, retry_s=cfg.store_retry_s) if own else store
     try:
-        store.ensure_model(stamp)
-        if head is not None and not store.has_learned:
-            raise JobError(str(store.no_learned_error()))  # refused here, before any video is decoded
-        plan = plan_job(store, sources, cfg.prune, cfg.retry_failed)
-        if plan.stale:
-            store.delete_videos(plan.stale)
-        reaggregated = 0
-        if head is not None:  # videos indexed before this head: from stored frames, no decode or encode
-            todo_ids = {v.video_id for v in plan.todo}
-            skipped_ids = [v.video_id for v in sources if v.video_id not in todo_ids]
-            reaggregated = apply_head_to_store(store, head, skipped_ids, only_missing=True) if skipped_ids else 0
+        try:
+            store.ensure_model(stamp)
+            if head is not None and not store.has_learned:
+                raise JobError(str(store.no_learned_error()))  # refused here, before any video is decoded
+            plan = plan_job(store, sources, cfg.prune, cfg.retry_failed)
+            if plan.stale:
+                store.delete_videos(plan.stale)
+            reaggregated = 0
+            if head is not None:  # videos indexed before this head: from stored frames, no decode or encode
+                todo_ids = {v.video_id for v in plan.todo}
+                skipped_ids = [v.video_id for v in sources if v.video_id not in todo_ids]
+                reaggregated = apply_head_to_store(store, head, skipped_ids, only_missing=True) if skipped_ids else 0
+        finally:
+            phases["plan"] = time.perf_counter() - t_plan
+        summary = IndexSummary(
+            skipped=plan.skipped,
+            pruned=len(plan.pruned),
+            replaced=plan.replaced,
+            reaggregated=reaggregated,
+            phases=phases,
+        )
+        if plan.todo:
+            _run_stages(
+                cfg,
+                plan.todo,
+                stamp,
+                preprocess,
+                str(plan_spec),
+                summary,
+                store if write_here else None,
+                head_path,
+                observer or JobObserver(),
+            )
     finally:
         if own:
-            store.close()  # release Milvus Lite's lock for the writer actor
-    phases["plan"] = time.perf_counter() - t_plan
-    summary = IndexSummary(
-        skipped=plan.skipped,
-        pruned=len(plan.pruned),
-        replaced=plan.replaced,
-        reaggregated=reaggregated,
-        phases=phases,
-    )
-    if plan.todo:
-        _run_stages(
-            cfg,
-            plan.todo,
-            stamp,
-            preprocess,
-            str(plan_spec),
-            summary,
-            None if own else store,
-            head_path,
-            observer or JobObserver(),
-        )
+            store.close()
     summary.wall_s = time.perf_counter() - t0
     return summary
 
@@ -312,7 +319,7 @@ def _run_stages(
     preprocess: dict,
     sampling: str,
     summary: IndexSummary,
-    shared_store: VideoStore | None,
+    driver_store: VideoStore | None,
     head_path: str | None,
     observer: JobObserver,
 ) -> None:
@@ -322,7 +329,7 @@ def _run_stages(
         started = _init_ray(cfg)
     try:
         with filtered_stderr():  # Ray's benign C++ error lines off the terminal (pipeline/quiet_ray.py)
-            _execute(cfg, todo, stamp, preprocess, sampling, summary, shared_store, head_path, observer)
+            _execute(cfg, todo, stamp, preprocess, sampling, summary, driver_store, head_path, observer)
     finally:
         if started:
             with _timed(summary.phases, "ray_stop"):
@@ -338,7 +345,7 @@ def _execute(
     preprocess: dict,
     sampling: str,
     summary: IndexSummary,
-    shared_store: VideoStore | None,
+    driver_store: VideoStore | None,
     head_path: str | None,
     observer: JobObserver,
 ) -> None:
@@ -361,9 +368,6 @@ def _execute(
     cpus, gpus, node_cpus = cluster_resources()
     res = plan_resources(cpus, gpus, cfg.encode_batch, cfg.decode_pool, node_cpus, cfg.device)
     log.info("stage resources: %s", res.as_dict())
-    writer_args = {}
-    if not is_server_uri(cfg.store):  # Milvus Lite is a local directory: write from this node
-        writer_args["label_selector"] = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
     items = [
         {"path": s.path, "video_id": s.video_id, "extra": json.dumps(s.metadata) if s.metadata else ""} for s in todo
     ]
@@ -400,15 +404,15 @@ def _execute(
         "hooks": fault_hooks_from_env(os.getpid()),
         "retry_s": cfg.store_retry_s,
     }
-    if shared_store is None:
+    if driver_store is None:
         ds = ds.map_batches(
             WriteStage,
             fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
-            **map_batches_kwargs(res.write, **writer_args),
+            **map_batches_kwargs(res.write),
         )
         rows = ds.iter_rows()
     else:
-        rows = _write_in_driver(ds, WriteStage(shared_store, **writer_kwargs))
+        rows = _write_in_driver(ds, WriteStage(driver_store, **writer_kwargs))
     bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
     t_start = time.perf_counter()
     observer.streaming_started()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from vidseek.operators.rows import FrameRows, VideoEnd, to_batch
 from vidseek.pipeline.writer import StoreWriter
 from vidseek.store.video_store import VideoStore
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _frames(vid: str, n: int, dim: int = 64) -> FrameRows:
@@ -55,3 +61,20 @@ def test_a_store_error_raised_in_a_ray_stage_is_found_for_the_message():
     found = _store_error_in(error)
     assert isinstance(found, StoreUnavailableError) and str(found).startswith("the Milvus server at http://h:19530")
     assert _store_error_in(RuntimeError("a bug")) is None
+
+
+def test_the_writers_mean_pooling_is_the_aggregate_modules():
+    import torch
+
+    from vidseek.operators.aggregate import mean_pool
+    from vidseek.operators.video_vectors import mean_pool_np
+
+    frames = np.random.default_rng(0).normal(size=(7, 32)).astype(np.float32)
+    want = mean_pool(torch.from_numpy(frames)[None])[0].numpy()
+    np.testing.assert_allclose(mean_pool_np(frames), want, rtol=1e-5, atol=1e-6)
+
+
+def test_the_writer_stage_imports_no_torch():
+    """torch costs the writer actor ~3 s of CPU at start-up; it needs none without a learned head."""
+    code = "import sys, vidseek.pipeline.stages.write; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
