@@ -53,6 +53,7 @@ class SampleTimes:
 class SkipStats:
     packets: int = 0
     skipped: int = 0  # packets sent with NONREF (their frame is dropped if it is a non-reference frame)
+    decoded: int = 0  # frames the decoder put out (where the CPU went)
     seeks: int = 0
 
 
@@ -116,6 +117,7 @@ def sampled_frames(
 
     def fresh(frames: Iterator["av.VideoFrame"]) -> Iterator["av.VideoFrame"]:
         for f in frames:
+            stats.decoded += 1
             t = f.time
             if t is not None and t <= last_out[0]:
                 continue

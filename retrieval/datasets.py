@@ -7,7 +7,9 @@ Supported layouts (``load_captions`` picks one from the extension and, for CSV, 
   (e.g. the ``video_id`` column of CLIP4Clip's ``MSRVTT_train.9k.csv``).
 - MSR-VTT 1k-A test CSV (``MSRVTT_JSFUSION_test.csv``, as CLIP4Clip's test loader reads it): header
   ``key,vid_key,video_id,sentence``; one caption per video, 1,000 rows.
-- Plain CSV with columns ``video,caption`` and JSONL lines ``{"video": ..., "caption": ...}``.
+- Plain CSV with columns ``video,caption`` and JSONL lines ``{"video": ..., "caption": ...}``; with
+  ``start,end`` too (seconds; Charades-STA style), each pair carries the moment it describes, and
+  evaluation reports moment accuracy (retrieval/moments.py).
 
 ``video`` is an id (``video7020``) or a path. ``resolve_videos`` maps ids to files under a root, trying the
 id itself and then common extensions (MSR-VTT ships ``<video_id>.mp4``), and fails listing missing ids.
@@ -33,6 +35,7 @@ MSRVTT_CSV_COLUMNS = ("key", "vid_key", "video_id", "sentence")
 class CaptionPair:
     video: str
     caption: str
+    spans: tuple[tuple[float, float], ...] = ()  # where in the video the caption holds (seconds); () = unknown
 
 
 def load_msrvtt_json(
@@ -77,13 +80,26 @@ def _load_csv(path: Path) -> list[CaptionPair]:
             raise ValueError(
                 f"{path}: CSV header {cols} has neither 'video,caption' nor MSR-VTT's {','.join(MSRVTT_CSV_COLUMNS)}"
             )
+        timed = {"start", "end"} <= set(cols)
         out = []
         for no, row in enumerate(reader, start=2):
             video, caption = (row.get(vcol) or "").strip(), (row.get(ccol) or "").strip()
             if not video or not caption:
                 raise ValueError(f"{path}:{no}: empty {vcol!r} or {ccol!r}")
-            out.append(CaptionPair(video, caption))
+            spans = (_span(row.get("start"), row.get("end"), f"{path}:{no}"),) if timed else ()
+            out.append(CaptionPair(video, caption, spans))
     return out
+
+
+def _span(start, end, where: str) -> tuple[float, float]:
+    """(start, end) seconds of a timed caption; a clear error for what is not one."""
+    try:
+        a, b = float(start), float(end)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: start/end must be seconds, got {start!r}, {end!r}") from None
+    if not (0 <= a < b):
+        raise ValueError(f"{where}: need 0 <= start < end, got start={a}, end={b}")
+    return a, b
 
 
 def _load_jsonl(path: Path) -> list[CaptionPair]:
@@ -98,7 +114,8 @@ def _load_jsonl(path: Path) -> list[CaptionPair]:
                 raise ValueError(f"{path}:{no}: invalid JSON ({e.msg})") from e
             if not isinstance(obj, dict) or not obj.get("video") or not obj.get("caption"):
                 raise ValueError(f'{path}:{no}: need an object with non-empty "video" and "caption"')
-            out.append(CaptionPair(str(obj["video"]), str(obj["caption"]).strip()))
+            spans = (_span(obj.get("start"), obj.get("end"), f"{path}:{no}"),) if "start" in obj or "end" in obj else ()
+            out.append(CaptionPair(str(obj["video"]), str(obj["caption"]).strip(), spans))
     return out
 
 
@@ -150,7 +167,7 @@ def resolve_videos(
             f"{len(missing)} of {len(found)} videos{where} not found under {root} "
             f"(tried the name and {', '.join(extensions)}); first missing: {missing[:10]}"
         )
-    return [CaptionPair(str(found[p.video]), p.caption) for p in pairs]
+    return [CaptionPair(str(found[p.video]), p.caption, p.spans) for p in pairs]
 
 
 def index_pairs(pairs: Sequence[CaptionPair]) -> tuple[list[str], np.ndarray]:

@@ -14,7 +14,7 @@ from vidseek.apps.cli.main import app
 from vidseek.operators.decode import decode_frames
 from vidseek.operators.encode import encode_images, encode_texts
 from vidseek.retrieval.datasets import CaptionPair
-from vidseek.retrieval.evaluate import evaluate, parse_config, pessimistic_rank
+from vidseek.retrieval.evaluate import EvalRow, evaluate, markdown_table, parse_config, pessimistic_rank
 from vidseek.retrieval.metrics import trec_metrics
 from vidseek.retrieval.rerank import FrameEvidence, max_frame_score, rerank_run
 from vidseek.retrieval.runfiles import Candidate, RunQuery, read_run, run_to_dict, write_run
@@ -166,3 +166,19 @@ def test_cli_eval_and_eval_run(planted_uri, tmp_path):
     ours = trec_metrics(run_to_dict(read_run(run)[0]), read_qrels(qrels))
     assert got["map"] == pytest.approx(ours["map"]) and got["nDCG@10"] == pytest.approx(ours["ndcg@10"])
     assert got["map"] == pytest.approx(((1 / 2 + 2 / 3) / 2 + 1 / 2) / 2)
+
+
+def test_eval_reports_moments_when_the_captions_are_timed(planted_uri, tiny_clip):
+    """The planted brief event is frame 7 (7–8 s): every method's hit points there; only max ranks it first."""
+    searcher = Searcher(planted_uri, clip=tiny_clip)
+    try:
+        timed = [CaptionPair("brief", QUERY, ((7.0, 8.0),)), CaptionPair("diffuse", QUERY)]
+        rows = {r.config: r.metrics for r in evaluate(searcher, timed, [parse_config("mean"), parse_config("max")])}
+        untimed = evaluate(searcher, [CaptionPair("brief", QUERY)], [parse_config("max")])[0].metrics
+    finally:
+        searcher.store.close()
+    assert rows["max"]["n_moments"] == 1 and rows["max"]["overlap@10"] == 100.0
+    assert rows["max"]["median_err_s"] == 0.0 and rows["max"]["R@1 IoU≥0.5"] == 100.0
+    assert rows["mean"]["overlap@10"] == 100.0 and rows["mean"]["R@1 IoU≥0.5"] == 0.0  # right place, rank 2
+    assert "n_moments" not in untimed
+    assert "moment overlap@10" in markdown_table([EvalRow("max", rows["max"], [])])

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from vidseek.apps.testbed.quality import FAMILIES, TAUS
+from vidseek.apps.testbed.world import load_manifest, query_spans
 from vidseek.operators.aggregate import get_scorer, pad_frames
 from vidseek.pipeline.index_job import IndexConfig, run_index
 from vidseek.retrieval.datasets import CaptionPair
@@ -43,6 +44,7 @@ def store_quality(
         )
     )
     queries = [json.loads(line) for line in (world / "queries.jsonl").read_text().splitlines() if line.strip()]
+    manifest = load_manifest(world)
     configs = CONFIGS + (["learned"] if head else [])
     searcher = Searcher(store)
     try:
@@ -50,7 +52,9 @@ def store_quality(
         parsed = [parse_config(c, depth=depth) for c in configs]
         for fam in FAMILIES:
             pairs = [
-                CaptionPair(str((world / q["video"]).absolute()), q["query"]) for q in queries if q["family"] == fam
+                CaptionPair(str((world / q["video"]).absolute()), q["query"], query_spans(manifest, q))
+                for q in queries
+                if q["family"] == fam
             ]
             if not pairs:
                 continue
@@ -144,6 +148,21 @@ def format_table(result: dict) -> str:
             if f == "order":
                 cells.append(f"{m['pair']:.1f}" if m and "pair" in m else "")
         lines.append(f"| {spec} | " + " | ".join(cells) + " |")
+    timed = [f for f in fams if any("n_moments" in row.get(f, {}) for row in result["table"].values())]
+    if timed:  # where the hit points, against the measured presence of what the query names
+        lines.append("\nmoments (retrieval/moments.py): overlap@10 % | median error s | R@1 IoU≥0.5 %\n")
+        lines.append(
+            "| config | " + " | ".join(f"{f} overlap@10 | {f} median err s | {f} R@1 IoU≥.5" for f in timed) + " |"
+        )
+        lines.append("|---|" + "---:|" * (3 * len(timed)))
+        for spec, row in result["table"].items():
+            cells = []
+            for f in timed:
+                m = row.get(f, {})
+                cells += (
+                    [f"{m['overlap@10']:.1f}", f"{m['median_err_s']:.2f}", f"{m['R@1 IoU≥0.5']:.1f}"] if m else [""] * 3
+                )
+            lines.append(f"| {spec} | " + " | ".join(cells) + " |")
     checks = ", ".join(f"{k}: {'equal' if v['equal'] else 'DIFFERENT'}" for k, v in result["in_memory_check"].items())
     lines.append(f"\nstore path vs in-memory over the same vectors: {checks}")
     return "\n".join(lines)

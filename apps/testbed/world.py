@@ -405,6 +405,27 @@ def _write_files(out: Path, manifest: dict) -> None:
             w.writerow([q["video"], q["query"]])
 
 
+def query_spans(manifest: dict, query: dict) -> tuple[tuple[float, float], ...]:
+    """Where a query's caption holds in its clip, in seconds, from the measured presence intervals.
+
+    brief: the target's presence; content: where both objects are present at once; order: none (its truth
+    is a sequence, not a span). Frame intervals are inclusive; frame i covers [i/fps, (i+1)/fps).
+    """
+    if query["family"] not in ("brief", "content"):
+        return ()
+    fps = manifest["fps"]
+    clip = next(c for c in manifest["clips"] if c["video"] == query["video"])
+
+    def seconds(track: dict) -> list[tuple[float, float]]:
+        return [(a / fps, (b + 1) / fps) for a, b in track["present"]]
+
+    if query["family"] == "brief":
+        return tuple(seconds(clip["tracks"][clip["target"]]))
+    x, y = ([t for t in clip["tracks"] if phrase(t) == obj] for obj in query["objects"])
+    both = [(max(a0, b0), min(a1, b1)) for tx in x for ty in y for a0, a1 in seconds(tx) for b0, b1 in seconds(ty)]
+    return tuple(sorted((a, b) for a, b in both if a < b))
+
+
 def load_manifest(world_dir: str | Path) -> dict:
     return json.loads((Path(world_dir) / "manifest.json").read_text())
 
