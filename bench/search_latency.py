@@ -9,7 +9,9 @@ speed does not depend on weight values) for each configuration and three ways of
   in-memory     ``Searcher(in_memory=True)``: the store's replica in process memory (a long-lived service);
                 its one-off load time is printed
 
-Prints one table; ratios between configurations come from the same run.
+With ``--server URI``, the same store is also built on a Milvus server and timed the same way (Lite and the
+server in one run). Each store row has p50/p99 with the text tower and p50 without it (queries encoded
+beforehand): the difference is the text tower's share. Prints one table; ratios come from the same run.
 
     python bench/search_latency.py                       # 10k videos, 300k frame vectors (minutes to build)
     python bench/search_latency.py --videos 200 --frames 10 --queries 5   # smoke size (CI)
@@ -36,9 +38,9 @@ from vidseek.retrieval.search import Searcher, SearchParams  # noqa: E402
 from vidseek.store.video_store import VideoStore, frame_rows  # noqa: E402
 
 
-def build_store(uri: str, clip, n_videos: int, n_frames: int, seed: int = 0) -> float:
+def build_store(uri: str, clip, n_videos: int, n_frames: int, prefix: str = "vidseek", seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
-    store = VideoStore(uri)
+    store = VideoStore(uri, prefix)
     store.ensure_model(clip.stamp())
     d = store.dim
     t0 = time.perf_counter()
@@ -68,66 +70,99 @@ def build_store(uri: str, clip, n_videos: int, n_frames: int, seed: int = 0) -> 
     return build_s
 
 
+CONFIGS = {
+    "mean, no rerank": SearchParams(aggregation="mean", rerank=False),
+    "query-weighted + rerank@100": SearchParams(aggregation="query-weighted", rerank=True, depth=100),
+    "max + rerank@100": SearchParams(aggregation="max", rerank=True, depth=100),
+}
+
+
+def _percentiles(lat: list[float]) -> dict:
+    return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+
+
+def time_store(searcher: Searcher, label: str, queries: list[str], n_videos: int) -> dict:
+    """p50/p99 per configuration: with the text tower (``search``), without it (``search_vectors`` of
+    encoded queries), cold (frame cache off) and warm (a cache that has seen the queries)."""
+    qvecs = searcher.encode_queries(queries)  # [Q, D]
+    out = {}
+    for name, params in CONFIGS.items():
+        for mode, cache in (("cold", 0), ("warm", 2_000_000)):
+            searcher.frames = FrameCache(searcher.store.frames_of, cache)
+            searcher.search(queries[0], params)
+            if mode == "warm":
+                for q in queries:
+                    searcher.search(q, params)
+            lat, lat_vec = [], []
+            for q, v in zip(queries, qvecs):
+                t = time.perf_counter()
+                hits = searcher.search(q, params)
+                lat.append((time.perf_counter() - t) * 1000)
+                assert len(hits) == min(params.k, n_videos)
+                t = time.perf_counter()
+                searcher.search_vectors(v[None], params)
+                lat_vec.append((time.perf_counter() - t) * 1000)
+            out[f"{name} [{label}, {mode}]"] = {**_percentiles(lat), "no_text_p50_ms": _percentiles(lat_vec)["p50_ms"]}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=10_000)
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--model", default="ViT-B-32")
+    ap.add_argument(
+        "--server",
+        default=None,
+        help="also a Milvus server at this URI (http://127.0.0.1:19530): built and timed beside Milvus Lite, "
+        "in collections of its own that are dropped afterwards",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(0)
     clip = load_clip(args.model, "none", device="cpu")
     tmp = Path(tempfile.mkdtemp(prefix="vidseek-bench-"))
-    uri = str(tmp / "bench.db")
+    stores = {"Lite": (str(tmp / "bench.db"), "vidseek")}
+    if args.server:
+        stores["server"] = (args.server, f"bench{int(time.time())}")
+    queries = [f"query number {i} about a scene with things" for i in range(args.queries)]
+    results, build = {}, {}
     try:
-        build_s = build_store(uri, clip, args.videos, args.frames)
-        queries = [f"query number {i} about a scene with things" for i in range(args.queries)]
-        configs = {
-            "mean, no rerank": SearchParams(aggregation="mean", rerank=False),
-            "query-weighted + rerank@100": SearchParams(aggregation="query-weighted", rerank=True, depth=100),
-            "max + rerank@100": SearchParams(aggregation="max", rerank=True, depth=100),
-        }
-        searcher = Searcher(uri, clip=clip, cache_vectors=0)
+        encoder = Searcher(stores["Lite"][0], clip=clip)  # the text tower alone, on the same machine and run
+        encoder.store.close()
         t = time.perf_counter()
         for q in queries[:5]:
-            searcher.encode_queries([q])
+            encoder.encode_queries([q])
         text_ms = (time.perf_counter() - t) / 5 * 1000
-        results = {}
-
-        def timed(s: Searcher, params: SearchParams) -> dict:
-            lat = []
-            for q in queries:
+        for label, (uri, prefix) in stores.items():
+            build[label] = build_store(uri, clip, args.videos, args.frames, prefix)
+            searcher = Searcher(VideoStore(uri, prefix), clip=clip, cache_vectors=0)
+            results.update(time_store(searcher, label, queries, args.videos))
+            if label == "Lite":
                 t = time.perf_counter()
-                hits = s.search(q, params)
-                lat.append((time.perf_counter() - t) * 1000)
-                assert len(hits) == min(params.k, args.videos)
-            return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
-
-        for name, params in configs.items():
-            # cold: no frame cache (every candidate's frames fetched from the store);
-            # warm: the same queries again through a cache that has seen them.
-            for mode, cache in (("cold", 0), ("warm", 2_000_000)):
-                searcher.frames = FrameCache(searcher.store.frames_of, cache)
-                searcher.search(queries[0], params)
-                if mode == "warm":
+                replica = Searcher(searcher.store, clip=clip, in_memory=True)
+                load_s = time.perf_counter() - t
+                for name, params in CONFIGS.items():
+                    replica.search(queries[0], params)
+                    lat = []
                     for q in queries:
-                        searcher.search(q, params)
-                results[f"{name} [store, {mode}]"] = timed(searcher, params)
-        t = time.perf_counter()
-        replica = Searcher(searcher.store, clip=clip, in_memory=True)
-        load_s = time.perf_counter() - t
-        for name, params in configs.items():
-            replica.search(queries[0], params)
-            results[f"{name} [in-memory]"] = timed(replica, params)
-        searcher.store.close()
+                        t = time.perf_counter()
+                        replica.search(q, params)
+                        lat.append((time.perf_counter() - t) * 1000)
+                    results[f"{name} [in-memory]"] = _percentiles(lat)
+            if label == "server":
+                for name in searcher.store.client.list_collections():
+                    if name.startswith(prefix + "_"):
+                        searcher.store.client.drop_collection(name)
+            searcher.store.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out = {
         "videos": args.videos,
         "frame_vectors": args.videos * args.frames,
         "model": args.model,
-        "build_s": round(build_s, 1),
+        "build_s": {k: round(v, 1) for k, v in build.items()},
         "replica_load_s": round(load_s, 1),
         "text_encode_ms": round(text_ms, 1),
         "configs": results,
@@ -135,14 +170,16 @@ def main() -> None:
     if args.json:
         print(json.dumps(out))
         return
+    built = ", ".join(f"{k} {v:.0f} s" for k, v in build.items())
     print(
-        f"store: {args.videos} videos, {args.videos * args.frames} frame vectors (built in {build_s:.0f} s); "
+        f"store: {args.videos} videos, {args.videos * args.frames} frame vectors (inserted and indexed: {built}); "
         f"{args.model} text encode {text_ms:.1f} ms/query; in-memory replica loaded in {load_s:.1f} s"
     )
-    base = results["mean, no rerank [store, cold]"]["p50_ms"]
-    print(f"{'configuration':46s} {'p50 ms':>8s} {'p99 ms':>8s} {'p50 / mean store cold':>22s}")
+    base = results["mean, no rerank [Lite, cold]"]["p50_ms"]
+    print(f"{'configuration':46s} {'p50 ms':>8s} {'p99 ms':>8s} {'p50 no text':>12s} {'p50 / Lite mean cold':>21s}")
     for name, r in results.items():
-        print(f"{name:46s} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['p50_ms'] / base:22.2f}")
+        nt = f"{r['no_text_p50_ms']:12.1f}" if "no_text_p50_ms" in r else f"{'':12s}"
+        print(f"{name:46s} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {nt} {r['p50_ms'] / base:21.2f}")
 
 
 if __name__ == "__main__":

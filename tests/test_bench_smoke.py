@@ -84,10 +84,11 @@ def test_search_latency_smoke(tmp_path):
     assert set(out["configs"]) == {
         f"{c} [{m}]"
         for c in ("mean, no rerank", "query-weighted + rerank@100", "max + rerank@100")
-        for m in ("store, cold", "store, warm", "in-memory")
+        for m in ("Lite, cold", "Lite, warm", "in-memory")
     }
     assert out["replica_load_s"] >= 0
     assert all(r["p50_ms"] > 0 for r in out["configs"].values())
+    assert all(r["no_text_p50_ms"] > 0 for k, r in out["configs"].items() if "Lite" in k)
 
 
 def test_bounded_memory_smoke(tmp_path):

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from milvus_server import MilvusServer
 from own_processes import descends_from
 from reliability_corpus import build_corpus, expected_rows
 from test_index_job import assert_exactly_once, make_clip, store_rows
@@ -167,15 +168,35 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+@pytest.fixture
+def store_for(tmp_path, request):
+    """Milvus Lite, except for the writer's case: a writer actor exists only for a server store (a Lite
+    store is written by the driver, whose kill the driver tests cover)."""
+    if request.node.callspec.params["stage"] != "WriteStage":
+        yield str(tmp_path / "k.db")
+        return
+    why = MilvusServer.unavailable()
+    if why:
+        pytest.skip(f"no Milvus server here: {why}")
+    (tmp_path / "milvus").mkdir()
+    server = MilvusServer(tmp_path / "milvus")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["decode_batch", "EncodeStage", "WriteStage"])  # decode: a task worker
-def test_stage_worker_sigkill_mid_job(stage, tmp_path):
+@pytest.mark.parametrize(
+    "stage", ["decode_batch", "EncodeStage", pytest.param("WriteStage", marks=pytest.mark.server)]
+)  # decode: a task worker
+def test_stage_worker_sigkill_mid_job(stage, tmp_path, store_for):
     lib = tmp_path / "lib"
     lib.mkdir()
     for i in range(8):
         make_clip(lib / f"c{i}.mp4", 6)
     TALLY["inputs"] += 8
-    uri = str(tmp_path / "k.db")
+    uri = store_for
     proc = _index_subprocess(lib, uri)
     killer = _kill_stage_once(stage, proc)
     out, err = proc.communicate(timeout=400)
