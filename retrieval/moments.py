@@ -4,7 +4,9 @@ Every hit reports a moment (``Hit.moment``: the best-matching frame's span grown
 ``Hit.best_t``: that frame's time). For queries whose caption says where it holds (``CaptionPair.spans``,
 seconds), per configuration:
 
-- ``overlap@10``: % of queries whose video is in the top 10 and whose hit moment overlaps a true span;
+- ``overlap@10``: % of queries whose video is in the top 10 and whose hit moment overlaps a true span
+  (bounded by R@10); ``overlap|top10``: the same % of those whose video is in the top 10 (the moment
+  rule's own accuracy, retrieval set aside);
 - ``median_err_s``: median, over the queries whose video is in the top 10, of the distance from ``best_t``
   to the nearest true span (0 when inside it);
 - ``R@1 IoU≥0.5``: % of queries whose top hit is their video and whose moment has IoU ≥ 0.5 with a true
@@ -59,5 +61,6 @@ def moment_metrics(results: Sequence[Sequence], gt_ids: Sequence[str | None], sp
         "median_err_s": float(np.median(errors)) if errors else float("nan"),
         "R@1 IoU≥0.5": pct(iou1),
         "in_top10": pct(hit10),
+        "overlap|top10": 100.0 * overlap10 / hit10 if hit10 else float("nan"),
         "n_moments": n,
     }

@@ -33,7 +33,7 @@ def test_moment_metrics_by_hand():
         [hit("e", (0, 1), 0.5)],  # no truth span: not counted at all
     ]
     m = moment_metrics(results, ["a", "b", "c", "d", "e"], [truth, truth, truth, truth, ()])
-    assert m["n_moments"] == 4 and m["in_top10"] == 75.0
+    assert m["n_moments"] == 4 and m["in_top10"] == 75.0 and m["overlap|top10"] == pytest.approx(200 / 3)
     assert m["overlap@10"] == 50.0  # a and c
     assert m["median_err_s"] == 1.5  # of 0, 1.5, 2
     assert m["R@1 IoU≥0.5"] == 25.0  # a only
