@@ -1,9 +1,10 @@
 """Video decoder operator: sampled frames, already resized to the encoder's input, in bounded chunks.
 
-decord first (fast random access); PyAV when decord cannot open or decode a file (e.g. some VP9), when a
-file carries rotation metadata (decord ignores it), and for ``keyframes`` (PyAV skips non-key frames in the
-decoder itself). One bad packet loses only the frames it breaks: a failed ``get_batch`` is retried frame by
-frame. Bad input never raises out of the operator: it becomes an end record with ``status="failed"``.
+Two backends with the same pixels: PyAV, sample-aware (operators/sample_aware.py: non-reference frames no
+sample needs are skipped, long gaps seeked over), first where there are such frames to skip (``pyav_first``);
+decord first elsewhere; each the other's fallback when it cannot open or decode a file. PyAV also for files
+with rotation metadata, for ``keyframes`` and without the loop filter (docs/decoding.md). One bad packet
+loses only the frames it breaks: a failed ``get_batch`` is retried frame by frame. Bad input never raises out of the operator: it becomes an end record with ``status="failed"``.
 
 Output, one video after another (types in operators/rows.py): ``FrameRows`` chunks of at most
 ``chunk_frames`` uint8 frames [n, S, S, 3] (S from the model's preprocess config), then exactly one
@@ -265,7 +266,7 @@ class VideoDecoder:
         preprocess: the encoder's preprocess config (input size and resize mode come from the model).
         sampling: ``fps:R`` | ``uniform:N`` | ``keyframes``.
         chunk_frames: most frames held per output batch (bounded memory for long videos).
-        backend: ``auto`` (decord, PyAV fallback) | ``decord`` | ``pyav``.
+        backend: ``auto`` (the faster per stream, the other as fallback: ``pyav_first``) | ``decord`` | ``pyav``.
         threads: decoder threads per video (1 fits many parallel actors on few cores).
         sample_aware: PyAV decodes only what the samples need (operators/sample_aware.py; same frames).
         skip_loop_filter: PyAV skips the loop filter: less CPU, slightly different pixels (docs/decoding.md).
@@ -347,9 +348,10 @@ class VideoDecoder:
                 except Exception as e:  # noqa: BLE001 — decord raises assorted errors on files it rejects
                     if self.backend == "decord":
                         raise DecodeError(f"{path}: decord cannot open it ({type(e).__name__}: {e})") from e
-                    summary.notes.append(f"decord failed to open ({type(e).__name__}); used PyAV")
                     if i + 1 < len(order):
+                        summary.notes.append(f"decord failed to open ({type(e).__name__}); used PyAV")
                         continue
+                    summary.notes.append(f"decord failed to open ({type(e).__name__}) as the fallback too")
                     summary.lost = max(summary.lost, lost_before)
                     return
             else:
