@@ -124,10 +124,11 @@ def two_node_cluster(request, tmp_path, monkeypatch):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def index_on_cluster(lib: Path, uri: str, address: str) -> dict:
+def index_on_cluster(lib: Path, uri: str, address: str, placement: Path) -> dict:
     """The job as a user runs it, `vidseek index --address`, in its own process: a Ray driver that loses its
-    cluster may end its process from C++ (no Python exit, no output), which must not be pytest's."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    cluster may end its process from C++ (no Python exit, no output), which must not be pytest's.
+    ``placement``: where the driver records the stages it runs itself (the write stage, for Milvus Lite)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", VIDSEEK_PLACEMENT_DIR=str(placement))
     proc = subprocess.run(
         [sys.executable, "-m", "vidseek", "index", str(lib), "--store", uri, "--address", address, "--json"],
         cwd=ROOT,
@@ -142,10 +143,11 @@ def index_on_cluster(lib: Path, uri: str, address: str) -> dict:
 
 def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path):
     uri = str(tmp_path / "c.db")
-    summary = index_on_cluster(six_clips, uri, two_node_cluster)
+    summary = index_on_cluster(six_clips, uri, two_node_cluster, tmp_path / "placement")
     assert (summary["indexed"], summary["failed"]) == (6, 1)
     placement = nodes_by_stage(read_placement(tmp_path / "placement"))
     assert {"decode", "encode", "write"} <= set(placement), placement
+    assert len(placement["write"]) == 1  # Milvus Lite: the driver writes, on the head node
     assert len(set().union(*placement.values())) == 2, placement  # stages ran on both nodes
     assert_exactly_once(uri)
 
@@ -155,7 +157,7 @@ def test_gpu_plan_with_gpus_on_the_worker_only(two_node_cluster, six_clips, tmp_
     """The GPU plan on a cluster whose only GPU is on the worker: the one CLIP actor is placed there and
     given that GPU; the decoders run on the CPU-only head and are given none."""
     uri = str(tmp_path / "g.db")
-    summary = index_on_cluster(six_clips, uri, two_node_cluster)
+    summary = index_on_cluster(six_clips, uri, two_node_cluster, tmp_path / "placement")
     assert (summary["indexed"], summary["failed"]) == (6, 1)
     records = read_placement(tmp_path / "placement")
     encoders = [r for r in records if r["stage"] == "encode"]
