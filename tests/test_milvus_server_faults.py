@@ -65,6 +65,16 @@ def _ok_videos(uri: str, lib: Path) -> dict[str, int]:
         return {v: r["n_frames"] for v, r in _videos_of(store, lib).items() if r["status"] == "ok"}
 
 
+def _first_videos(job: subprocess.Popen, uri: str, lib: Path) -> dict[str, int]:
+    """The library's first finished videos, polled while the job runs (up to 300 s); {} if none came."""
+    deadline = time.monotonic() + 300
+    done: dict[str, int] = {}
+    while not done and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.5)
+        done = _ok_videos(uri, lib)
+    return done
+
+
 def _audit(uri: str, lib: Path) -> tuple[dict[str, dict], int, int]:
     """(video rows, frame rows, distinct frame keys) of this test's library."""
     with VideoStore(uri, retry_s=30) as store:
@@ -83,11 +93,7 @@ def test_kill_9_mid_index_restart_and_rerun_leave_every_video_once(server, tmp_p
     (lib / "broken.mp4").write_bytes(b"\0" * 64)
     # the writer holds for 15 s right after its first video rows: the kill lands mid-job, whatever the batching
     job = _index(lib, server.uri, "--store-retry", "120", fault="after_videos:1:pause=15")
-    deadline = time.monotonic() + 300
-    done: dict[str, int] = {}
-    while not done and time.monotonic() < deadline and job.poll() is None:
-        time.sleep(0.5)
-        done = _ok_videos(server.uri, lib)
+    done = _first_videos(job, server.uri, lib)
     assert done, f"the job wrote no videos before the kill: {done} {job.poll()}"
     assert len(done) < N_CLIPS, "the job finished before the fault: nothing was tested"
     server.kill()  # the fault, really: the server's whole process group is gone (kill asserts it)
@@ -160,11 +166,7 @@ def test_a_server_that_stays_down_stops_the_job_with_one_clear_line(server, tmp_
     for i in range(N_CLIPS):  # enough frames for several writer calls: work remains after the pause
         _clip(lib / f"d{i}.mp4", SECONDS)
     job = _index(lib, server.uri, "--store-retry", "3", fault="after_videos:1:pause=15")
-    deadline = time.monotonic() + 300
-    before: dict[str, int] = {}
-    while not before and time.monotonic() < deadline and job.poll() is None:
-        time.sleep(0.5)
-        before = _ok_videos(server.uri, lib)
+    before = _first_videos(job, server.uri, lib)
     assert before, "the job wrote no video before the kill"
     assert len(before) < N_CLIPS, "the job finished before the fault: nothing was tested"
     server.kill()  # and it stays down until the job has given up

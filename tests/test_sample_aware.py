@@ -22,48 +22,21 @@ def _rows(path, cfg, plan, **kw):
     return {f: cat(f) for f in ("idx", "t", "t_start", "t_end", "frames")}, s
 
 
+def _x264(media, name: str, src: str, *args: str):
+    return _make(media, name, "-f", "lavfi", "-i", src, "-c:v", "libx264", *args, "-pix_fmt", "yuv420p")
+
+
 @pytest.fixture(scope="session")
 def bframes_mp4(media):
     """12 s x264 with B-frames (3, pyramid) and GOP 50: many non-reference frames to skip."""
-    return _make(
-        media,
-        "bframes.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=160x120:rate=25:duration=12",
-        "-c:v",
-        "libx264",
-        "-bf",
-        "3",
-        "-g",
-        "50",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    return _x264(media, "bframes.mp4", "testsrc2=size=160x120:rate=25:duration=12", "-bf", "3", "-g", "50")
 
 
 @pytest.fixture(scope="session")
 def long_gop_mp4(media):
     """120 s at 10 fps, a key frame every 2 s: room for uniform:N to seek over the gaps."""
-    return _make(
-        media,
-        "seekable.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=96x64:rate=10:duration=120",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "20",
-        "-bf",
-        "2",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    src = "testsrc2=size=96x64:rate=10:duration=120"
+    return _x264(media, "seekable.mp4", src, "-preset", "ultrafast", "-g", "20", "-bf", "2")
 
 
 CASES = [
