@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
 from vidseek.operators.device import pick_device
@@ -36,6 +36,7 @@ from vidseek.pipeline.index_config import IndexConfig
 from vidseek.pipeline.learned import apply_head_to_store
 from vidseek.pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
 from vidseek.pipeline.sources import VideoSource, discover
+from vidseek.store.thin import merge_threshold_for_job
 from vidseek.store.video_store import StoreError, VideoStore, is_server_uri
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class IndexSummary:
     video_seconds: float = 0.0
     wall_s: float = 0.0
     stopped_early: bool = False
+    merge_similar: float | None = None  # the threshold frame rows were merged at (None: one row per frame)
     errors: list[dict] = field(default_factory=list)
     # seconds per part of the job (the fixed costs, bench/fixed_costs.py): model (driver's load, for the
     # identity stamp), plan (store open and resume planning), ray_start, first_video (streaming start to the
@@ -94,6 +96,10 @@ class IndexSummary:
             f"({self.frames_per_s:.1f} frames/s, "
             f"{(self.video_seconds / self.wall_s) if self.wall_s else 0:.1f} s of video per s)",
         ]
+        if self.merge_similar is not None:
+            lines.append(
+                f"near-duplicate frames merged into one row at cosine ≥ {self.merge_similar:g} (thinned store)"
+            )
         if self.incomplete:
             lines.append(f"{self.incomplete} videos incomplete (a worker was lost): re-run the same command")
         if self.stopped_early:
@@ -276,6 +282,8 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
             store.ensure_model(stamp)
             if head is not None and not store.has_learned:
                 raise JobError(str(store.no_learned_error()))  # refused here, before any video is decoded
+            merge = merge_threshold_for_job(store, cfg.merge_similar)  # the store's, or a new store's first
+            cfg = replace(cfg, merge_similar=merge)
             plan = plan_job(store, sources, cfg.prune, cfg.retry_failed)
             if plan.stale:
                 store.delete_videos(plan.stale)
@@ -292,6 +300,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
             replaced=plan.replaced,
             reaggregated=reaggregated,
             phases=phases,
+            merge_similar=cfg.merge_similar,
         )
         if plan.todo:
             _run_stages(
@@ -403,6 +412,7 @@ def _execute(
         "video_vectors": VideoVectors(head_path, stamp),
         "hooks": fault_hooks_from_env(os.getpid()),
         "retry_s": cfg.store_retry_s,
+        "merge_similar": cfg.merge_similar,
     }
     if driver_store is None:
         ds = ds.map_batches(

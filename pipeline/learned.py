@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from vidseek.operators.heads import LearnedHead
+from vidseek.operators.thinning import expand_merged
 from vidseek.store.video_store import VIDEO_FIELDS, VideoStore
 
 
@@ -44,7 +45,8 @@ def apply_head_to_store(
             have = [v for v in have if recs[v].get("learned_head") != agg.id]
         if not have:
             continue
-        vecs = agg.pool([frames[v]["vectors"] for v in have])
+        # a head sees the frame sequence: merged rows (a thinned store) repeated as the frames they stand for
+        vecs = agg.pool([expand_merged(frames[v]["vectors"], frames[v]["merged"]) for v in have])
         store.upsert_videos([{**recs[v], "learned_vec": vec, "learned_head": agg.id} for v, vec in zip(have, vecs)])
         written += len(have)
         if progress is not None:

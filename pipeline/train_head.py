@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from vidseek.operators.aggregate import mean_pool, pad_frames
 from vidseek.operators.contrastive import symmetric_infonce
 from vidseek.operators.heads import DEFAULT_FRAMES, HEAD_TYPES, new_head, sample_frames, save_head
+from vidseek.operators.thinning import expand_merged
 from vidseek.pipeline.index_config import IndexConfig
 from vidseek.retrieval.datasets import find_video, load_captions
 from vidseek.retrieval.metrics import ranks_from_scores, retrieval_metrics
@@ -178,7 +179,7 @@ def collect_frames(
             frames.update(store.frames_of(ids[i : i + 1024]))
         for v, sid in found.items():
             if sid in frames and len(frames[sid]["vectors"]):
-                out[v] = sample_frames(frames[sid]["vectors"], k)
+                out[v] = sample_frames(expand_merged(frames[sid]["vectors"], frames[sid]["merged"]), k)
         missing = [v for v in videos if v not in out]
     failed: list[str] = []
     if missing and video_root is None:

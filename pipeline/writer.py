@@ -2,7 +2,8 @@
 
 It receives encoded frame rows and per-video records (operators/rows.py) in any order (encoder actors run
 in parallel and decode retries may repeat rows), de-duplicates by (video_id, idx), and once all of a
-video's frames have arrived applies the job's pooling step (``VideoVectors``) and writes in this order:
+video's frames have arrived applies the job's pooling step (``VideoVectors``, over every frame) and writes in
+this order (frame rows merged first when the job thins, ``merge_similar``; operators/thinning.py):
 frame rows first, the video row last. A video therefore counts as done (status "ok" row present) only after
 all its frames are durable; a job killed at any moment leaves at most frames without a video row, which the
 next run deletes before re-indexing that video.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vidseek.operators.rows import EncodeFailure, VideoEnd, from_batch
+from vidseek.operators.thinning import FrameTable, merge_similar
 from vidseek.operators.video_vectors import VideoVectors
 from vidseek.store.video_store import VideoStore
 
@@ -51,6 +53,8 @@ class StoreWriter:
     """Callable stage: encoded stage batches in -> one result row per finished video out.
 
     ``video_vectors``: the job's pooling step (meanP, plus a learned head's vector if the job has one).
+    ``merge_similar``: merge consecutive frame rows at this cosine threshold before writing them (None: every
+    sampled frame is a row). A run never spans two flushes of a video; most videos are flushed whole.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class StoreWriter:
         expected: int | None = None,
         hooks: WriterHooks | None = None,
         retry_s: float = 60.0,
+        merge_similar: float | None = None,
     ):
         # A VideoStore passed in is shared with its owner (a service that also searches) and stays open.
         self.owns_store = not isinstance(uri, VideoStore)
@@ -80,6 +85,7 @@ class StoreWriter:
         self.expected = expected  # videos in the job: once all are written, release the store at once
         self.finished = 0
         self.hooks = hooks or WriterHooks()
+        self.merge_similar = merge_similar
 
     def __call__(self, batch: dict) -> dict:
         self._absorb(batch)
@@ -140,14 +146,17 @@ class StoreWriter:
                 continue
             idx = np.array(sorted(p.unflushed))
             rows = [p.frames[i] for i in idx]
-            self.store.insert_frames(
-                vid,
+            table = FrameTable(
                 idx,
                 np.array([r[0] for r in rows]),
                 np.array([r[1] for r in rows]),
                 np.array([r[2] for r in rows]),
                 np.stack([r[3] for r in rows]),
+                np.ones(len(idx), np.int64),
             )
+            if self.merge_similar is not None:
+                table = merge_similar(table, self.merge_similar)
+            self.store.insert_frames(vid, table.idx, table.t, table.t_start, table.t_end, table.vectors, table.merged)
             p.flushed += len(idx)
             self.buffered -= len(idx)
             p.unflushed.clear()

@@ -36,7 +36,6 @@ from vidseek.store.video_store import VideoStore, group_frame_rows
 log = logging.getLogger(__name__)
 
 ROW_FIELDS = ["video_id", "path", "status", "metadata", "learned_head", "mean_vec", "learned_vec"]
-FRAME_FIELDS = ["video_id", "idx", "t", "t_start", "t_end", "norm", "vec"]
 
 
 class StoreReplica:
@@ -95,10 +94,12 @@ class StoreReplica:
         ``video_ids=None``: one pass over the whole frames collection, keeping the videos in ``keep`` (Lite
         scans every row for each filtered query, so many ``in [...]`` queries would cost a scan each)."""
         if video_ids is None:
-            scans = [self.store.iter_query(self.store.frames, 'video_id != ""', FRAME_FIELDS)]
+            scans = [self.store.iter_query(self.store.frames, 'video_id != ""', self.store.frame_read_fields())]
         else:
             scans = [
-                self.store.iter_query(self.store.frames, in_list("video_id", video_ids[i : i + 256]), FRAME_FIELDS)
+                self.store.iter_query(
+                    self.store.frames, in_list("video_id", video_ids[i : i + 256]), self.store.frame_read_fields()
+                )
                 for i in range(0, len(video_ids), 256)
             ]
         return group_frame_rows(r for scan in scans for r in scan if keep is None or r["video_id"] in keep)
@@ -199,6 +200,7 @@ class StoreReplica:
                 "t": f["t"],
                 "t_start": f["t_start"],
                 "t_end": f["t_end"],
+                "merged": f["merged"],
                 "vectors": f["unit"] * f["norm"][:, None],
             }
             for v, f in entries.items()

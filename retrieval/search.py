@@ -117,7 +117,10 @@ class Searcher:
         union = [v for v in union if videos.get(v, {}).get("status") == "ok"]
         frames = self.frames.get(union)
         union = [v for v in union if v in frames]
-        F, mask = pad_frames([frames[v]["vectors"] for v in union], self.store.dim)  # [V, T, D], [V, T]
+        # [V, T, D] raw frames; [V, T] mask = frames each row stands for (operators/thinning.py), 0 = padding
+        F, mask = pad_frames(
+            [frames[v]["vectors"] for v in union], self.store.dim, [frames[v]["merged"] for v in union]
+        )
         q = torch.from_numpy(qvec)
         sims = frame_similarities(q, F, mask).numpy()  # [Q, V, T]
         fine = sims.max(-1)  # [Q, V] max pooling

@@ -3,8 +3,9 @@
     {prefix}_videos  one row per video: id, path, status/stage/error, duration, frames, metadata (JSON),
                      mean_vec (CLIP4Clip meanP, unit) and learned_vec (temporal head, zeros when absent)
     {prefix}_frames  one row per sampled frame: pk "<video_id>:<idx>", video_id, idx, t, span, vec
-                     (unit frame vector, IP index = cosine) and norm (raw = vec · norm, for query weighting)
-    {prefix}_meta    the model stamp: which embedding space this store holds
+                     (unit frame vector, IP index = cosine), norm (raw = vec · norm, for query weighting)
+                     and merged (how many sampled frames the row stands for: 1, more once thinned)
+    {prefix}_meta    the model stamp (which embedding space this store holds), and the thinning record
 
 ``uri``: a local path (Milvus Lite; the path is a directory, one process at a time) or
 ``http(s)://host:19530`` (a Milvus server).
@@ -46,7 +47,8 @@ VIDEO_FIELDS = [
     "learned_head",
     "metadata",
 ]
-FRAME_FIELDS = ["pk", "video_id", "idx", "t", "t_start", "t_end", "norm"]
+FRAME_FIELDS = ["pk", "video_id", "idx", "t", "t_start", "t_end", "norm", "merged"]
+FRAME_READ = ["video_id", "idx", "t", "t_start", "t_end", "norm", "vec", "merged"]  # what frame readers fetch
 ID_LEN, PATH_LEN, ERR_LEN = 64, 4096, 2048
 PAGE = 4096
 QUERY_LIMIT = 16_384  # Milvus' largest offset + limit of one query
@@ -82,11 +84,19 @@ def frame_pk(video_id: str, idx: int) -> str:
 
 
 def frame_rows(
-    video_id: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray, t_end: np.ndarray, vectors: np.ndarray
+    video_id: str,
+    idx: np.ndarray,
+    t: np.ndarray,
+    t_start: np.ndarray,
+    t_end: np.ndarray,
+    vectors: np.ndarray,
+    merged: np.ndarray | None = None,
 ) -> list[dict]:
-    """Frame collection rows: unit vector + its norm (raw = vec · norm, for query weighting)."""
+    """Frame collection rows: unit vector + its norm (raw = vec · norm, for query weighting), and how many
+    sampled frames each row stands for (``merged``, 1 unless thinned)."""
     norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
     unit = vectors / np.maximum(norms, 1e-12)[:, None]  # [n, D]
+    merged = np.ones(len(idx), np.int64) if merged is None else np.asarray(merged, np.int64)
     return [
         {
             "pk": frame_pk(video_id, i),
@@ -96,9 +106,10 @@ def frame_rows(
             "t_start": float(b),
             "t_end": float(c),
             "norm": float(n),
+            "merged": int(m),
             "vec": u,
         }
-        for i, a, b, c, n, u in zip(idx, t, t_start, t_end, norms, unit.astype(np.float32))
+        for i, a, b, c, n, m, u in zip(idx, t, t_start, t_end, norms, merged, unit.astype(np.float32))
     ]
 
 
@@ -140,6 +151,7 @@ class VideoStore:
             )
         self.caps = caps
         self.has_learned = caps.multi_vector  # whether the videos collection holds learned_vec
+        self.has_merged = True  # whether the frames collection holds ``merged`` (stores before thinning do not)
         if self.client.has_collection(self.meta):
             self._load()
 
@@ -184,6 +196,9 @@ class VideoStore:
         if self.client.has_collection(self.videos):
             fields = {f["name"] for f in self.client.describe_collection(self.videos)["fields"]}
             self.has_learned = "learned_vec" in fields
+        if self.client.has_collection(self.frames):
+            fields = {f["name"] for f in self.client.describe_collection(self.frames)["fields"]}
+            self.has_merged = "merged" in fields
 
     def close(self) -> None:
         """Close the client and, for Milvus Lite, release the file lock now (not at process exit)."""
@@ -250,10 +265,12 @@ class VideoStore:
         s.add_field("t_start", DataType.FLOAT)
         s.add_field("t_end", DataType.FLOAT)
         s.add_field("norm", DataType.FLOAT)
+        s.add_field("merged", DataType.INT64)
         s.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
         ip = c.prepare_index_params()
         ip.add_index("vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
         c.create_collection(self.frames, schema=s, index_params=ip, consistency_level=CONSISTENCY)
+        self.has_merged = True
 
         s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
@@ -266,20 +283,89 @@ class VideoStore:
         c.insert(self.meta, [{"key": "model", "value": stamp, "dummy": [0.0, 0.0]}])
         self.dim = dim
 
+    # -- thinning record ---------------------------------------------------------------------------
+    def thinning(self) -> dict | None:
+        """``{"threshold": T}`` when every video of this store is thinned at T (``vidseek thin``, or index jobs
+        with ``--merge-similar T`` from the store's first video on); None for an unthinned store."""
+        if not self.client.has_collection(self.meta):
+            return None
+        rows = self.client.query(self.meta, filter='key == "thinning"', output_fields=["value"])
+        return dict(rows[0]["value"]) if rows else None
+
+    def record_thinning(self, threshold: float) -> None:
+        self.require_merged()
+        self.client.upsert(
+            self.meta, [{"key": "thinning", "value": {"threshold": float(threshold)}, "dummy": [0.0, 0.0]}]
+        )
+
+    def require_merged(self) -> None:
+        if not self.has_merged:
+            raise StoreError(
+                f"store {self.uri} was made by a vidseek before thinning (its frame rows have no `merged` "
+                "field), so it cannot hold merged rows: index into a new --store to use --merge-similar or "
+                "`vidseek thin`"
+            )
+
     def require_ready(self) -> None:
         if self.dim is None:
             raise StoreError(f"store {self.uri} is empty: run `vidseek index SOURCE --store {self.uri}` first")
 
     # -- writes -----------------------------------------------------------------------------------
     def insert_frames(
-        self, video_id: str, idx: np.ndarray, t: np.ndarray, t_start: np.ndarray, t_end: np.ndarray, vectors: np.ndarray
+        self,
+        video_id: str,
+        idx: np.ndarray,
+        t: np.ndarray,
+        t_start: np.ndarray,
+        t_end: np.ndarray,
+        vectors: np.ndarray,
+        merged: np.ndarray | None = None,
     ) -> int:
-        """Frame rows of one video; ``vectors`` are raw [n, D] CLIP features."""
+        """Frame rows of one video; ``vectors`` are raw [n, D] CLIP features, ``merged`` the sampled frames
+        each row stands for (None: one each)."""
         if not len(idx):
             return 0
-        rows = frame_rows(video_id, idx, t, t_start, t_end, vectors)
+        rows = self._frame_rows(video_id, idx, t, t_start, t_end, vectors, merged)
         self.client.insert(self.frames, rows)
         return len(rows)
+
+    def upsert_frames(
+        self,
+        video_id: str,
+        idx: np.ndarray,
+        t: np.ndarray,
+        t_start: np.ndarray,
+        t_end: np.ndarray,
+        vectors: np.ndarray,
+        merged: np.ndarray,
+    ) -> int:
+        """Replace frame rows by key (thinning rewrites a run's first row as the merged row)."""
+        if not len(idx):
+            return 0
+        self.require_merged()
+        self.client.upsert(self.frames, self._frame_rows(video_id, idx, t, t_start, t_end, vectors, merged))
+        return len(idx)
+
+    def _frame_rows(self, video_id, idx, t, t_start, t_end, vectors, merged) -> list[dict]:
+        rows = frame_rows(video_id, idx, t, t_start, t_end, vectors, merged)
+        if not self.has_merged:
+            if merged is not None and np.any(np.asarray(merged) != 1):
+                self.require_merged()
+            for r in rows:
+                del r["merged"]
+        return rows
+
+    def delete_frame_rows(self, pks: list[str]) -> None:
+        for i in range(0, len(pks), 512):
+            self.client.delete(self.frames, filter=in_list("pk", pks[i : i + 512]))
+
+    def frame_keys(self, video_ids: list[str]) -> dict[str, list[str]]:
+        """Every frame row's key per video, merged members not yet deleted included (``vidseek thin``)."""
+        out: dict[str, list[str]] = {}
+        for i in range(0, len(video_ids), 256):
+            for r in self.iter_query(self.frames, in_list("video_id", video_ids[i : i + 256]), ["pk", "video_id"]):
+                out.setdefault(r["video_id"], []).append(r["pk"])
+        return out
 
     def upsert_videos(self, rows: list[dict]) -> None:
         """Video rows; missing vectors become zeros (error records, or no learned head)."""
@@ -363,10 +449,13 @@ class VideoStore:
             "field per collection (learned heads need Milvus 2.4 or newer, or Milvus Lite)"
         )
 
+    def frame_read_fields(self) -> list[str]:
+        return FRAME_READ if self.has_merged else [f for f in FRAME_READ if f != "merged"]
+
     def frames_of(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
-        """Frame data per video, sorted by idx: t, t_start, t_end [T], raw vectors [T, D]."""
+        """Frame data per video, sorted by idx: idx, t, t_start, t_end, merged [T], raw vectors [T, D]."""
         rows: list[dict] = []
-        fields = ["video_id", "idx", "t", "t_start", "t_end", "norm", "vec"]
+        fields = self.frame_read_fields()
         for i in range(0, len(video_ids), 256):
             expr = in_list("video_id", video_ids[i : i + 256])
             # One plain query per 256 videos (an iterator costs extra round trips); page only when it fills.
@@ -458,17 +547,27 @@ def best_per_video(hits: list[dict], k: int) -> list[dict]:
 
 
 def group_frame_rows(rows) -> dict[str, dict[str, np.ndarray]]:
-    """Frame rows -> per video, sorted by idx: idx, t, t_start, t_end [T], unit vectors [T, D], norm [T]."""
+    """Frame rows -> per video, sorted by idx: idx, t, t_start, t_end, norm, merged [T], unit vectors [T, D].
+
+    Rows inside a merged row's span are left out: they are the members a thinning that was stopped midway
+    had not deleted yet (it writes the merged row first), and the merged row already stands for them."""
     by: dict[str, list[dict]] = {}
     for r in rows:
         by.setdefault(r["video_id"], []).append(r)
     out = {}
     for vid, rs in by.items():
         rs.sort(key=lambda r: r["idx"])
+        kept: list[dict] = []
+        for r in rs:
+            last = kept[-1] if kept else None
+            if last is not None and last.get("merged", 1) > 1 and r["t_end"] <= last["t_end"] + 1e-4:
+                continue  # a member of ``last``'s run
+            kept.append(r)
         out[vid] = {
-            "idx": np.asarray([r["idx"] for r in rs]),
-            **{k: np.asarray([r[k] for r in rs], np.float32) for k in ("t", "t_start", "t_end", "norm")},
-            "unit": np.asarray([r["vec"] for r in rs], np.float32),
+            "idx": np.asarray([r["idx"] for r in kept]),
+            **{k: np.asarray([r[k] for r in kept], np.float32) for k in ("t", "t_start", "t_end", "norm")},
+            "merged": np.asarray([r.get("merged", 1) for r in kept], np.int64),
+            "unit": np.asarray([r["vec"] for r in kept], np.float32),
         }
     return out
 

@@ -16,7 +16,7 @@ from vidseek.pipeline.index_job import IndexConfig, run_index
 from vidseek.pipeline.sources import video_id_for
 from vidseek.retrieval.search import Searcher
 from vidseek.store.filters import parse_user_filter
-from vidseek.store.video_store import ModelMismatchError, VideoStore
+from vidseek.store.video_store import ModelMismatchError, StoreError, VideoStore
 
 pytestmark = pytest.mark.ray
 
@@ -203,6 +203,43 @@ def test_learned_head_at_index_time_and_added_later(ray_local, library, tmp_path
         searcher.store.close()
     with pytest.raises(ValueError, match="not found"):
         run_index(IndexConfig(source=str(library), store=later, head="/nope.pt"))
+
+
+def test_merge_similar_at_index_time_and_the_next_job_inherits_it(ray_local, tmp_path, tiny_clip):
+    """--merge-similar writes merged rows (a still clip becomes one row) standing for every sampled frame; the
+    video vectors are pooled from all frames; the store records the threshold and the next job uses it."""
+    from vidseek.operators.thinning import expand_merged
+    from vidseek.operators.video_vectors import mean_pool_np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    make_clip(lib / "still.mp4", 6, "color")  # black, still
+    make_clip(lib / "moving.mp4", 6)
+    uri = str(tmp_path / "thin.db")
+    s = run_index(IndexConfig(source=str(lib), store=uri, progress=False, merge_similar=0.99))
+    assert (s.indexed, s.merge_similar) == (2, 0.99) and "merged into one row at cosine ≥ 0.99" in s.render()
+    with VideoStore(uri) as st:
+        assert st.thinning() == {"threshold": 0.99}
+        recs = {Path(r["path"]).name: r for r in st.video_records('status == "ok"', ["video_id", "path", "n_frames"])}
+        got = st.get_videos([r["video_id"] for r in recs.values()], ["video_id", "mean_vec"])
+        frames = st.frames_of([r["video_id"] for r in recs.values()])
+    still = frames[recs["still.mp4"]["video_id"]]
+    assert len(still["idx"]) == 1 and still["merged"].tolist() == [recs["still.mp4"]["n_frames"]] == [6]
+    assert (still["t_start"][0], still["t_end"][0]) == pytest.approx((0.0, 6.0), abs=0.15)
+    for r in recs.values():
+        f = frames[r["video_id"]]
+        assert f["merged"].sum() == r["n_frames"]  # no sampled frame lost
+        expanded = expand_merged(f["vectors"], f["merged"])
+        assert np.allclose(mean_pool_np(expanded), got[r["video_id"]]["mean_vec"], atol=1e-3)
+
+    make_clip(lib / "still2.mp4", 4, "smptebars")  # still too
+    again = run_index(IndexConfig(source=str(lib), store=uri, progress=False))
+    assert (again.indexed, again.skipped, again.merge_similar) == (1, 2, 0.99)
+    with VideoStore(uri) as st:
+        vid = video_id_for(str((lib / "still2.mp4").absolute()))
+        assert st.frames_of([vid])[vid]["merged"].tolist() == [4]
+    with pytest.raises(StoreError, match="thinned at 0.99, not 0.5"):
+        run_index(IndexConfig(source=str(lib), store=uri, progress=False, merge_similar=0.5))
 
 
 def test_a_video_that_outlives_its_decode_limit_is_a_timeout_record(ray_local, tmp_path):

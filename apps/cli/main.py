@@ -82,6 +82,11 @@ def index(
         help="a learned head (HEAD.pt from `vidseek train`): also write learned video vectors "
         "(videos already indexed get them from their stored frames)",
     ),
+    merge_similar: Optional[float] = typer.Option(
+        None,
+        help="thin: merge consecutive frames whose cosine to a run's first is ≥ this (0.95: near-duplicates) "
+        "into one row spanning them; default: the store's recorded threshold, or none",
+    ),
     device: str = typer.Option(IX.device, help="auto | cpu | cuda"),
     store_retry: float = typer.Option(
         IX.store_retry_s, help="server stores: seconds to wait for a server that stops answering"
@@ -115,6 +120,7 @@ def index(
         decode_timeout_s=decode_timeout,
         decode_timeout_per_s=decode_timeout_per_s,
         store_retry_s=store_retry,
+        merge_similar=merge_similar,
     )
     try:
         summary = run_index(cfg)
@@ -320,10 +326,41 @@ def info(store: str = typer.Option(IX.store, help=STORE_HELP), as_json: bool = t
                 "ok": sum(r["status"] == "ok" for r in recs),
                 "failed": sum(r["status"] == "failed" for r in recs),
                 "frames": s.count_frames() if s.dim else 0,
+                "thinning": s.thinning(),
             }
     except StoreError as e:
         _fail(str(e))
     typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+
+
+@app.command()
+def thin(
+    store: str = typer.Option(IX.store, help=STORE_HELP),
+    threshold: float = typer.Option(..., help="cosine in (0, 1]: 1 merges exact duplicates, 0.95 near-duplicates"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Merge consecutive near-duplicate frame rows of a store in place (no decoding, no re-encoding)."""
+    _quiet_logs(False)
+    from tqdm import tqdm
+
+    from vidseek.store.thin import thin_store
+    from vidseek.store.video_store import StoreError, VideoStore
+
+    try:
+        with VideoStore(store) as s:
+            s.require_ready()
+            n = s.count(filter='status == "ok"')
+            with tqdm(total=n, unit="video", disable=as_json or not sys.stderr.isatty()) as bar:
+                report = thin_store(s, threshold, progress=bar.update)
+    except (StoreError, ValueError) as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        typer.echo(
+            f"thinned {report.videos} videos at cosine ≥ {report.threshold:g}: {report.rows_before} frame rows → "
+            f"{report.rows_after} ({report.ratio:.2f}× fewer)"
+        )
 
 
 @app.command()

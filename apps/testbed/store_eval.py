@@ -112,7 +112,9 @@ def in_memory_check(searcher: Searcher, queries: list[dict], world: Path) -> dic
     ids = [r["video_id"] for r in recs]
     col = {str(Path(r["path"])): i for i, r in enumerate(recs)}
     frames = searcher.store.frames_of(ids)
-    F, mask = pad_frames([frames[v]["vectors"] for v in ids], searcher.store.dim)  # [V, T, D]
+    F, mask = pad_frames(
+        [frames[v]["vectors"] for v in ids], searcher.store.dim, [frames[v]["merged"] for v in ids]
+    )  # [V, T, D], [V, T] frames per row
     q = torch.from_numpy(searcher.encode_queries([x["query"] for x in queries]))
     gt = np.array([col[str((world / x["video"]).absolute())] for x in queries])
     out = {}
