@@ -52,3 +52,28 @@ def eval_cmd(
         (out / "table.md").write_text(format_table(result) + "\n")
         (out / "result.json").write_text(json.dumps(result, indent=1))
     typer.echo(json.dumps(result) if as_json else format_table(result))
+
+
+@testbed_app.command("thinning")
+def thinning_cmd(
+    world: Path = typer.Option(Path("/tmp/vidseek-testbed/eval"), help="eval world (generated if missing)"),
+    store: str = typer.Option("/tmp/vidseek-testbed/eval.db", help="the world's unthinned store (made if missing)"),
+    seed: int = typer.Option(7),
+    thresholds: list[float] = typer.Option([0.99, 0.98, 0.95, 0.9], help="merge thresholds (cosine)"),
+    footage: bool = typer.Option(True, help="also count rows kept on the bundled real sample videos"),
+    out: Optional[Path] = typer.Option(None, help="also write thinning.md and thinning.json here"),
+) -> None:
+    """Rows kept against R@1 and moment accuracy per merge threshold (copies of the store, thinned)."""
+    _quiet_logs(False)
+    from vidseek.apps.cli.samples import sample_videos
+    from vidseek.apps.testbed.thinning_eval import format_thinning, thinning_table
+    from vidseek.apps.testbed.world import generate_world
+
+    if not (world / "queries.jsonl").exists():
+        generate_world(world, seed)
+    result = thinning_table(world, store, list(thresholds), footage=sample_videos() if footage else None)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "thinning.md").write_text(format_thinning(result) + "\n")
+        (out / "thinning.json").write_text(json.dumps(result, indent=1))
+    typer.echo(format_thinning(result))

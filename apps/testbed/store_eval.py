@@ -43,28 +43,11 @@ def store_quality(
             head=str(head) if head else None,
         )
     )
-    queries = [json.loads(line) for line in (world / "queries.jsonl").read_text().splitlines() if line.strip()]
-    manifest = load_manifest(world)
     configs = CONFIGS + (["learned"] if head else [])
     searcher = Searcher(store)
     try:
-        table: dict[str, dict] = {c: {} for c in configs}
-        parsed = [parse_config(c, depth=depth) for c in configs]
-        for fam in FAMILIES:
-            pairs = [
-                CaptionPair(str((world / q["video"]).absolute()), q["query"], query_spans(manifest, q))
-                for q in queries
-                if q["family"] == fam
-            ]
-            if not pairs:
-                continue
-            for spec, row in zip(configs, evaluate(searcher, pairs, parsed, f"{world}/queries.jsonl")):
-                table[spec][fam] = row.metrics
-        order = [q for q in queries if q["family"] == "order"]
-        if order:
-            for spec, (_, params) in zip(configs, parsed):
-                table[spec]["order"]["pair"] = pair_accuracy(searcher, order, world, params)
-        check = in_memory_check(searcher, queries, world)
+        table = evaluate_world(searcher, world, configs, depth)
+        check = in_memory_check(searcher, world_queries(world), world)
     finally:
         searcher.store.close()
     return {
@@ -76,6 +59,32 @@ def store_quality(
         "table": table,
         "in_memory_check": check,
     }
+
+
+def world_queries(world: Path) -> list[dict]:
+    return [json.loads(line) for line in (world / "queries.jsonl").read_text().splitlines() if line.strip()]
+
+
+def evaluate_world(searcher: Searcher, world: Path, configs: list[str], depth: int = 20) -> dict[str, dict]:
+    """Metrics per configuration and family (moments where the manifest gives a span; order pair %)."""
+    queries, manifest = world_queries(world), load_manifest(world)
+    table: dict[str, dict] = {c: {} for c in configs}
+    parsed = [parse_config(c, depth=depth) for c in configs]
+    for fam in FAMILIES:
+        pairs = [
+            CaptionPair(str((world / q["video"]).absolute()), q["query"], query_spans(manifest, q))
+            for q in queries
+            if q["family"] == fam
+        ]
+        if not pairs:
+            continue
+        for spec, row in zip(configs, evaluate(searcher, pairs, parsed, f"{world}/queries.jsonl")):
+            table[spec][fam] = row.metrics
+    order = [q for q in queries if q["family"] == "order"]
+    if order:
+        for spec, (_, params) in zip(configs, parsed):
+            table[spec]["order"]["pair"] = pair_accuracy(searcher, order, world, params)
+    return table
 
 
 def pair_accuracy(searcher: Searcher, order: list[dict], world: Path, params) -> float:
