@@ -36,3 +36,4 @@ class IndexConfig:
     num_gpus: int | None = None  # local Ray only: GPUs to declare (None: Ray detects them)
     head: str | None = None  # a learned head checkpoint: also write learned video vectors
     merge_similar: float | None = None  # thin: merge consecutive frames at this cosine (None: the store's)
+    frame_index: str | None = None  # a new store's frame vector index (store/frame_index.py; None: HNSW)

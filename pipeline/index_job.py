@@ -276,7 +276,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     # through the store it plans with (no writer actor, no second open). A server takes a writer actor.
     write_here = not own or not is_server_uri(cfg.store)
     t_plan = time.perf_counter()
-    store = VideoStore(cfg.store, cfg.prefix, retry_s=cfg.store_retry_s) if own else store
+    store = VideoStore(cfg.store, cfg.prefix, retry_s=cfg.store_retry_s, frame_index=cfg.frame_index) if own else store
     try:
         try:
             store.ensure_model(stamp)

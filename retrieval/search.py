@@ -192,7 +192,7 @@ def union_candidates(by_video: list[list[dict]], by_frame: list[list[dict]]) -> 
 
 def best_moment(sims: np.ndarray, mask: np.ndarray, frames: dict) -> tuple[float, float, float]:
     """(start, end, t) of the best-matching frames of one video; sims [T] for one query."""
-    n = int(mask.sum())
+    n = int((mask > 0).sum())  # rows (the mask holds frames per row: > 1 for merged rows)
     s = sims[:n]
     best = int(np.argmax(s))
     floor = s[best] - MOMENT_SLACK * (s[best] - s.min())

@@ -22,6 +22,8 @@ import numpy as np
 
 from vidseek.operators.model_stamp import stamp_diff
 from vidseek.store.filters import in_list, quote
+from vidseek.store.frame_index import FrameIndex
+from vidseek.store.frame_index import frame_index as frame_index_of
 from vidseek.store.server_caps import ServerCaps
 from vidseek.store.server_retry import RetryingClient
 
@@ -123,10 +125,13 @@ class VideoStore:
         caps: ServerCaps | None = None,
         retry_s: float = 15.0,
         write_retry_s: float | None = None,
+        frame_index: str | None = None,
     ):
         """``caps``: what the server can do; read from its version when not given (tests pass 2.3's to run
-        the fallbacks on Lite). ``retry_s``: how long a server that stops answering is waited for, retrying
-        with backoff, before a call fails with ``StoreUnavailableError`` (store/server_retry.py);
+        the fallbacks on Lite). ``frame_index``: the frame vectors' index type for a new store
+        (store/frame_index.py; None: HNSW), checked against an existing store's. ``retry_s``: how long a
+        server that stops answering is waited for, retrying with backoff, before a call fails with
+        ``StoreUnavailableError`` (store/server_retry.py);
         ``write_retry_s``: the same for writes, when it differs (a service answers searches fast but lets its
         ingest job wait as long as an index job would)."""
         from pymilvus import MilvusClient  # imported here: importing pymilvus costs ~0.5 s
@@ -152,6 +157,8 @@ class VideoStore:
         self.caps = caps
         self.has_learned = caps.multi_vector  # whether the videos collection holds learned_vec
         self.has_merged = True  # whether the frames collection holds ``merged`` (stores before thinning do not)
+        self.requested_index = frame_index_of(frame_index) if frame_index else None
+        self.frame_index = self.requested_index or FrameIndex("HNSW")
         if self.client.has_collection(self.meta):
             self._load()
 
@@ -199,6 +206,7 @@ class VideoStore:
         if self.client.has_collection(self.frames):
             fields = {f["name"] for f in self.client.describe_collection(self.frames)["fields"]}
             self.has_merged = "merged" in fields
+            self.frame_index = FrameIndex(str(self.client.describe_index(self.frames, "vec")["index_type"]).upper())
 
     def close(self) -> None:
         """Close the client and, for Milvus Lite, release the file lock now (not at process exit)."""
@@ -227,6 +235,12 @@ class VideoStore:
         if existing is not None:
             check_same_model(existing, stamp, self.uri)
             self.dim = int(existing["embed_dim"])
+            if self.requested_index and self.requested_index != self.frame_index:
+                raise StoreError(
+                    f"store {self.uri} indexes its frames with {self.frame_index.index_type}, not "
+                    f"{self.requested_index.index_type}: a store's index is chosen when it is created; leave "
+                    "--frame-index out for this store, or index into a new --store"
+                )
             return
         self._create(stamp)
 
@@ -268,7 +282,8 @@ class VideoStore:
         s.add_field("merged", DataType.INT64)
         s.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
         ip = c.prepare_index_params()
-        ip.add_index("vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
+        fi = self.frame_index
+        ip.add_index("vec", index_type=fi.index_type, metric_type="IP", params=fi.build_params(dim))
         c.create_collection(self.frames, schema=s, index_params=ip, consistency_level=CONSISTENCY)
         self.has_merged = True
 
@@ -512,7 +527,7 @@ class VideoStore:
                 filter=filter,
                 group_by_field="video_id",
                 output_fields=fields,
-                search_params={"metric_type": "IP", "params": {"ef": max(64, k * 4)}},
+                search_params={"metric_type": "IP", "params": self.frame_index.search_params(k * 4)},
             )
             return [[{"score": float(h["distance"]), **h["entity"]} for h in hits] for hits in res]
         limit, found = min(k * GROUP_FANOUT, QUERY_LIMIT), None
@@ -524,7 +539,7 @@ class VideoStore:
                 anns_field="vec",
                 filter=filter,
                 output_fields=fields,
-                search_params={"metric_type": "IP", "params": {"ef": limit}},
+                search_params={"metric_type": "IP", "params": self.frame_index.search_params(limit)},
             )
             hits = [[{"score": float(h["distance"]), **h["entity"]} for h in q_hits] for q_hits in res]
             grouped = [best_per_video(h, k) for h in hits]

@@ -224,3 +224,12 @@ def test_cli_thin_and_info(tmp_path, tiny_clip):
     assert r.exit_code == 2 and "in (0, 1]" in r.output
     r = runner.invoke(app, ["thin", "--store", str(tmp_path / "empty.db"), "--threshold", "0.9"])
     assert r.exit_code == 2 and "is empty" in r.output
+
+
+def test_best_moment_counts_rows_not_the_frames_they_stand_for():
+    from vidseek.retrieval.search import best_moment
+
+    frames = {"t_start": np.array([0.0, 3.0, 6.0]), "t_end": np.array([3.0, 6.0, 7.0]), "t": np.array([1.5, 4.5, 6.5])}
+    # three rows standing for 3 + 3 + 1 frames, the best one last: the moment must not walk past the rows
+    assert best_moment(np.array([0.1, 0.2, 0.9]), np.array([3.0, 3.0, 1.0]), frames) == (6.0, 7.0, 6.5)
+    assert best_moment(np.array([0.9, 0.89, 0.1]), np.array([3.0, 3.0, 1.0]), frames) == (0.0, 6.0, 1.5)

@@ -87,6 +87,11 @@ def index(
         help="thin: merge consecutive frames whose cosine to a run's first is ≥ this (0.95: near-duplicates) "
         "into one row spanning them; default: the store's recorded threshold, or none",
     ),
+    frame_index: Optional[str] = typer.Option(
+        None,
+        help="a new store's frame index: HNSW (default), IVF_FLAT, IVF_SQ8, IVF_PQ or DISKANN (compressed, "
+        "for large libraries on a Milvus server; docs/scale.md)",
+    ),
     device: str = typer.Option(IX.device, help="auto | cpu | cuda"),
     store_retry: float = typer.Option(
         IX.store_retry_s, help="server stores: seconds to wait for a server that stops answering"
@@ -121,6 +126,7 @@ def index(
         decode_timeout_per_s=decode_timeout_per_s,
         store_retry_s=store_retry,
         merge_similar=merge_similar,
+        frame_index=frame_index,
     )
     try:
         summary = run_index(cfg)
