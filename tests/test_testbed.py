@@ -212,3 +212,19 @@ def test_training_world_can_exclude_an_eval_worlds_pairs(world, tmp_path):
     for clip in m["clips"]:  # nor may a clip hold both objects of an excluded pair at all
         types = [type_key(t) for t in clip["tracks"]]
         assert not any(frozenset((a, b)) in excluded for a in types for b in types if a != b), clip["video"]
+
+
+@pytest.mark.ray
+def test_thinning_table_on_a_small_world(world, tmp_path):
+    """`vidseek testbed thinning`'s table: thinned copies of the indexed world, searched the same way. At
+    threshold 1 only exact duplicates merge, so every metric equals the unthinned row's."""
+    from vidseek.apps.testbed.thinning_eval import format_thinning, thinning_table
+
+    d, _ = world
+    result = thinning_table(d, str(tmp_path / "w.db"), [1.0, 0.9], footage=None)
+    none, exact, near = result["rows"]
+    assert none["threshold"] is None and exact["rows_before"] == none["rows_after"]
+    assert near["rows_after"] < exact["rows_after"] <= none["rows_after"]
+    assert exact["table"] == none["table"]
+    text = format_thinning(result)
+    assert "| none |" in text and "| 0.9 |" in text and f"{none['rows_after']}" in text

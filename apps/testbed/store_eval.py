@@ -162,7 +162,7 @@ def format_table(result: dict) -> str:
     timed = [f for f in fams if any("n_moments" in row.get(f, {}) for row in result["table"].values())]
     if timed:  # where the hit points, against the measured presence of what the query names
         lines.append("\nmoments (retrieval/moments.py)\n")
-        cols = ("overlap@10", "overlap|top10", "median err s", "R@1 IoU≥.5")
+        cols = ("overlap@10", "overlap\\|top10", "median err s", "R@1 IoU≥.5")
         keys = ("overlap@10", "overlap|top10", "median_err_s", "R@1 IoU≥0.5")
         lines.append("| config | " + " | ".join(f"{f} {c}" for f in timed for c in cols) + " |")
         lines.append("|---|" + "---:|" * (len(cols) * len(timed)))

@@ -87,12 +87,11 @@ def footage_rows(videos: list[Path], thresholds: list[float], tmp: Path, samplin
 def format_thinning(result: dict) -> str:
     fams = ["content", "brief", "order"]
     base = result["rows"][0]["rows_after"]
-    head = "| threshold | frame rows | fewer | " + " | ".join(
-        f"{c} {f} R@1" for c in ("default", "qw τ=0.1", "mean", "max") for f in fams
-    )
-    head += " | default brief overlap|top10 | default brief median err s | default brief overlap@10 |"
+    cols = ["threshold", "frame rows", "fewer"]
+    cols += [f"{c} {f} R@1" for c in ("default", "qw τ=0.1", "mean", "max") for f in fams]
+    cols += ["default brief overlap\\|top10", "default brief median err s", "default brief overlap@10"]
     names = {"default": "query-weighted:0.1+rerank", "qw τ=0.1": "query-weighted:0.1", "mean": "mean", "max": "max"}
-    lines = [head, "|---|" + "---:|" * (head.count("|") - 2)]
+    lines = ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
     for r in result["rows"]:
         t = r["table"]
         cells = [
