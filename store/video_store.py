@@ -54,6 +54,9 @@ FRAME_READ = ["video_id", "idx", "t", "t_start", "t_end", "norm", "vec", "merged
 ID_LEN, PATH_LEN, ERR_LEN = 64, 4096, 2048
 PAGE = 4096
 QUERY_LIMIT = 16_384  # Milvus' largest offset + limit of one query
+# Reads pass ``strict_float32=True``: pymilvus then decodes a result's float vectors into one numpy array and
+# hands out row views of it; otherwise it slices the protobuf field into a list of Python floats per row
+# (measured on Lite, 6,000 rows × 512-d: 0.08–0.13 s against 0.57–1.15 s).
 # Every read sees every write acknowledged before it (a server's default, "Bounded", may lag by seconds): a
 # video counts as done only when its rows are visible to search, and a delete before a re-insert. The
 # writer's inserts are durable once acknowledged (Milvus' write-ahead log); no explicit flush is needed.
@@ -429,7 +432,9 @@ class VideoStore:
 
     # -- reads ------------------------------------------------------------------------------------
     def iter_query(self, collection: str, filter: str, fields: list[str]) -> Iterator[dict]:
-        it = self.client.query_iterator(collection, batch_size=PAGE, filter=filter, output_fields=fields)
+        it = self.client.query_iterator(
+            collection, batch_size=PAGE, filter=filter, output_fields=fields, strict_float32=True
+        )
         try:
             while batch := it.next():
                 yield from batch
@@ -447,7 +452,10 @@ class VideoStore:
         out: dict[str, dict] = {}
         for i in range(0, len(video_ids), 512):
             rows = self.client.query(
-                self.videos, filter=in_list("video_id", video_ids[i : i + 512]), output_fields=fields
+                self.videos,
+                filter=in_list("video_id", video_ids[i : i + 512]),
+                output_fields=fields,
+                strict_float32=True,
             )
             out.update({r["video_id"]: {**r, **fill} for r in rows})
         return out
@@ -474,7 +482,9 @@ class VideoStore:
         for i in range(0, len(video_ids), 256):
             expr = in_list("video_id", video_ids[i : i + 256])
             # One plain query per 256 videos (an iterator costs extra round trips); page only when it fills.
-            part = self.client.query(self.frames, filter=expr, output_fields=fields, limit=QUERY_LIMIT)
+            part = self.client.query(
+                self.frames, filter=expr, output_fields=fields, limit=QUERY_LIMIT, strict_float32=True
+            )
             rows.extend(part if len(part) < QUERY_LIMIT else self.iter_query(self.frames, expr, fields))
         out = group_frame_rows(rows)
         for f in out.values():
