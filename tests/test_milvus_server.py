@@ -202,43 +202,52 @@ def test_serve_and_a_separate_index_process_share_one_server(milvus, tmp_path):
 
 
 # DISKANN is left out: the 2.3.5 wheel ships with queryNode.enableDisk false and never builds it (docs/scale.md)
-@pytest.mark.parametrize("index_type", ["IVF_SQ8", "IVF_PQ"])
-def test_compressed_frame_indexes_are_built_searched_and_thinned(milvus, index_type, tiny_clip):
+COMPRESSED = ("IVF_SQ8", "IVF_PQ")
+
+
+def test_compressed_frame_indexes_are_built_searched_and_thinned(milvus, tiny_clip):
     """A large library's frame index (docs/scale.md): built by the server on a sealed segment, searched with
-    its own parameters, and thinned in place like any store."""
+    its own parameters, and thinned in place like any store. Both stores are written first, so the server
+    builds their indexes at the same time."""
     from vidseek.store.thin import thin_store
 
     rng = np.random.default_rng(0)
     dim = tiny_clip.embed_dim
     stamp = tiny_clip.stamp()
-    prefix = f"idx_{index_type.lower()}"
-    with VideoStore(milvus, prefix=prefix, frame_index=index_type) as store:
-        store.ensure_model(stamp)
-        ids = [f"v{i:03d}" for i in range(100)]
-        target = rng.normal(size=dim).astype(np.float32)
-        for vid in ids:  # 30 frames each, in runs of 3 exact duplicates: 3,000 rows
-            f = np.repeat(rng.normal(size=(10, dim)), 3, axis=0).astype(np.float32)
-            if vid == "v042":
-                f[12:15] = target
-            n = np.arange(30)
-            store.insert_frames(vid, n, n + 0.5, n * 1.0, n + 1.0, f)
-        store.upsert_videos([{"video_id": v, "path": f"/{v}.mp4", "mean_vec": rng.normal(size=dim)} for v in ids])
-        store.client.flush(store.frames)
-        info = store.client.describe_index(store.frames, "vec")
-        assert info["index_type"] == index_type
-        for _ in range(120):  # the server builds the index on the sealed segment
-            info = store.client.describe_index(store.frames, "vec")
-            if info["indexed_rows"] == 3000:
-                break
-            time.sleep(0.5)
-        assert info["indexed_rows"] == 3000, info
-        q = (target / np.linalg.norm(target))[None]
-        assert store.search_frames_grouped(q, 5)[0][0]["video_id"] == "v042"
-        report = thin_store(store, 1.0)
-        assert (report.rows_before, report.rows_after) == (3000, 1000)
-        assert store.search_frames_grouped(q, 5)[0][0]["video_id"] == "v042"
-    with VideoStore(milvus, prefix=prefix) as store:  # the index type is the store's, read back on open
-        assert store.frame_index.index_type == index_type
-    with pytest.raises(StoreError, match=f"indexes its frames with {index_type}, not HNSW"):
-        with VideoStore(milvus, prefix=prefix, frame_index="HNSW") as store:
+    target = rng.normal(size=dim).astype(np.float32)
+    ids = [f"v{i:03d}" for i in range(100)]
+    stores = {ix: VideoStore(milvus, prefix=f"idx_{ix.lower()}", frame_index=ix) for ix in COMPRESSED}
+    try:
+        for store in stores.values():
             store.ensure_model(stamp)
+            for vid in ids:  # 30 frames each, in runs of 3 exact duplicates: 3,000 rows
+                f = np.repeat(rng.normal(size=(10, dim)), 3, axis=0).astype(np.float32)
+                if vid == "v042":
+                    f[12:15] = target
+                n = np.arange(30)
+                store.insert_frames(vid, n, n + 0.5, n * 1.0, n + 1.0, f)
+            store.upsert_videos([{"video_id": v, "path": f"/{v}.mp4", "mean_vec": rng.normal(size=dim)} for v in ids])
+            store.client.flush(store.frames)
+        deadline = time.monotonic() + 120
+        for ix, store in stores.items():
+            while True:  # the server builds the index on the sealed segment
+                info = store.client.describe_index(store.frames, "vec")
+                if info["indexed_rows"] == 3000 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert info["index_type"] == ix and info["indexed_rows"] == 3000, info
+        q = (target / np.linalg.norm(target))[None]
+        for store in stores.values():
+            assert store.search_frames_grouped(q, 5)[0][0]["video_id"] == "v042"
+            report = thin_store(store, 1.0)
+            assert (report.rows_before, report.rows_after) == (3000, 1000)
+            assert store.search_frames_grouped(q, 5)[0][0]["video_id"] == "v042"
+    finally:
+        for store in stores.values():
+            store.close()
+    for ix in COMPRESSED:
+        with VideoStore(milvus, prefix=f"idx_{ix.lower()}") as store:  # the index type is the store's, read back
+            assert store.frame_index.index_type == ix
+        with pytest.raises(StoreError, match=f"indexes its frames with {ix}, not HNSW"):
+            with VideoStore(milvus, prefix=f"idx_{ix.lower()}", frame_index="HNSW") as store:
+                store.ensure_model(stamp)

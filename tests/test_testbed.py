@@ -215,12 +215,13 @@ def test_training_world_can_exclude_an_eval_worlds_pairs(world, tmp_path):
 
 
 @pytest.mark.ray
-def test_thinning_table_on_a_small_world(world, tmp_path):
+def test_thinning_table_on_a_small_world(tmp_path):
     """`vidseek testbed thinning`'s table: thinned copies of the indexed world, searched the same way. At
     threshold 1 only exact duplicates merge, so every metric equals the unthinned row's."""
     from vidseek.apps.testbed.thinning_eval import format_thinning, thinning_table
 
-    d, _ = world
+    d = tmp_path / "world"
+    generate_world(d, seed=11, n_content=3, n_brief=1, n_order=1)  # every family, 128 s of video
     result = thinning_table(d, str(tmp_path / "w.db"), [1.0, 0.9], footage=None)
     none, exact, near = result["rows"]
     assert none["threshold"] is None and exact["rows_before"] == none["rows_after"]
