@@ -24,7 +24,7 @@ from vidseek.retrieval.backends import SearchBackend, StoreBackend, where_for
 from vidseek.retrieval.frame_cache import FrameCache
 from vidseek.retrieval.fusion import rerank
 from vidseek.retrieval.params import DEFAULTS, SearchParams  # noqa: F401 — re-exported
-from vidseek.store.video_store import StoreError, VideoStore, check_same_model
+from vidseek.store.video_store import SEARCH_CONSISTENCY, StoreError, VideoStore, check_same_model
 
 MOMENT_SLACK = 0.1
 
@@ -65,6 +65,7 @@ class Searcher:
         ``frame_cache(store, max_vectors)``: another cache of candidates' frames (the service's is safe under
         concurrent writes); the default is a plain ``FrameCache``."""
         self.store = VideoStore(store) if isinstance(store, str) else store
+        self.store.search_consistency = SEARCH_CONSISTENCY  # no Strong-timestamp wait per call (video_store.py)
         self.frames = (
             frame_cache(self.store, cache_vectors) if frame_cache else FrameCache(self.store.frames_of, cache_vectors)
         )

@@ -55,8 +55,8 @@ def compare(field: str, op: str, value: str | int | float | bool) -> str:
 
 def in_list(field: str, values: Iterable[str | int]) -> str:
     vals = list(values)
-    if not vals:
-        return "false"
+    if not vals:  # matches nothing; a bare `false` is refused by Milvus 2.3 ("predicate is not a boolean expression")
+        return f"{field} in []"
     return f"{field} in [{', '.join(literal(v) for v in vals)}]"
 
 

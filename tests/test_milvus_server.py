@@ -13,23 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from milvus_server import MilvusServer
 
 from vidseek.store.video_store import StoreError, VideoStore
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 MILVUS_PORTS = (19530, 19529, 19531, 9091, 2379, 2380, 53100, 21121, 21123, 21124, 13333, 22930)
-
-
-@pytest.fixture(scope="module")
-def milvus(tmp_path_factory):
-    why = MilvusServer.unavailable()
-    if why:
-        pytest.skip(f"no Milvus server here: {why}")
-    server = MilvusServer(tmp_path_factory.mktemp("milvus-data"))
-    uri = server.start()
-    yield uri
-    server.stop()
 
 
 def _other_addresses() -> list[str]:

@@ -22,9 +22,12 @@ from vidseek.retrieval.search import Hit, Searcher
 from vidseek.store.video_store import VideoStore
 
 
-@pytest.fixture(scope="module")
-def planted_uri(tmp_path_factory, tiny_clip):
-    uri = str(tmp_path_factory.mktemp("rr") / "p.db")
+@pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=[pytest.mark.server, pytest.mark.slow])])
+def planted_uri(request, tmp_path_factory, tiny_clip):
+    """Milvus Lite, and a real Milvus 2.3.5 server of this module's own (the CLI's default prefix)."""
+    uri = (
+        request.getfixturevalue("milvus") if request.param == "server" else str(tmp_path_factory.mktemp("rr") / "p.db")
+    )
     build_planted_store(uri, tiny_clip)
     return uri
 

@@ -12,13 +12,20 @@ from vidseek.store.filters import parse_user_filter
 from vidseek.store.video_store import StoreError, VideoStore
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["store", "in-memory"])
+@pytest.fixture(
+    scope="module",
+    params=["store", "in-memory", pytest.param("server", marks=[pytest.mark.server, pytest.mark.slow])],
+)
 def planted(request, tmp_path_factory, tiny_clip):
-    """Every test runs on both search paths: Milvus for each call, and the in-memory replica."""
-    uri = str(tmp_path_factory.mktemp("planted") / "p.db")
+    """Every test runs on each search path: Milvus Lite for each call, the in-memory replica, and a real
+    Milvus 2.3.5 server (frames grouped by vidseek, no learned vectors: store/server_caps.py)."""
     meta = {"brief": {"genre": "sport", "year": 2020}, "diffuse": {"genre": "news", "year": 2019}}
-    videos = build_planted_store(uri, tiny_clip, metadata=meta)
-    searcher = Searcher(uri, clip=tiny_clip, in_memory=request.param)
+    if request.param == "server":
+        uri, prefix = request.getfixturevalue("milvus"), "planted"
+    else:
+        uri, prefix = str(tmp_path_factory.mktemp("planted") / "p.db"), "vidseek"
+    videos = build_planted_store(uri, tiny_clip, metadata=meta, prefix=prefix)
+    searcher = Searcher(VideoStore(uri, prefix), clip=tiny_clip, in_memory=request.param == "in-memory")
     yield searcher, videos
     searcher.store.close()
 

@@ -764,6 +764,7 @@ def test_page_health_and_schema(api):
     assert api.get("/healthz").json() == {"status": "ok"}
     info = api.get("/info").json()
     assert info["videos"] == 6 and info["frames"] == 120 and info["model"]["model"] == "tiny-random"
+    assert info["thinning"] is None  # every sampled frame is a row
     paths = api.get("/openapi.json").json()["paths"]
     assert {
         "/search",

@@ -128,11 +128,11 @@ def create_app(
     def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
-    @app.get("/info", summary="What the store holds: model, videos by status, frames")
+    @app.get("/info", summary="What the store holds: model, videos by status, frames, thinning")
     def info() -> dict[str, Any]:
         s = svc.store
         if s.dim is None:
-            return {"model": None, "videos": 0, "ok": 0, "failed": 0, "frames": 0}
+            return {"model": None, "videos": 0, "ok": 0, "failed": 0, "frames": 0, "thinning": None}
         stamp = s.model_stamp() or {}
         return {
             "model": {k: stamp.get(k) for k in ("model", "weights", "embed_dim")},
@@ -140,6 +140,7 @@ def create_app(
             "ok": s.count(filter='status == "ok"'),
             "failed": s.count(filter='status == "failed"'),
             "frames": s.count_frames(),
+            "thinning": s.thinning(),  # {"threshold": T} once the store's frame rows are merged (`vidseek thin`)
         }
 
     # -- search -------------------------------------------------------------------------------------------
