@@ -47,6 +47,11 @@ class FrameTable:
     def __len__(self) -> int:
         return len(self.idx)
 
+    def take(self, sel: np.ndarray) -> "FrameTable":
+        return FrameTable(
+            self.idx[sel], self.t[sel], self.t_start[sel], self.t_end[sel], self.vectors[sel], self.merged[sel]
+        )
+
 
 def merge_runs(unit: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """[start, end) of each run of rows whose unit vectors [n, D] stay within ``threshold`` of the run's first."""

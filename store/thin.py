@@ -75,9 +75,7 @@ def _thin_video(store: VideoStore, vid: str, f: dict, keys: list[str], threshold
     changed = np.array([before.get(int(i)) != int(m) for i, m in zip(thin.idx, thin.merged)], dtype=bool)
     sel = np.flatnonzero(changed)
     # merged rows first: until the members are deleted, readers skip them as inside a merged row's span
-    store.upsert_frames(
-        vid, thin.idx[sel], thin.t[sel], thin.t_start[sel], thin.t_end[sel], thin.vectors[sel], thin.merged[sel]
-    )
+    store.upsert_frames(vid, thin.take(sel))
     keep = {frame_pk(vid, i) for i in thin.idx}
     store.delete_frame_rows([k for k in keys if k not in keep])
 

@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from vidseek.operators.model_stamp import stamp_diff
+from vidseek.operators.thinning import FrameTable
 from vidseek.store.filters import in_list, quote
 from vidseek.store.frame_index import FrameIndex
 from vidseek.store.frame_index import frame_index as frame_index_of
@@ -353,22 +354,16 @@ class VideoStore:
         self.client.insert(self.frames, rows)
         return len(rows)
 
-    def upsert_frames(
-        self,
-        video_id: str,
-        idx: np.ndarray,
-        t: np.ndarray,
-        t_start: np.ndarray,
-        t_end: np.ndarray,
-        vectors: np.ndarray,
-        merged: np.ndarray,
-    ) -> int:
+    def upsert_frames(self, video_id: str, rows: FrameTable) -> int:
         """Replace frame rows by key (thinning rewrites a run's first row as the merged row)."""
-        if not len(idx):
+        if not len(rows):
             return 0
         self.require_merged()
-        self.client.upsert(self.frames, self._frame_rows(video_id, idx, t, t_start, t_end, vectors, merged))
-        return len(idx)
+        self.client.upsert(
+            self.frames,
+            self._frame_rows(video_id, rows.idx, rows.t, rows.t_start, rows.t_end, rows.vectors, rows.merged),
+        )
+        return len(rows)
 
     def _frame_rows(self, video_id, idx, t, t_start, t_end, vectors, merged) -> list[dict]:
         rows = frame_rows(video_id, idx, t, t_start, t_end, vectors, merged)

@@ -145,7 +145,7 @@ def test_a_thinning_stopped_midway_reads_right_and_a_rerun_finishes_it(tmp_path,
         # what thin_store does per video, stopped after the merged rows are written, before any delete
         for vid, f in full.items():
             thin = merge_similar(table(f), 1.0)
-            s.upsert_frames(vid, thin.idx, thin.t, thin.t_start, thin.t_end, thin.vectors, thin.merged)
+            s.upsert_frames(vid, thin)
         assert s.count_frames() == sum(RUNS) * len(full)  # the fault really happened: every member is still there
         midway = s.frames_of(list(full))
         for vid, f in full.items():
