@@ -44,7 +44,9 @@ def test_a_stalled_decode_times_out_and_a_fresh_child_takes_the_next_video(h264_
         time.sleep(0.2)
         t = time.monotonic()
         frames, end = _rows(list(iso.iter_video(str(h264_mp4), "stalled")))
-        assert 1.9 < time.monotonic() - t < 10
+        elapsed = time.monotonic() - t
+        # not before the 2 s limit (a clock fact, not a speed); the upper bound only says it did not hang
+        assert elapsed >= 1.9 and elapsed < 60, elapsed
         assert end.status == "failed" and end.error == (
             f"{h264_mp4}: timeout after 2 s (decoding did not finish; raise --decode-timeout if the file is fine "
             "but slow)"
