@@ -29,6 +29,8 @@ def role(cmd: str, is_me: bool) -> str:
     """A process's part in the job, from its command line (Ray sets actor titles like ``ray::MapWorker(…)``)."""
     if is_me:
         return "driver"
+    if "vidseek.operators.isolated_decode" in cmd:  # a decode worker's child (operators/isolated_decode.py)
+        return "decode child process"
     m = re.search(r"MapBatches\((\w+)\)", cmd)
     if m:
         return f"stage {m.group(1)}"

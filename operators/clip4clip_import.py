@@ -24,11 +24,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import open_clip
 import torch
 
 from vidseek.operators.heads import save_head
+from vidseek.operators.models import open_clip_module
 from vidseek.operators.temporal import SeqLSTMHead, SeqTransfHead
+
+open_clip = open_clip_module()  # open_clip, with vidseek's built-in architectures added
 
 IGNORED = ("input_resolution", "context_length", "vocab_size")  # JIT-export metadata, not weights
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import open_clip
 import torch
 
 from vidseek.operators.device import (
@@ -28,11 +27,14 @@ from vidseek.operators.models import (
     ModelLoadError,
     check_pretrained_available,
     get_model_entry,
+    open_clip_module,
     pretrained_failure_message,
     resolve_pretrained,
 )
 from vidseek.operators.preprocess import PreprocessConfig, normalize_frames, resize_frames_torch
 from vidseek.operators.text_encode import encode_text
+
+open_clip = open_clip_module()  # open_clip, with vidseek's built-in architectures added
 
 log = logging.getLogger(__name__)
 

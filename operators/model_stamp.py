@@ -32,3 +32,13 @@ IDENTITY_KEYS = ("model", "weights", "embed_dim", "preprocess")  # what makes tw
 def stamp_diff(a: dict, b: dict) -> dict[str, tuple]:
     """Fields on which two model stamps (``LoadedClip.stamp()``) disagree: {key: (a's, b's)}."""
     return {k: (a.get(k), b.get(k)) for k in IDENTITY_KEYS if a.get(k) != b.get(k)}
+
+
+def requested_identity(model: str, pretrained: str | None) -> dict:
+    """The part of a model stamp known from the request alone (no model built, no open_clip import):
+    ``model``, ``weights`` and ``pretrained``. ``embed_dim`` and ``preprocess`` need the model
+    (``LoadedClip.stamp()``); the index job takes them from the store and the CLIP actor checks them."""
+    from vidseek.operators.models import resolve_pretrained
+
+    resolved = resolve_pretrained(model, pretrained)
+    return {"model": model, "weights": weights_identity(resolved), "pretrained": resolved}

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import open_clip
-
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 HUB_HOST = ("huggingface.co", 443)
 
@@ -32,6 +30,19 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+# Built-in architectures, handed to open_clip on its first use: a process that only needs a model's name
+# and weights (the index job's driver, docs/architecture.md "A job's fixed costs") never imports open_clip (~7 CPU-s).
+_PENDING_CONFIGS: dict[str, Path] = {}
+
+
+def open_clip_module():
+    """open_clip, with the built-in architectures added to it."""
+    import open_clip
+
+    while _PENDING_CONFIGS:
+        _arch, path = _PENDING_CONFIGS.popitem()
+        open_clip.add_model_config(str(path))
+    return open_clip
 
 
 class ModelLoadError(RuntimeError):
@@ -40,6 +51,7 @@ class ModelLoadError(RuntimeError):
 
 def register_model(entry: ModelEntry, config: dict | str | Path | None = None) -> None:
     """Register ``entry``; ``config`` (dict or JSON path) adds its open_clip architecture when new."""
+    open_clip = open_clip_module()
     if config is not None:
         if isinstance(config, dict):
             open_clip.factory._MODEL_CONFIGS[entry.arch] = config  # same effect as add_model_config(file)
@@ -52,13 +64,13 @@ def register_model(entry: ModelEntry, config: dict | str | Path | None = None) -
 
 def list_models() -> list[str]:
     """vidseek's registered names first, then every open_clip architecture."""
-    return sorted(_REGISTRY) + [m for m in open_clip.list_models() if m not in _REGISTRY]
+    return sorted(_REGISTRY) + [m for m in open_clip_module().list_models() if m not in _REGISTRY]
 
 
 def get_model_entry(name: str) -> ModelEntry:
     if name in _REGISTRY:
         return _REGISTRY[name]
-    if open_clip.get_model_config(name) is not None:
+    if open_clip_module().get_model_config(name) is not None:
         return ModelEntry(name=name, arch=name, default_pretrained="none")
     raise ModelLoadError(f"unknown model {name!r}; choose one of `vidseek models` (e.g. tiny-random, ViT-B-32)")
 
@@ -74,9 +86,10 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def resolve_pretrained(name: str, pretrained: str | None) -> str:
-    """The weights to load: explicit value, else the registry default."""
-    entry = get_model_entry(name)
-    return entry.default_pretrained if pretrained is None else pretrained
+    """The weights to load: explicit value, else the registry default (open_clip's own names: none)."""
+    if pretrained is not None:
+        return pretrained
+    return _REGISTRY[name].default_pretrained if name in _REGISTRY else get_model_entry(name).default_pretrained
 
 
 def check_pretrained_available(arch: str, pretrained: str) -> None:
@@ -85,7 +98,7 @@ def check_pretrained_available(arch: str, pretrained: str) -> None:
         return
     if pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")) or os.sep in pretrained:
         raise ModelLoadError(f"checkpoint file {pretrained!r} does not exist")
-    tags = open_clip.list_pretrained_tags_by_model(arch)
+    tags = open_clip_module().list_pretrained_tags_by_model(arch)
     if pretrained not in tags:
         raise ModelLoadError(
             f"model {arch!r} has no pretrained tag {pretrained!r}; known tags: {tags or 'none'}; "
@@ -111,7 +124,12 @@ def pretrained_failure_message(arch: str, pretrained: str, err: BaseException) -
     )
 
 
-register_model(
+def _register_builtin(entry: ModelEntry, config: Path) -> None:
+    _REGISTRY[entry.name] = entry
+    _PENDING_CONFIGS[entry.arch] = config
+
+
+_register_builtin(
     ModelEntry(
         name="tiny-random",
         arch="tiny-random",
@@ -126,7 +144,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # a seqTransf temporal head trained on the testbed world's order and content clips (apps/testbed/README.md)
 TESTBED_HEAD = WEIGHTS_DIR / "testbed_head.pt"
 
-register_model(
+_register_builtin(
     ModelEntry(
         name="testbed",
         arch="testbed",

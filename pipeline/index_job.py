@@ -25,15 +25,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
-from vidseek.operators.device import pick_device
-from vidseek.operators.encode import load_clip
-from vidseek.operators.heads import LearnedHead
 from vidseek.operators.isolated_decode import DecodeLimit
+from vidseek.operators.model_stamp import requested_identity
 from vidseek.operators.sampling import SamplingPlan
 from vidseek.operators.video_vectors import VideoVectors
 from vidseek.pipeline.faults import fault_hooks_from_env
 from vidseek.pipeline.index_config import IndexConfig
-from vidseek.pipeline.learned import apply_head_to_store
 from vidseek.pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
 from vidseek.pipeline.sources import VideoSource, discover
 from vidseek.store.thin import merge_threshold_for_job
@@ -177,6 +174,25 @@ def plan_job(store: VideoStore, sources: list[VideoSource], prune: bool, retry_f
     return IndexPlan(todo, len(sources) - len(todo), stale, pruned, len(replaced_ids))
 
 
+def job_stamp(cfg: IndexConfig, store: VideoStore, wanted: dict) -> tuple[dict, bool]:
+    """The model stamp this job writes under, and whether the CLIP actor must still confirm it.
+
+    A store that already holds ``wanted``'s model (same name and weights identity) gives its own stamp: the
+    driver then builds no model (importing open_clip and building one costs ~7 CPU-s, docs/pipeline.md
+    "Fixed costs"), and the CLIP actor, which builds the model anyway, checks ``embed_dim`` and
+    ``preprocess`` against the store's before it encodes a frame (pipeline/stages/encode.py). A new store,
+    or a store of another model, takes the stamp of the model built here; ``ensure_model`` names any
+    mismatch.
+    """
+    stored = store.model_stamp()
+    if stored is not None and all(stored.get(k) == wanted[k] for k in ("model", "weights")):
+        return {**stored, "pretrained": wanted["pretrained"]}, True
+    from vidseek.operators.encode import load_clip
+
+    clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # identity and preprocess only
+    return clip.stamp(), False
+
+
 def resolve_head(path: str | None) -> str | None:
     """A head checkpoint's absolute path (it must exist); None/"" -> no learned vectors."""
     if not path:
@@ -261,15 +277,13 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     plan_spec = SamplingPlan.parse(cfg.sampling)
     DecodeLimit(cfg.decode_timeout_s, cfg.decode_timeout_per_s)  # validate on the driver, before Ray starts
     if not cfg.address and cfg.device.startswith("cuda") and not cfg.num_gpus:
+        from vidseek.operators.device import pick_device
+
         pick_device(cfg.device)  # local Ray: this machine's GPUs are the job's; none -> a clear error now
     phases: dict[str, float] = {}
     sources = discover(cfg.source)
-    with _timed(phases, "model"):
-        clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # driver: identity and preprocess only
-        stamp, preprocess = clip.stamp(), clip.preprocess.as_dict()
-        del clip
+    wanted = requested_identity(cfg.model, cfg.pretrained)  # an unknown model fails here, before the store
     head_path = resolve_head(cfg.head)
-    head = LearnedHead(head_path, stamp) if head_path else None  # a head of another model fails here
 
     own = store is None
     # Milvus Lite is a directory on this node that one process may hold: the driver writes it itself,
@@ -279,6 +293,13 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     store = VideoStore(cfg.store, cfg.prefix, retry_s=cfg.store_retry_s, frame_index=cfg.frame_index) if own else store
     try:
         try:
+            with _timed(phases, "model"):
+                stamp, confirm_in_actor = job_stamp(cfg, store, wanted)
+            head = None
+            if head_path:
+                from vidseek.operators.heads import LearnedHead
+
+                head = LearnedHead(head_path, stamp)  # a head of another model fails here
             store.ensure_model(stamp)
             if head is not None and not store.has_learned:
                 raise JobError(str(store.no_learned_error()))  # refused here, before any video is decoded
@@ -291,9 +312,11 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
             if head is not None:  # videos indexed before this head: from stored frames, no decode or encode
                 todo_ids = {v.video_id for v in plan.todo}
                 skipped_ids = [v.video_id for v in sources if v.video_id not in todo_ids]
+                from vidseek.pipeline.learned import apply_head_to_store
+
                 reaggregated = apply_head_to_store(store, head, skipped_ids, only_missing=True) if skipped_ids else 0
-        finally:
-            phases["plan"] = time.perf_counter() - t_plan
+        finally:  # the store's part: its open, checks and resume planning (the model's own phase apart)
+            phases["plan"] = time.perf_counter() - t_plan - phases.get("model", 0.0)
         summary = IndexSummary(
             skipped=plan.skipped,
             pruned=len(plan.pruned),
@@ -307,7 +330,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
                 cfg,
                 plan.todo,
                 stamp,
-                preprocess,
+                confirm_in_actor,
                 str(plan_spec),
                 summary,
                 store if write_here else None,
@@ -325,7 +348,7 @@ def _run_stages(
     cfg: IndexConfig,
     todo: list[VideoSource],
     stamp: dict,
-    preprocess: dict,
+    confirm_stamp: bool,
     sampling: str,
     summary: IndexSummary,
     driver_store: VideoStore | None,
@@ -338,7 +361,7 @@ def _run_stages(
         started = _init_ray(cfg)
     try:
         with filtered_stderr():  # Ray's benign C++ error lines off the terminal (pipeline/quiet_ray.py)
-            _execute(cfg, todo, stamp, preprocess, sampling, summary, driver_store, head_path, observer)
+            _execute(cfg, todo, stamp, confirm_stamp, sampling, summary, driver_store, head_path, observer)
     finally:
         if started:
             with _timed(summary.phases, "ray_stop"):
@@ -351,7 +374,7 @@ def _execute(
     cfg: IndexConfig,
     todo: list[VideoSource],
     stamp: dict,
-    preprocess: dict,
+    confirm_stamp: bool,
     sampling: str,
     summary: IndexSummary,
     driver_store: VideoStore | None,
@@ -384,7 +407,7 @@ def _execute(
     ds = ds.map_batches(
         decode_batch,
         fn_kwargs={
-            "preprocess": preprocess,
+            "preprocess": stamp["preprocess"],
             "sampling": sampling,
             "chunk_frames": cfg.chunk_frames,
             "limit": (cfg.decode_timeout_s, cfg.decode_timeout_per_s),
@@ -401,6 +424,8 @@ def _execute(
             "device": cfg.device if res.encode.num_gpus else "cpu",
             "precision": cfg.precision,
             "batch_size": res.encode.batch_size,
+            "expected_stamp": stamp if confirm_stamp else None,
+            "store_uri": cfg.store,
         },
         **map_batches_kwargs(res.encode),
     )

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vidseek.operators.models import ModelEntry, register_model
-from vidseek.pipeline.index_job import IndexConfig, run_index
+from vidseek.pipeline.index_job import IndexConfig, JobError, run_index
 from vidseek.pipeline.sources import video_id_for
 from vidseek.retrieval.search import Searcher
 from vidseek.store.filters import parse_user_filter
@@ -168,6 +168,39 @@ def test_store_refuses_another_model(ray_local, library, tmp_path):
         run_index(IndexConfig(source=str(library), store=uri, model="tiny-random-seed1", progress=False))
     videos, _, total = store_rows(uri)
     assert len(videos) == 1 and total == 2  # nothing written by the refused job
+
+
+def test_the_clip_actor_refuses_a_store_whose_model_now_builds_another_space(ray_local, library, tmp_path, tiny_clip):
+    # The driver takes the stamp of a store that names the same model and weights without building the
+    # model (pipeline/index_job.py job_stamp); the CLIP actor, which builds it, must refuse one whose
+    # embedding space differs (as after an open_clip upgrade that changed the preprocessing).
+    uri = str(tmp_path / "x.db")
+    stamp = tiny_clip.stamp()
+    drifted = {**stamp, "preprocess": {**stamp["preprocess"], "mean": [0.5, 0.5, 0.5]}}
+    with VideoStore(uri) as st:
+        st.ensure_model(drifted)
+    with pytest.raises(JobError, match="builds another embedding space.*mean"):
+        run_index(IndexConfig(source=str(library), store=uri, progress=False))
+    videos, _, total = store_rows(uri)
+    assert (len(videos), total) == (0, 0)  # refused before a frame was written
+
+
+def test_a_driver_indexing_into_its_models_store_never_imports_torch(ray_local, library, tmp_path):
+    # What a job's driver pays before Ray starts (docs/architecture.md "A job's fixed costs"): with the store already
+    # holding this model, neither the plan nor naming the stages imports torch or open_clip (~7 CPU-s).
+    uri = str(tmp_path / "x.db")
+    run_index(IndexConfig(source=str(library / "a.mp4"), store=uri, progress=False))
+    child = (
+        "import json, sys\n"
+        "from vidseek.pipeline.index_job import IndexConfig, run_index\n"
+        "from vidseek.pipeline.stages.encode import EncodeStage\n"
+        "from vidseek.pipeline.stages.write import WriteStage\n"
+        f"s = run_index(IndexConfig(source={str(library / 'a.mp4')!r}, store={uri!r}, progress=False))\n"
+        "print(json.dumps([s.skipped, [m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules]]))\n"
+    )
+    out = subprocess.run(["python", "-c", child], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.splitlines()[-1]) == [1, []]
 
 
 def test_learned_head_at_index_time_and_added_later(ray_local, library, tmp_path, tiny_clip):

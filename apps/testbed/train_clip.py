@@ -27,16 +27,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import open_clip
 import torch
 import torch.nn.functional as F
 
-import vidseek.operators.models  # noqa: F401  (registers the testbed architecture with open_clip)
 from vidseek.apps.testbed.render import COLOURS
 from vidseek.apps.testbed.world import TYPES, frame_objects, generate_training_world, phrase, type_key
 from vidseek.operators.contrastive import symmetric_infonce
 from vidseek.operators.decode import VideoDecoder
+from vidseek.operators.models import open_clip_module
 from vidseek.operators.preprocess import PreprocessConfig, normalize_frames
+
+open_clip = open_clip_module()  # open_clip, with vidseek's built-in architectures added
 
 ARCH = "testbed"
 TRAIN_WORLD_SEED_OFFSET = 1000
