@@ -3,14 +3,20 @@
 Each job runs in a fresh process (cold imports, as `vidseek index` pays them), on a small library (the
 fixed costs dominate it), and reports `IndexSummary.phases` (pipeline/index_job.py):
 
-  import       `import vidseek.pipeline.index_job` (torch, open_clip, numpy; Ray is imported later)
-  model        the driver's model load, for the identity stamp and the preprocess config
-  plan         store open, model check and resume planning against the store
+  import       `import vidseek.pipeline.index_job` (numpy, PyAV, pymilvus' client; not torch or open_clip)
+  model        the driver's model build for the store's stamp: only for a new store (or another model's);
+               a store that holds the job's model gives its own stamp, which the CLIP actor confirms
+  plan         store open, checks and resume planning against the store
   ray_start    `ray.init` (local Ray: GCS, raylet, workers)
-  first_video  streaming start → first finished video (actor start-up, worker imports, model load in the
-               CLIP actor, pipeline fill)
+  first_video  streaming start → first finished video (Ray Data's helper actors, worker start-up, the CLIP
+               actor importing torch + open_clip and building the model, pipeline fill)
   ray_stop     `ray.shutdown` and its temp dir
-and the job's wall clock against the streaming time (the rest is fixed cost).
+
+Three jobs in a row on one store: the first half of the library into a new store, the second half into
+that store (an incremental job: the one a library that grows runs every day), and the whole library again
+(nothing to do: no Ray). Beside them, the floor any job built on local Ray Data pays on this machine: a
+fresh process that imports Ray, starts it, runs a one-block ``map_batches`` through an actor pool and
+stops it (``--no-floor`` skips it).
 
     python bench/fixed_costs.py --model tiny-random
     python bench/fixed_costs.py --model ViT-B-32 --json
@@ -38,22 +44,63 @@ from vidseek.pipeline.index_job import IndexConfig, run_index
 t_import = time.perf_counter() - t0
 s = run_index(IndexConfig(source=sys.argv[1], store=sys.argv[2], model=sys.argv[3], progress=False))
 print(json.dumps({"import": t_import, **s.phases, "job_wall": s.wall_s, "process_wall": time.perf_counter() - t0,
-                  "indexed": s.indexed, "frames": s.frames}))
+                  "indexed": s.indexed, "skipped": s.skipped, "frames": s.frames,
+                  "torch_imported": "torch" in sys.modules}))
 """
+# Ray's own floor: what a Ray Data job with an actor stage pays here before any work of ours
+FLOOR = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+import ray
+t_import = time.perf_counter() - t0
+t = time.perf_counter()
+ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _temp_dir=sys.argv[1], _node_ip_address="127.0.0.1",
+         log_to_driver=False, configure_logging=False)
+t_init = time.perf_counter() - t
+class Same:
+    def __call__(self, batch):
+        return batch
+ctx = ray.data.DataContext.get_current()
+ctx.enable_progress_bars = False
+ctx.print_on_execution_start = False
+t = time.perf_counter()
+n = sum(1 for _ in ray.data.from_items([{"x": 1}]).map_batches(Same, concurrency=1).iter_rows())
+t_run = time.perf_counter() - t
+t = time.perf_counter()
+ray.shutdown()
+print(json.dumps({"import": t_import, "ray_start": t_init, "first_video": t_run, "ray_stop": time.perf_counter() - t,
+                  "process_wall": time.perf_counter() - t0}))
+"""
+PARTS = ["import", "model", "plan", "ray_start", "first_video", "ray_stop"]
 
 
-def one_job(lib: Path, store: str, model: str) -> dict:
+def _child(args: list[str]) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(lib), store, model, str(ROOT.parent)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    out = subprocess.run([sys.executable, "-c", *args], env=env, capture_output=True, text=True, timeout=900)
     if out.returncode:
         raise SystemExit(f"the job failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def one_job(lib: Path, store: str, model: str) -> dict:
+    return _child([CHILD, str(lib), store, model, str(ROOT.parent)])
+
+
+def ray_floor(tmp: str) -> dict:
+    return _child([FLOOR, str(Path(tmp) / "ray-floor")])
+
+
+def halves(lib: Path, tmp: Path) -> tuple[Path, Path]:
+    """Two folders of links to the library's first and second half."""
+    videos = sorted(lib.glob("*.mp4"))
+    out = []
+    for name, part in (("first", videos[: len(videos) // 2]), ("second", videos[len(videos) // 2 :])):
+        d = tmp / name
+        d.mkdir()
+        for v in part:
+            (d / v.name).symlink_to(v)
+        out.append(d)
+    return out[0], out[1]
 
 
 def main() -> None:
@@ -62,24 +109,37 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--media", default=os.environ.get("VIDSEEK_BENCH_MEDIA", "/tmp/vidseek-bench-media"))
+    ap.add_argument("--no-floor", action="store_true", help="skip the bare Ray Data job")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.videos < 2:
+        ap.error("--videos must be at least 2 (a new-store job and an incremental job)")
     lib = make_library(Path(args.media), "360p", args.videos, args.seconds)
     with tempfile.TemporaryDirectory(prefix="vidseek-fixed-") as tmp:
-        fresh = one_job(lib, str(Path(tmp) / "a.db"), args.model)  # an empty store: every video indexed
-        resumed = one_job(lib, str(Path(tmp) / "a.db"), args.model)  # the same again: all skipped, no Ray
-    fixed = fresh["process_wall"] - fresh.get("stream", 0.0) + fresh.get("first_video", 0.0)
-    parts = ["import", "model", "plan", "ray_start", "first_video", "ray_stop"]
-    print(f"fixed costs, model {args.model}, {args.videos} × {args.seconds} s 360p (seconds):")
-    for p in parts:
-        print(f"  {p:12s} {fresh.get(p, 0.0):6.2f}")
-    print(
-        f"  sum {sum(fresh.get(p, 0.0) for p in parts):.2f} s of a {fresh['process_wall']:.2f} s process "
-        f"(streaming after the first video: {fresh.get('stream', 0.0) - fresh.get('first_video', 0.0):.2f} s); "
-        f"a re-run with nothing to do: {resumed['process_wall']:.2f} s"
-    )
+        first, second = halves(lib, Path(tmp))
+        store = str(Path(tmp) / "a.db")
+        jobs = {
+            "new store": one_job(first, store, args.model),
+            "incremental": one_job(second, store, args.model),
+            "nothing to do": one_job(second, store, args.model),
+        }
+        if not args.no_floor:
+            jobs["Ray Data floor"] = ray_floor(tmp)
+    print(f"fixed costs, model {args.model}, {args.videos} × {args.seconds} s 360p, two halves (seconds):")
+    print(f"  {'part':12s}" + "".join(f"{name:>16s}" for name in jobs))
+    for p in PARTS:
+        print(f"  {p:12s}" + "".join(f"{j.get(p, 0.0):16.2f}" for j in jobs.values()))
+    print(f"  {'sum':12s}" + "".join(f"{sum(j.get(p, 0.0) for p in PARTS):16.2f}" for j in jobs.values()))
+    print(f"  {'process':12s}" + "".join(f"{j['process_wall']:16.2f}" for j in jobs.values()))
+    inc, floor = jobs["incremental"], jobs.get("Ray Data floor")
+    if floor:
+        print(
+            f"incremental job ÷ Ray Data floor: {inc['process_wall'] / floor['process_wall']:.2f}× "
+            f"({inc['process_wall'] - floor['process_wall']:.1f} s above what Ray itself costs here)"
+        )
+    print("driver imported torch: " + ", ".join(f"{k} {j.get('torch_imported', '-')}" for k, j in jobs.items()))
     if args.json:
-        print(json.dumps({"model": args.model, "fresh": fresh, "resumed": resumed, "fixed_s": fixed}))
+        print(json.dumps({"model": args.model, "jobs": jobs}))
 
 
 if __name__ == "__main__":

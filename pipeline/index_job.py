@@ -22,8 +22,9 @@ import os
 import shutil
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 from vidseek.operators.isolated_decode import DecodeLimit
 from vidseek.operators.model_stamp import requested_identity
@@ -174,7 +175,13 @@ def plan_job(store: VideoStore, sources: list[VideoSource], prune: bool, retry_f
     return IndexPlan(todo, len(sources) - len(todo), stale, pruned, len(replaced_ids))
 
 
-def job_stamp(cfg: IndexConfig, store: VideoStore, wanted: dict) -> tuple[dict, bool]:
+def job_stamp(
+    cfg: IndexConfig,
+    store: VideoStore,
+    wanted: dict,
+    phases: dict[str, float],
+    beside: Callable[[], None] | None = None,
+) -> tuple[dict, bool]:
     """The model stamp this job writes under, and whether the CLIP actor must still confirm it.
 
     A store that already holds ``wanted``'s model (same name and weights identity) gives its own stamp: the
@@ -182,15 +189,25 @@ def job_stamp(cfg: IndexConfig, store: VideoStore, wanted: dict) -> tuple[dict, 
     "Fixed costs"), and the CLIP actor, which builds the model anyway, checks ``embed_dim`` and
     ``preprocess`` against the store's before it encodes a frame (pipeline/stages/encode.py). A new store,
     or a store of another model, takes the stamp of the model built here; ``ensure_model`` names any
-    mismatch.
+    mismatch. ``beside``: run while a new store's model is built (the job's Ray start: the build is
+    imports and the start is child processes, so each waits little on the other).
     """
     stored = store.model_stamp()
     if stored is not None and all(stored.get(k) == wanted[k] for k in ("model", "weights")):
         return {**stored, "pretrained": wanted["pretrained"]}, True
-    from vidseek.operators.encode import load_clip
 
-    clip = load_clip(cfg.model, cfg.pretrained, device="cpu")  # identity and preprocess only
-    return clip.stamp(), False
+    def built() -> dict:
+        with _timed(phases, "model"):
+            from vidseek.operators.encode import load_clip
+
+            return load_clip(cfg.model, cfg.pretrained, device="cpu").stamp()  # identity and preprocess only
+
+    if stored is not None or beside is None:  # another model's store is refused: no Ray to start
+        return built(), False
+    with ThreadPoolExecutor(1, thread_name_prefix="model-stamp") as pool:
+        stamp = pool.submit(built)
+        beside()
+        return stamp.result(), False
 
 
 def resolve_head(path: str | None) -> str | None:
@@ -289,12 +306,14 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     # Milvus Lite is a directory on this node that one process may hold: the driver writes it itself,
     # through the store it plans with (no writer actor, no second open). A server takes a writer actor.
     write_here = not own or not is_server_uri(cfg.store)
+    job_ray = _JobRay(cfg, phases)
     t_plan = time.perf_counter()
     store = VideoStore(cfg.store, cfg.prefix, retry_s=cfg.store_retry_s, frame_index=cfg.frame_index) if own else store
     try:
         try:
-            with _timed(phases, "model"):
-                stamp, confirm_in_actor = job_stamp(cfg, store, wanted)
+            t_stamp = time.perf_counter()
+            stamp, confirm_in_actor = job_stamp(cfg, store, wanted, phases, job_ray.start if sources else None)
+            t_plan += time.perf_counter() - t_stamp  # the plan's time is the store's alone
             head = None
             if head_path:
                 from vidseek.operators.heads import LearnedHead
@@ -315,8 +334,8 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
                 from vidseek.pipeline.learned import apply_head_to_store
 
                 reaggregated = apply_head_to_store(store, head, skipped_ids, only_missing=True) if skipped_ids else 0
-        finally:  # the store's part: its open, checks and resume planning (the model's own phase apart)
-            phases["plan"] = time.perf_counter() - t_plan - phases.get("model", 0.0)
+        finally:  # the store's part: its open, checks and resume planning
+            phases["plan"] = time.perf_counter() - t_plan
         summary = IndexSummary(
             skipped=plan.skipped,
             pruned=len(plan.pruned),
@@ -326,48 +345,50 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
             merge_similar=cfg.merge_similar,
         )
         if plan.todo:
-            _run_stages(
-                cfg,
-                plan.todo,
-                stamp,
-                confirm_in_actor,
-                str(plan_spec),
-                summary,
-                store if write_here else None,
-                head_path,
-                observer or JobObserver(),
-            )
+            job_ray.start()
+            with filtered_stderr():  # Ray's benign C++ error lines off the terminal (pipeline/quiet_ray.py)
+                _execute(
+                    cfg,
+                    plan.todo,
+                    stamp,
+                    confirm_in_actor,
+                    str(plan_spec),
+                    summary,
+                    store if write_here else None,
+                    head_path,
+                    observer or JobObserver(),
+                )
     finally:
+        job_ray.stop()
         if own:
             store.close()
     summary.wall_s = time.perf_counter() - t0
     return summary
 
 
-def _run_stages(
-    cfg: IndexConfig,
-    todo: list[VideoSource],
-    stamp: dict,
-    confirm_stamp: bool,
-    sampling: str,
-    summary: IndexSummary,
-    driver_store: VideoStore | None,
-    head_path: str | None,
-    observer: JobObserver,
-) -> None:
-    import ray
+class _JobRay:
+    """Ray for one job: started at most once (beside a new store's model build, or before the stages) and
+    stopped at the job's end when this job started it."""
 
-    with _timed(summary.phases, "ray_start"):
-        started = _init_ray(cfg)
-    try:
-        with filtered_stderr():  # Ray's benign C++ error lines off the terminal (pipeline/quiet_ray.py)
-            _execute(cfg, todo, stamp, confirm_stamp, sampling, summary, driver_store, head_path, observer)
-    finally:
-        if started:
-            with _timed(summary.phases, "ray_stop"):
+    def __init__(self, cfg: IndexConfig, phases: dict[str, float]):
+        self.cfg, self.phases = cfg, phases
+        self.up = self.owned = False
+
+    def start(self) -> None:
+        if not self.up:
+            with _timed(self.phases, "ray_start"):
+                self.owned = _init_ray(self.cfg)
+            self.up = True
+
+    def stop(self) -> None:
+        if self.owned:
+            import ray
+
+            with _timed(self.phases, "ray_stop"):
                 ray.shutdown()
-                if not cfg.address and "VIDSEEK_RAY_TMP" not in os.environ:
+                if not self.cfg.address and "VIDSEEK_RAY_TMP" not in os.environ:
                     shutil.rmtree(ray_temp_dir(), ignore_errors=True)
+        self.up = self.owned = False
 
 
 def _execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -63,9 +64,17 @@ def library(tmp_path) -> Path:
     return lib
 
 
-def store_rows(uri: str) -> tuple[dict[str, dict], dict[str, int], int]:
+@pytest.fixture(params=["lite", pytest.param("server", marks=[pytest.mark.server, pytest.mark.slow])])
+def target(request, tmp_path) -> tuple[str, str]:
+    """(store URI, collection prefix): a Milvus Lite file, or a prefix of its own on the module's real server."""
+    if request.param == "server":
+        return request.getfixturevalue("milvus"), "t" + hashlib.sha1(request.node.name.encode()).hexdigest()[:10]
+    return str(tmp_path / "s.db"), "vidseek"
+
+
+def store_rows(uri: str, prefix: str = "vidseek") -> tuple[dict[str, dict], dict[str, int], int]:
     """Video rows by id, frame rows per video (counted by distinct key), and total frame rows."""
-    with VideoStore(uri) as s:
+    with VideoStore(uri, prefix) as s:
         videos = {r["video_id"]: r for r in s.video_records()}
         pks = [r["pk"] for r in s.iter_query(s.frames, 'video_id != ""', ["pk", "video_id"])]
     per_video: dict[str, int] = {}
@@ -75,10 +84,10 @@ def store_rows(uri: str) -> tuple[dict[str, dict], dict[str, int], int]:
     return videos, per_video, len(pks)
 
 
-def assert_exactly_once(uri: str, after_crash: bool = False) -> dict[str, dict]:
+def assert_exactly_once(uri: str, after_crash: bool = False, prefix: str = "vidseek") -> dict[str, dict]:
     """Every finished video has exactly its frames, once. After a crash, frames of unfinished videos may
     remain (no video row marks them done; the next run deletes them first); otherwise there are none."""
-    videos, per_video, total = store_rows(uri)
+    videos, per_video, total = store_rows(uri, prefix)
     assert total == sum(per_video.values()), "duplicate frame keys"
     ok = {v: r for v, r in videos.items() if r["status"] == "ok"}
     for vid, r in ok.items():
@@ -91,15 +100,15 @@ def assert_exactly_once(uri: str, after_crash: bool = False) -> dict[str, dict]:
     return videos
 
 
-def test_index_resume_replace_prune(ray_local, library, tmp_path):
-    uri = str(tmp_path / "s.db")
-    cfg = IndexConfig(source=str(library), store=uri, progress=False)
+def test_index_resume_replace_prune(ray_local, library, target):
+    uri, prefix = target
+    cfg = IndexConfig(source=str(library), store=uri, prefix=prefix, progress=False)
 
     first = run_index(cfg)
     assert (first.indexed, first.failed, first.skipped) == (3, 1, 0)
     assert first.frames == 2 + 3 + 4  # fps:1 -> one frame per second
     assert first.errors[0]["path"].endswith("broken.mp4") and first.errors[0]["stage"] == "decode"
-    videos = assert_exactly_once(uri)
+    videos = assert_exactly_once(uri, prefix=prefix)
     assert len(videos) == 4
     failed = [r for r in videos.values() if r["status"] == "failed"]
     assert len(failed) == 1 and "broken.mp4" in failed[0]["error"]
@@ -107,13 +116,13 @@ def test_index_resume_replace_prune(ray_local, library, tmp_path):
 
     again = run_index(cfg)
     assert (again.indexed, again.failed, again.skipped) == (0, 0, 4)
-    assert store_rows(uri)[2] == first.frames
+    assert store_rows(uri, prefix)[2] == first.frames
 
     old_id = video_id_for(library / "a.mp4")
     make_clip(library / "a.mp4", 5)  # changed content: new identity, old rows replaced
     changed = run_index(dataclasses.replace(cfg, decoder="decord"))  # the decoder option reaches the workers
     assert (changed.indexed, changed.replaced, changed.skipped) == (1, 1, 3)
-    videos = assert_exactly_once(uri)
+    videos = assert_exactly_once(uri, prefix=prefix)
     assert old_id not in videos
     assert videos[video_id_for(library / "a.mp4")]["n_frames"] == 5
     assert videos[video_id_for(library / "a.mp4")]["decoder"] == "decord"
@@ -121,11 +130,37 @@ def test_index_resume_replace_prune(ray_local, library, tmp_path):
     gone = video_id_for(library / "b.mp4")
     (library / "b.mp4").unlink()
     kept = run_index(cfg)  # without --prune the rows of a deleted file stay
-    assert kept.pruned == 0 and gone in store_rows(uri)[0]
-    pruned = run_index(IndexConfig(source=str(library), store=uri, progress=False, prune=True))
+    assert kept.pruned == 0 and gone in store_rows(uri, prefix)[0]
+    pruned = run_index(dataclasses.replace(cfg, prune=True))
     assert pruned.pruned == 1
-    videos = assert_exactly_once(uri)
+    videos = assert_exactly_once(uri, prefix=prefix)
     assert gone not in videos and len(videos) == 3
+
+
+def test_failure_budget_then_retry_failed(ray_local, library, target):
+    # Every good video outlives a 1 ms decode limit (a timeout each) until the failure budget stops the job.
+    uri, prefix = target
+    cfg = IndexConfig(source=str(library), store=uri, prefix=prefix, progress=False)
+    strict = dataclasses.replace(cfg, decode_timeout_s=0.001, decode_timeout_per_s=0.0, max_failures=1)
+    stopped = run_index(strict)
+    assert stopped.stopped_early and (stopped.indexed, stopped.failed) == (0, 2), stopped.render()
+    assert "stopped early" in stopped.render()
+    assert_exactly_once(uri, after_crash=True, prefix=prefix)  # a stopped job may leave unfinished frames
+    timeouts = [e for e in stopped.errors if "timeout after" in e["reason"]]
+    assert timeouts and all(e in timeouts or e["path"].endswith("broken.mp4") for e in stopped.errors)
+
+    # a server's writer actor may have recorded a failure or two more than the driver read before it stopped
+    recorded = store_rows(uri, prefix)[0]
+    assert len(recorded) >= 2 and all(r["status"] == "failed" for r in recorded.values())
+
+    rest = run_index(cfg)  # the failed videos stay failed: a failure is a result, not a gap
+    assert (rest.skipped, rest.indexed + rest.failed) == (len(recorded), 4 - len(recorded))
+    retried = run_index(dataclasses.replace(cfg, retry_failed=True))
+    assert (retried.skipped, retried.indexed + retried.failed) == (rest.indexed, len(recorded) + rest.failed)
+    videos = assert_exactly_once(uri, prefix=prefix)
+    assert sorted(r["status"] for r in videos.values()) == ["failed", "ok", "ok", "ok"]
+    (failed,) = [r for r in videos.values() if r["status"] == "failed"]
+    assert failed["path"].endswith("broken.mp4") and "timeout" not in failed["error"]  # its own error now
 
 
 def test_metadata_filter_and_search(ray_local, library, tmp_path):
