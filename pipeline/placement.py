@@ -2,8 +2,8 @@
 names a folder.
 
 Each stage process then writes one JSON line per stage to a file of its own in that folder: the stage,
-the Ray node id and how many GPUs it has, the pid, the CUDA_VISIBLE_DEVICES Ray gave it, and what the stage adds (the encoder: its
-device and batch size). Set the variable on the nodes' ``ray start``: Ray's workers inherit their
+the Ray node id and how many GPUs it has, the pid, whether it is an actor, the CUDA_VISIBLE_DEVICES Ray
+gave it, and what the stage adds (the encoder: its device and batch size). Set the variable on the nodes' ``ray start``: Ray's workers inherit their
 raylet's environment. Nothing rides on the job's rows.
 """
 
@@ -35,6 +35,8 @@ def record_placement(stage: str, **facts) -> None:
         "node": node,
         "node_gpus": node_gpus,  # GPUs the node declares
         "pid": os.getpid(),
+        # a Ray actor (a pool's stage, a server's writer), or a task or the driver itself (Lite's writer)
+        "actor": bool(ray.is_initialized() and ray.get_runtime_context().get_actor_id()),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         **facts,
     }

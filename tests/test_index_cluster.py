@@ -148,6 +148,7 @@ def test_two_node_cluster_uses_both_nodes(two_node_cluster, six_clips, tmp_path)
     placement = nodes_by_stage(read_placement(tmp_path / "placement"))
     assert {"decode", "encode", "write"} <= set(placement), placement
     assert len(placement["write"]) == 1  # Milvus Lite: the driver writes, on the head node
+    assert not any(r["actor"] for r in read_placement(tmp_path / "placement") if r["stage"] == "write")
     assert len(set().union(*placement.values())) == 2, placement  # stages ran on both nodes
     assert_exactly_once(uri)
 
@@ -166,3 +167,16 @@ def test_gpu_plan_with_gpus_on_the_worker_only(two_node_cluster, six_clips, tmp_
     decoders = [r for r in records if r["stage"] == "decode"]
     assert decoders and all(r["node_gpus"] == 0 and r["cuda_visible_devices"] in (None, "") for r in decoders)
     assert_exactly_once(uri)
+
+
+@pytest.mark.server
+def test_two_node_cluster_writes_into_a_milvus_server(two_node_cluster, six_clips, tmp_path, milvus):
+    """With a server store the writer is a Ray actor, placed wherever Ray puts it (not pinned to the driver's
+    node as a Lite directory must be), and the store ends with every video exactly once."""
+    summary = index_on_cluster(six_clips, milvus, two_node_cluster, tmp_path / "placement")
+    assert (summary["indexed"], summary["failed"]) == (6, 1)
+    records = read_placement(tmp_path / "placement")
+    (writer,) = [r for r in records if r["stage"] == "write"]  # one writer actor for the job
+    assert writer["actor"]  # a Ray actor, not the driver writing in-process (which Lite needs)
+    assert len(set().union(*nodes_by_stage(records).values())) == 2, records  # stages ran on both nodes
+    assert_exactly_once(milvus)
