@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -33,6 +34,10 @@ from vidseek.store.server_retry import RetryingClient
 logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 # Lite logs a traceback when a store is locked by another process; StoreError reports it with what to do.
 logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
+# gRPC's C core writes INFO lines to stderr ("skipping fork() handlers", on every fork while a channel is
+# busy) until something initialises absl logging; importing torch did, and a job's driver no longer imports
+# it (docs/architecture.md "A job's fixed costs"). Errors still print; a user's own setting wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 log = logging.getLogger(__name__)
 
