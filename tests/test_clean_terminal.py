@@ -56,7 +56,9 @@ def test_a_successful_index_prints_no_error_looking_line(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "indexed 3" in r.stdout
     looks_bad = re.compile(
-        r"\] .*\.cc:\d+:| E \d+ \d+\]|Token authentication|Traceback|ERROR|WARNING|Error", re.IGNORECASE
+        r"\] .*\.cc:\d+:| E \d+ \d+\]|Token authentication|Traceback|ERROR|WARNING|Error"
+        r"|^[IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]",  # a C++ log line (gRPC's, absl's format), any level
+        re.IGNORECASE,
     )
     bad = [line for line in (r.stdout + r.stderr).splitlines() if looks_bad.search(line)]
     assert not bad, bad
