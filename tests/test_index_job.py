@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -233,7 +234,7 @@ def test_a_driver_indexing_into_its_models_store_never_imports_torch(ray_local, 
         f"s = run_index(IndexConfig(source={str(library / 'a.mp4')!r}, store={uri!r}, progress=False))\n"
         "print(json.dumps([s.skipped, [m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules]]))\n"
     )
-    out = subprocess.run(["python", "-c", child], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.splitlines()[-1]) == [1, []]
 
