@@ -185,8 +185,8 @@ def job_stamp(
     """The model stamp this job writes under, and whether the CLIP actor must still confirm it.
 
     A store that already holds ``wanted``'s model (same name and weights identity) gives its own stamp: the
-    driver then builds no model (importing open_clip and building one costs ~7 CPU-s, docs/pipeline.md
-    "Fixed costs"), and the CLIP actor, which builds the model anyway, checks ``embed_dim`` and
+    driver then builds no model (importing open_clip and building one costs ~7 CPU-s, docs/architecture.md
+    "A job's fixed costs"), and the CLIP actor, which builds the model anyway, checks ``embed_dim`` and
     ``preprocess`` against the store's before it encodes a frame (pipeline/stages/encode.py). A new store,
     or a store of another model, takes the stamp of the model built here; ``ensure_model`` names any
     mismatch. ``beside``: run while a new store's model is built (the job's Ray start: the build is
