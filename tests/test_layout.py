@@ -115,3 +115,17 @@ def test_the_layer_rule_catches_a_function_level_import(tmp_path):
     f.write_text("def later():\n    from vidseek.pipeline.index_job import run_index\n    import operators.decode\n")
     assert vidseek_imports(f) == [(2, "vidseek.pipeline.index_job"), (3, "operators.decode")]
     assert LAYERS.index(layer_of("vidseek.pipeline.index_job")) > LAYERS.index(layer_of("vidseek.retrieval.search"))
+
+
+def test_every_cited_design_doc_exists():
+    # the design lives in docs/; a docstring that cites a doc which is not there sends a newcomer nowhere
+    import re
+
+    cited: dict[str, list[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        if ".venv" in path.parts or "vidseek-demo-library" in path.parts:
+            continue
+        for doc in re.findall(r"docs/([\w.-]+\.md)", path.read_text(errors="replace")):
+            cited.setdefault(doc, []).append(str(path.relative_to(ROOT)))
+    missing = {doc: files for doc, files in cited.items() if not (ROOT / "docs" / doc).is_file()}
+    assert cited and not missing, missing
