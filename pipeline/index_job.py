@@ -22,9 +22,8 @@ import os
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Iterator
+from typing import Iterator
 
 from vidseek.operators.isolated_decode import DecodeLimit
 from vidseek.operators.model_stamp import requested_identity
@@ -175,13 +174,7 @@ def plan_job(store: VideoStore, sources: list[VideoSource], prune: bool, retry_f
     return IndexPlan(todo, len(sources) - len(todo), stale, pruned, len(replaced_ids))
 
 
-def job_stamp(
-    cfg: IndexConfig,
-    store: VideoStore,
-    wanted: dict,
-    phases: dict[str, float],
-    beside: Callable[[], None] | None = None,
-) -> tuple[dict, bool]:
+def job_stamp(cfg: IndexConfig, store: VideoStore, wanted: dict, phases: dict[str, float]) -> tuple[dict, bool]:
     """The model stamp this job writes under, and whether the CLIP actor must still confirm it.
 
     A store that already holds ``wanted``'s model (same name and weights identity) gives its own stamp: the
@@ -189,25 +182,17 @@ def job_stamp(
     "A job's fixed costs"), and the CLIP actor, which builds the model anyway, checks ``embed_dim`` and
     ``preprocess`` against the store's before it encodes a frame (pipeline/stages/encode.py). A new store,
     or a store of another model, takes the stamp of the model built here; ``ensure_model`` names any
-    mismatch. ``beside``: run while a new store's model is built (the job's Ray start: the build is
-    imports and the start is child processes, so each waits little on the other).
+    mismatch. Built before Ray starts, never beside it: Ray starts its processes with a Python
+    ``preexec_fn``, which is unsafe while another thread runs (a Ray dashboard was seen to abort).
     """
     stored = store.model_stamp()
     if stored is not None and all(stored.get(k) == wanted[k] for k in ("model", "weights")):
         return {**stored, "pretrained": wanted["pretrained"]}, True
 
-    def built() -> dict:
-        with _timed(phases, "model"):
-            from vidseek.operators.encode import load_clip
+    with _timed(phases, "model"):
+        from vidseek.operators.encode import load_clip
 
-            return load_clip(cfg.model, cfg.pretrained, device="cpu").stamp()  # identity and preprocess only
-
-    if stored is not None or beside is None:  # another model's store is refused: no Ray to start
-        return built(), False
-    with ThreadPoolExecutor(1, thread_name_prefix="model-stamp") as pool:
-        stamp = pool.submit(built)
-        beside()
-        return stamp.result(), False
+        return load_clip(cfg.model, cfg.pretrained, device="cpu").stamp(), False  # identity and preprocess only
 
 
 def resolve_head(path: str | None) -> str | None:
@@ -312,7 +297,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     try:
         try:
             t_stamp = time.perf_counter()
-            stamp, confirm_in_actor = job_stamp(cfg, store, wanted, phases, job_ray.start if sources else None)
+            stamp, confirm_in_actor = job_stamp(cfg, store, wanted, phases)
             t_plan += time.perf_counter() - t_stamp  # the plan's time is the store's alone
             head = None
             if head_path:
@@ -367,8 +352,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
 
 
 class _JobRay:
-    """Ray for one job: started at most once (beside a new store's model build, or before the stages) and
-    stopped at the job's end when this job started it."""
+    """Ray for one job: started before the stages, and stopped at the job's end when this job started it."""
 
     def __init__(self, cfg: IndexConfig, phases: dict[str, float]):
         self.cfg, self.phases = cfg, phases
