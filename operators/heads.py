@@ -29,7 +29,7 @@ import torch.nn as nn
 from open_clip.transformer import QuickGELU
 
 from vidseek.operators.aggregate import pad_frames
-from vidseek.operators.model_stamp import file_sha256, stamp_diff
+from vidseek.operators.model_stamp import describe_stamp_diff, file_sha256
 from vidseek.operators.temporal import SeqLSTMHead, SeqTransfHead, uniform_frame_indices
 
 FORMAT, VERSION = "vidseek-head", 1
@@ -146,9 +146,8 @@ def read_head(path: str | Path) -> dict:
 
 def check_stamp(trained: dict, stamp: dict, what: str = "head") -> None:
     """Raise HeadMismatchError naming both models unless the stamps agree on the identity keys."""
-    diff = stamp_diff(trained, stamp)
-    if diff:
-        detail = "; ".join(f"{k}: head has {a!r}, here {b!r}" for k, (a, b) in diff.items())
+    detail = describe_stamp_diff(trained, stamp, "head has", "here")
+    if detail:
         raise HeadMismatchError(
             f"{what} was trained on frame vectors of model {trained.get('model')!r} (weights "
             f"{trained.get('weights')}) but is used with model {stamp.get('model')!r} (weights {stamp.get('weights')})"

@@ -34,6 +34,12 @@ def stamp_diff(a: dict, b: dict) -> dict[str, tuple]:
     return {k: (a.get(k), b.get(k)) for k in IDENTITY_KEYS if a.get(k) != b.get(k)}
 
 
+def describe_stamp_diff(a: dict, b: dict, a_has: str, b_has: str) -> str | None:
+    """``"key: <a_has> <a's>, <b_has> <b's>; …"`` for the identity keys two stamps disagree on; None if none."""
+    diff = stamp_diff(a, b)
+    return "; ".join(f"{k}: {a_has} {x!r}, {b_has} {y!r}" for k, (x, y) in diff.items()) if diff else None
+
+
 def requested_identity(model: str, pretrained: str | None) -> dict:
     """The part of a model stamp known from the request alone (no model built, no open_clip import):
     ``model``, ``weights`` and ``pretrained``. ``embed_dim`` and ``preprocess`` need the model

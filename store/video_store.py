@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from vidseek.operators.model_stamp import stamp_diff
+from vidseek.operators.model_stamp import describe_stamp_diff
 from vidseek.operators.thinning import FrameTable
 from vidseek.store.filters import in_list, quote
 from vidseek.store.frame_index import FrameIndex
@@ -613,9 +613,8 @@ def group_frame_rows(rows) -> dict[str, dict[str, np.ndarray]]:
 
 
 def check_same_model(existing: dict, stamp: dict, uri: str) -> None:
-    diff = stamp_diff(existing, stamp)
-    if diff:
-        detail = "; ".join(f"{k}: store has {a!r}, you asked for {b!r}" for k, (a, b) in diff.items())
+    detail = describe_stamp_diff(existing, stamp, "store has", "you asked for")
+    if detail:
         raise ModelMismatchError(
             f"store {uri} holds vectors of another embedding model ({detail}). Use --model "
             f"{existing.get('model')} (weights {existing.get('weights')}) with this store, or a new --store path."

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidseek.operators.model_stamp import stamp_diff
+from vidseek.operators.model_stamp import describe_stamp_diff
 from vidseek.operators.rows import EncodeFailure, FrameRows, from_batch, to_batch
 from vidseek.pipeline.placement import record_placement
 from vidseek.store.video_store import ModelMismatchError
@@ -50,9 +50,8 @@ class EncodeStage:
 def model_refusal(stored: dict, built: dict, store_uri: str) -> ModelMismatchError | None:
     """The error for a model whose embedding space differs from the store's though its name and weights
     match; None when they agree."""
-    diff = stamp_diff(stored, built)
-    if diff:
-        detail = "; ".join(f"{k}: store has {a!r}, the model gives {b!r}" for k, (a, b) in diff.items())
+    detail = describe_stamp_diff(stored, built, "store has", "the model gives")
+    if detail:
         return ModelMismatchError(
             f"store {store_uri} was built with model {stored.get('model')!r} (weights {stored.get('weights')}), "
             f"and that model now builds another embedding space ({detail}): open_clip or the model's config "
