@@ -15,11 +15,9 @@ stage because Milvus Lite allows one process per store.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -31,16 +29,13 @@ from vidseek.operators.sampling import SamplingPlan
 from vidseek.operators.video_vectors import VideoVectors
 from vidseek.pipeline.faults import fault_hooks_from_env
 from vidseek.pipeline.index_config import IndexConfig
-from vidseek.pipeline.quiet_ray import filtered_stderr, quiet_token_auth_notice
+from vidseek.pipeline.job_ray import JobError, JobRay, timed
+from vidseek.pipeline.quiet_ray import filtered_stderr
 from vidseek.pipeline.sources import VideoSource, discover
 from vidseek.store.thin import merge_threshold_for_job
 from vidseek.store.video_store import StoreError, VideoStore, is_server_uri
 
 log = logging.getLogger(__name__)
-
-
-class JobError(RuntimeError):
-    """The job could not run (not a per-video failure); the message says what to do."""
 
 
 class JobObserver:
@@ -189,7 +184,7 @@ def job_stamp(cfg: IndexConfig, store: VideoStore, wanted: dict, phases: dict[st
     if stored is not None and all(stored.get(k) == wanted[k] for k in ("model", "weights")):
         return {**stored, "pretrained": wanted["pretrained"]}, True
 
-    with _timed(phases, "model"):
+    with timed(phases, "model"):
         from vidseek.operators.encode import load_clip
 
         return load_clip(cfg.model, cfg.pretrained, device="cpu").stamp(), False  # identity and preprocess only
@@ -202,68 +197,6 @@ def resolve_head(path: str | None) -> str | None:
     if not os.path.isfile(path):
         raise ValueError(f"head checkpoint {path} not found (train one with `vidseek train`)")
     return os.path.abspath(path)
-
-
-def ray_temp_dir() -> str:
-    """This job's local Ray temp dir (VIDSEEK_RAY_TMP overrides)."""
-    return os.environ.get("VIDSEEK_RAY_TMP", f"/tmp/vidseek-ray-{os.getuid()}-{os.getpid()}")
-
-
-@contextlib.contextmanager
-def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
-    t = time.perf_counter()
-    try:
-        yield
-    finally:
-        phases[name] = time.perf_counter() - t
-
-
-def _init_ray(cfg: IndexConfig) -> bool:
-    """Start or join Ray; returns True when this call started it (and so should shut it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if cfg.address:
-        try:
-            ray.init(address=cfg.address, log_to_driver=False)
-        except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception
-            raise JobError(
-                f"could not join the Ray cluster at {cfg.address}: {e}. Check `ray status` there, "
-                "or retry: re-running the same command continues where this one stopped"
-            ) from e
-        return True
-    # One temp dir per job: two local Ray instances sharing one (two jobs at once, or a job starting while
-    # the last one's processes still exit) step on each other's session files and time out at start-up.
-    tmp = ray_temp_dir()
-    quiet_token_auth_notice()
-    # Ray waits 30 s for its GCS to start; on a busy 2-core machine (a test run beside it) that was seen to
-    # pass, and a retry (with a warning) followed. A longer wait costs nothing when the start is quick.
-    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
-    for attempt in range(1, 4):
-        try:
-            ray.init(
-                num_cpus=cfg.num_cpus or os.cpu_count(),
-                num_gpus=cfg.num_gpus,
-                include_dashboard=False,
-                _temp_dir=tmp,
-                _node_ip_address="127.0.0.1",
-                log_to_driver=False,
-                configure_logging=False,
-            )
-            break
-        except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception on startup timeouts
-            # Seen here right after another local Ray was torn down: the node times out during start-up
-            # and a second start succeeds. Clean up the half-started node and try again.
-            ray.shutdown()
-            if attempt == 3:
-                raise JobError(
-                    f"could not start a local Ray instance (3 tries): {e}. Check free memory/CPU, or "
-                    "retry: re-running the same command continues where this one stopped"
-                ) from e
-            log.warning("local Ray did not start (%s); retrying (%d/3)", e, attempt + 1)
-            time.sleep(2)
-    return True
 
 
 def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobObserver | None = None) -> IndexSummary:
@@ -291,7 +224,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     # Milvus Lite is a directory on this node that one process may hold: the driver writes it itself,
     # through the store it plans with (no writer actor, no second open). A server takes a writer actor.
     write_here = not own or not is_server_uri(cfg.store)
-    job_ray = _JobRay(cfg, phases)
+    job_ray = JobRay(cfg, phases)
     t_plan = time.perf_counter()
     store = VideoStore(cfg.store, cfg.prefix, retry_s=cfg.store_retry_s, frame_index=cfg.frame_index) if own else store
     try:
@@ -349,30 +282,6 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
             store.close()
     summary.wall_s = time.perf_counter() - t0
     return summary
-
-
-class _JobRay:
-    """Ray for one job: started before the stages, and stopped at the job's end when this job started it."""
-
-    def __init__(self, cfg: IndexConfig, phases: dict[str, float]):
-        self.cfg, self.phases = cfg, phases
-        self.up = self.owned = False
-
-    def start(self) -> None:
-        if not self.up:
-            with _timed(self.phases, "ray_start"):
-                self.owned = _init_ray(self.cfg)
-            self.up = True
-
-    def stop(self) -> None:
-        if self.owned:
-            import ray
-
-            with _timed(self.phases, "ray_stop"):
-                ray.shutdown()
-                if not self.cfg.address and "VIDSEEK_RAY_TMP" not in os.environ:
-                    shutil.rmtree(ray_temp_dir(), ignore_errors=True)
-        self.up = self.owned = False
 
 
 def _execute(

@@ -38,6 +38,10 @@ logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
 # busy) until something initialises absl logging; importing torch did, and a job's driver no longer imports
 # it (docs/architecture.md "A job's fixed costs"). Errors still print; a user's own setting wins.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# Milvus Lite serves gRPC inside this process; pymilvus pings it every 10 s even when idle, which Lite's
+# server answers with GOAWAY "too_many_pings", an ERROR line on the terminal (seen during a quiet index job).
+# A keepalive to our own process detects nothing, so it is off (INT_MAX: gRPC's value for "never").
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +190,7 @@ class VideoStore:
             try:
                 if is_server_uri(self.uri):
                     return client_cls(uri=str(self.uri), token=token)
-                return client_cls(str(self.uri))
+                return client_cls(str(self.uri), grpc_options=LITE_GRPC_OPTIONS)
             except Exception as e:  # noqa: BLE001 — pymilvus/Lite raise many types; name the store either way
                 if not is_server_uri(self.uri) and time.monotonic() < deadline:
                     time.sleep(0.5)
