@@ -16,7 +16,9 @@ Three jobs in a row on one store: the first half of the library into a new store
 that store (an incremental job: the one a library that grows runs every day), and the whole library again
 (nothing to do: no Ray). Beside them, the floor any job built on local Ray Data pays on this machine: a
 fresh process that imports Ray, starts it, runs a one-block ``map_batches`` through an actor pool and
-stops it (``--no-floor`` skips it).
+stops it (``--no-floor`` skips it). Last, what the CLIP actor's import of open_clip costs, by package
+(``python -X importtime`` in a fresh process: torch, torchvision with the ``torch._dynamo`` it imports, timm,
+the rest), and its CPU seconds.
 
     python bench/fixed_costs.py --model tiny-random
     python bench/fixed_costs.py --model ViT-B-32 --json
@@ -72,6 +74,28 @@ print(json.dumps({"import": t_import, "ray_start": t_init, "first_video": t_run,
                   "process_wall": time.perf_counter() - t0}))
 """
 PARTS = ["import", "model", "plan", "ray_start", "first_video", "ray_stop"]
+IMPORTED_BY_OPEN_CLIP = ("torch", "torchvision", "timm")  # each first imported by open_clip, in this order
+
+
+def worker_imports() -> dict:
+    """Seconds of ``import open_clip`` in a fresh process, by the packages it pulls in, and its CPU seconds."""
+    before = os.times()
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import open_clip"], capture_output=True, text=True, timeout=300
+    )
+    after = os.times()
+    if out.returncode:
+        raise SystemExit(f"import open_clip failed:\n{out.stderr[-3000:]}")
+    cumulative = {}  # lines: "import time: self_us | cumulative_us | <indent>name"
+    for line in out.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cum, name = line[len("import time:") :].split("|")
+            if cum.strip().isdigit():
+                cumulative.setdefault(name.strip(), int(cum) / 1e6)
+    parts = {f"{name}_s": cumulative.get(name, 0.0) for name in IMPORTED_BY_OPEN_CLIP}
+    total = cumulative["open_clip"]
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return {"total_s": total, **parts, "rest_s": total - sum(parts.values()), "process_cpu_s": cpu}
 
 
 def _child(args: list[str]) -> dict:
@@ -125,6 +149,7 @@ def main() -> None:
         }
         if not args.no_floor:
             jobs["Ray Data floor"] = ray_floor(tmp)
+    imports = worker_imports()
     print(f"fixed costs, model {args.model}, {args.videos} × {args.seconds} s 360p, two halves (seconds):")
     print(f"  {'part':12s}" + "".join(f"{name:>16s}" for name in jobs))
     for p in PARTS:
@@ -138,8 +163,13 @@ def main() -> None:
             f"({inc['process_wall'] - floor['process_wall']:.1f} s above what Ray itself costs here)"
         )
     print("driver imported torch: " + ", ".join(f"{k} {j.get('torch_imported', '-')}" for k, j in jobs.items()))
+    print(
+        f"the CLIP actor's `import open_clip`: {imports['total_s']:.2f} s (torch {imports['torch_s']:.2f}, "
+        f"torchvision with torch._dynamo {imports['torchvision_s']:.2f}, timm {imports['timm_s']:.2f}, "
+        f"rest {imports['rest_s']:.2f}); {imports['process_cpu_s']:.2f} CPU-s for the whole process"
+    )
     if args.json:
-        print(json.dumps({"model": args.model, "jobs": jobs}))
+        print(json.dumps({"model": args.model, "jobs": jobs, "open_clip_import": imports}))
 
 
 if __name__ == "__main__":
