@@ -1,5 +1,6 @@
 """Shared fixtures: real video files generated with the ``ffmpeg`` binary, bad inputs, the tiny model."""
 
+import json
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub: no ~46 s hub retries
@@ -7,6 +8,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub: n
 import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -328,13 +330,33 @@ def pre_cfg(tiny_clip):
     return tiny_clip.preprocess
 
 
+_WORKER_TALLIES: list[dict] = []  # under pytest-xdist: the reliability tallies the workers sent back
+
+
+def pytest_sessionfinish(session):
+    """A pytest-xdist worker sends its reliability tally to the controller, which prints the summary."""
+    mod = sys.modules.get("test_reliability")
+    if hasattr(session.config, "workeroutput") and mod is not None and mod.TALLY["inputs"]:
+        session.config.workeroutput["reliability_tally"] = json.dumps(mod.TALLY)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook, on the controller
+def pytest_testnodedown(node, error):
+    tally = getattr(node, "workeroutput", {}).get("reliability_tally")
+    if tally:
+        _WORKER_TALLIES.append(json.loads(tally))
+
+
 def pytest_terminal_summary(terminalreporter):
     """The reliability suite's one-line result (inputs tried, faults injected, rows lost, duplicates)."""
-    import sys
-
     mod = sys.modules.get("test_reliability")
     if mod is not None and mod.TALLY["inputs"]:
         terminalreporter.write_line(mod.summary_line())
+    elif _WORKER_TALLIES:  # loadfile keeps the module on one worker: one tally
+        from test_reliability import summary_line
+
+        for tally in _WORKER_TALLIES:
+            terminalreporter.write_line(summary_line(tally))
 
 
 def uses_milvus_server(item: pytest.Item) -> bool:

@@ -6,8 +6,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +49,15 @@ def make_clip(path: Path, seconds: float, pattern: str = "testsrc") -> Path:
 
 @pytest.fixture(scope="module")
 def ray_local():
+    """One local Ray for the module's in-process jobs, in a temp dir of its own (short: Ray's socket paths must
+    fit 107 bytes): another test process's Ray (pytest-xdist runs two) never shares its session files."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    temp_dir = tempfile.mkdtemp(prefix="vs-ray-")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False, _temp_dir=temp_dir)
     yield
     ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -31,17 +31,19 @@ ROOT = Path(__file__).resolve().parents[1]
 TALLY = {"inputs": 0, "faults": 0, "expected": 0, "lost": 0, "damaged": 0, "duplicates": 0, "audits": 0}
 
 
-def summary_line() -> str:
+def summary_line(tally: dict | None = None) -> str:
     """Printed at the end of the session by conftest's ``pytest_terminal_summary``, whatever failed.
+    ``tally``: this process's ``TALLY`` unless given (under pytest-xdist: the one its worker sent back).
 
     Every figure is counted against the inputs (``expected_rows``: ffprobe and the sampling plan), never
     against the store being audited; each audit asserts its own ``lost`` and ``duplicates`` are 0 after
     adding them here, so a failing run prints the real numbers."""
+    t = tally or TALLY
     return (
-        f"reliability: inputs tried {TALLY['inputs']}, faults injected {TALLY['faults']}, "
-        f"{TALLY['audits']} store audits of {TALLY['expected']} expected frame rows: "
-        f"rows lost {TALLY['lost']}, duplicates {TALLY['duplicates']} "
-        f"(+ {TALLY['damaged']} frames of damaged files lost to bad packets, reported by the decoder)"
+        f"reliability: inputs tried {t['inputs']}, faults injected {t['faults']}, "
+        f"{t['audits']} store audits of {t['expected']} expected frame rows: "
+        f"rows lost {t['lost']}, duplicates {t['duplicates']} "
+        f"(+ {t['damaged']} frames of damaged files lost to bad packets, reported by the decoder)"
     )
 
 
