@@ -102,6 +102,18 @@ def start_local_ray(cfg: IndexConfig) -> None:
             time.sleep(2)
 
 
+def join_cluster(address: str) -> None:
+    import ray
+
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception
+        raise JobError(
+            f"could not join the Ray cluster at {address}: {e}. Check `ray status` there, "
+            "or retry: re-running the same command continues where this one stopped"
+        ) from e
+
+
 class JobRay:
     """Started before the stages; stopped at the job's end when this job started it."""
 
@@ -115,20 +127,11 @@ class JobRay:
         import ray
 
         with timed(self.phases, "ray_start"):
-            if ray.is_initialized():
-                self.owned = False
-            elif self.cfg.address:
-                try:
-                    ray.init(address=self.cfg.address, log_to_driver=False)
-                except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception
-                    raise JobError(
-                        f"could not join the Ray cluster at {self.cfg.address}: {e}. Check `ray status` there, "
-                        "or retry: re-running the same command continues where this one stopped"
-                    ) from e
-                self.owned = True
-            else:
+            self.owned = not ray.is_initialized()  # a caller's Ray (tests, the service) stays the caller's
+            if self.owned and self.cfg.address:
+                join_cluster(self.cfg.address)
+            elif self.owned:
                 start_local_ray(self.cfg)
-                self.owned = True
         self.up = True
 
     def stop(self) -> None:
