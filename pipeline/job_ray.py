@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from vidseek.pipeline.index_config import IndexConfig
-from vidseek.pipeline.quiet_ray import quiet_token_auth_notice
+from vidseek.pipeline.quiet_ray import quiet_dashboard_failure, quiet_token_auth_notice
 
 log = logging.getLogger(__name__)
 START_TRIES = 3
@@ -76,6 +76,7 @@ def start_local_ray(cfg: IndexConfig) -> None:
     # the last one's processes still exit) step on each other's session files and time out at start-up.
     tmp = ray_temp_dir()
     quiet_token_auth_notice()
+    quiet_dashboard_failure()
     for attempt in range(1, START_TRIES + 1):
         try:
             ray.init(

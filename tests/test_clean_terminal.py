@@ -62,3 +62,20 @@ def test_a_successful_index_prints_no_error_looking_line(tmp_path):
     )
     bad = [line for line in (r.stdout + r.stderr).splitlines() if looks_bad.search(line)]
     assert not bad, bad
+
+
+def test_ray_s_dashboard_start_failure_goes_to_the_log_at_info(caplog):
+    """Seen in fresh-clone CI run 20: Ray's API server missed its start and Ray logged ERROR lines."""
+    import logging
+
+    from vidseek.pipeline.quiet_ray import quiet_dashboard_failure
+
+    quiet_dashboard_failure()
+    ray_log = logging.getLogger("ray._private.services")
+    with caplog.at_level(logging.INFO):
+        ray_log.error("Failed to start the dashboard , return code -6")
+        ray_log.error("GCS did something else")
+    by_logger = [(r.name, r.levelno) for r in caplog.records]
+    assert ("vidseek.ray", logging.INFO) in by_logger
+    assert ("ray._private.services", logging.ERROR) in by_logger  # other Ray errors still show
+    assert not any(r.name == "ray._private.services" and "dashboard" in r.getMessage() for r in caplog.records)
