@@ -8,7 +8,8 @@
 #                 package registry): pip --no-index --find-links DIR. Make DIR on a machine with a registry
 #                 with bench/gpu_wheels.sh; Ray's wheel is larger than one transfer may carry, so that script
 #                 splits it, and this one joins the parts first.
-#   --out FILE    where the JSON goes (default: gpu_check.json)
+#   --out FILE    where the JSON goes (default: $OUT/gpu_check.json on the device machine, else
+#                 out/gpu_check.json: an ignored folder, so a run leaves nothing untracked in the checkout)
 #   --smoke       CPU, tiny model, seconds: proves the script runs end to end (CI does this on every run)
 #
 # Steps: 1. install what is missing  2. the gpu-marked tests  3. bench/gpu_pipeline.py (encode-only bf16
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
-wheels="" out="gpu_check.json" smoke=0
+wheels="" out="${OUT:-out}/gpu_check.json" smoke=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheels) wheels=$2; shift 2 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
     *) echo "gpu_check.sh: unknown argument $1 (see the header of this file)" >&2; exit 2 ;;
   esac
 done
+mkdir -p "$(dirname "$out")"
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 # a checkout works without installing vidseek (vidseek/__init__.py finds the layer folders beside it)
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

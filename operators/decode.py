@@ -46,6 +46,15 @@ def pyav_first(info: "Probe") -> bool:
     return info.codec in PYAV_FIRST or (info.codec in PYAV_FIRST_WITH_B_FRAMES and info.b_frames)
 
 
+def check_backend(backend: str, plan: SamplingPlan) -> None:
+    """Refuse a backend choice that cannot work, before any video: ValueError saying what to pass."""
+    if backend not in ("auto", "decord", "pyav"):
+        raise ValueError(f"unknown decoder backend {backend!r}: use auto, decord or pyav")
+    if backend == "decord" and plan.kind == "keyframes":
+        # decord's key-frame index counts packets in decode order: on B-frame files it names the wrong frames
+        raise ValueError("keyframes sampling decodes with PyAV only: use --decoder auto (or pyav) with it")
+
+
 class DecodeError(Exception):
     """A video that cannot be decoded; ``str(e)`` names the file and the reason."""
 
@@ -58,6 +67,7 @@ class Probe:
     rotation: int = 0
     codec: str = ""  # the decoder's name
     b_frames: bool = False  # the stream reorders frames (B-frames)
+    cut_start: bool = False  # packets before time 0: an edit list hides the start (a stream-copy cut)
 
 
 @dataclass
@@ -119,6 +129,8 @@ def probe(path: str) -> Probe:
         with av.open(path) as c:
             if not c.streams.video:
                 raise DecodeError(f"{path}: no video stream (audio-only or not a video)")
+            if c.format.name == "image2" or c.format.name.endswith("_pipe"):  # FFmpeg's still-image demuxers
+                raise DecodeError(f"{path}: is a still image ({c.format.name}), not a video")
             s = c.streams.video[0]
             w, h = s.codec_context.width, s.codec_context.height
             if not w or not h:
@@ -128,13 +140,21 @@ def probe(path: str) -> Probe:
                 duration = float(s.duration * s.time_base)
             elif c.duration:
                 duration = c.duration / 1_000_000
-            rotation = 0
+            rotation, cut = 0, False
             try:
-                first = next(c.decode(s))
-                rotation = int(getattr(first, "rotation", 0) or 0) % 360
-            except (StopIteration, av.error.FFmpegError):
+                for packet in c.demux(s):
+                    cut = cut or (packet.pts is not None and packet.pts < 0)
+                    frames = packet.decode()
+                    if frames:
+                        break
+                else:
+                    frames = s.codec_context.decode(None)  # a file of one or two frames: they are still held
+                if frames:
+                    rotation = int(getattr(frames[0], "rotation", 0) or 0) % 360
+            except av.error.FFmpegError:
                 pass  # decoding problems are found (and reported) by the real decode below
-            return Probe(w, h, duration, rotation, s.codec_context.name, bool(s.codec_context.has_b_frames))
+            b_frames = bool(s.codec_context.has_b_frames)
+            return Probe(w, h, duration, rotation, s.codec_context.name, b_frames, cut)
     except DecodeError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
@@ -194,7 +214,7 @@ class _DecordBackend:
         self.vr = decord.VideoReader(path, ctx=decord.cpu(0), width=size[0], height=size[1], num_threads=threads)
         n = len(self.vr)
         if n == 0:
-            raise DecodeError(f"{path}: no frames")
+            raise DecodeError("its frame index is empty")
         ts = self.vr.get_frame_timestamp(np.arange(n))  # [n, 2] start/end seconds
         self.starts = ts[:, 0].astype(np.float64)
         self.duration = float(ts[-1, 1]) if ts[-1, 1] > 0 else float(ts[-1, 0])
@@ -286,8 +306,7 @@ class VideoDecoder:
         self.plan = SamplingPlan.parse(sampling)
         if chunk_frames < 1:
             raise ValueError("chunk_frames must be ≥ 1")
-        if backend not in ("auto", "decord", "pyav"):
-            raise ValueError(f"unknown decoder backend {backend!r}: use auto, decord or pyav")
+        check_backend(backend, self.plan)
         self.chunk_frames = chunk_frames
         self.backend = backend
         self.threads = threads
@@ -330,41 +349,53 @@ class VideoDecoder:
         )
 
     def decode(self, path: str, summary: DecodeSummary | None = None) -> Iterator[FrameChunk]:
-        """Frame chunks for one video; raises DecodeError (with the file and reason) on bad input."""
+        """Frame chunks for one video; raises DecodeError (with the file and reason) on bad input.
+
+        A backend that gives no frame for a file that probes as a video hands it to the other backend,
+        whatever it lost; the video fails only when every backend gave nothing, and the error says what
+        each one did (docs/decoding.md, "Two backends, one fallback").
+        """
         summary = summary if summary is not None else DecodeSummary()
         check_file(path)
         info = probe(path)
-        size = resize_plan(info.width, info.height, self.cfg)
-        if info.rotation in (90, 270):
-            size = resize_plan(info.height, info.width, self.cfg)[::-1]  # decode size before rotating
         order = self._backend_order(info)
-        lost_before = 0
+        outcomes: list[str] = []
         for i, name in enumerate(order):
-            if name == "decord":
-                try:
-                    # decord2 applies the display rotation itself: it takes the displayed (rotated) size
-                    dsize = resize_plan(info.height, info.width, self.cfg) if info.rotation in (90, 270) else size
-                    chunks = self._decode_decord(path, _DecordBackend(path, dsize, self.threads), summary)
-                except Exception as e:  # noqa: BLE001 — decord raises assorted errors on files it rejects
-                    if self.backend == "decord":
-                        raise DecodeError(f"{path}: decord cannot open it ({type(e).__name__}: {e})") from e
-                    if i + 1 < len(order):
-                        summary.notes.append(f"decord failed to open ({type(e).__name__}); used PyAV")
-                        continue
-                    summary.notes.append(f"decord failed to open ({type(e).__name__}) as the fallback too")
-                    summary.lost = max(summary.lost, lost_before)
-                    return
-            else:
-                chunks = self._decode_pyav(path, info, size, summary)
+            lost_before = summary.lost
             produced = False
-            for chunk in chunks:
-                produced = True
-                yield chunk
-            if produced or i + 1 == len(order) or not summary.lost:
-                return
-            # it opened the file but decoded none of it (e.g. decord on some VP9 with frame threads)
-            summary.notes.append(f"{name} decoded no frames ({summary.lost} lost); used {order[i + 1]}")
-            lost_before, summary.lost = summary.lost, 0
+            try:
+                for chunk in self._backend_chunks(name, path, info, summary):
+                    produced = True
+                    yield chunk
+            except (DecodeError, av.error.FFmpegError) as e:
+                if produced:
+                    raise  # frames already went downstream: this video's error, not another backend's turn
+                outcomes.append(f"{name}: {_reason(e, path)}")
+            else:
+                if produced:
+                    return
+                outcomes.append(f"{name}: decoded no frames ({summary.lost - lost_before} lost)")
+            if i + 1 < len(order):
+                summary.notes.append(f"{outcomes[-1]}; used {order[i + 1]}")
+                summary.lost = lost_before  # the fallback's losses are the video's, not the first try's
+        raise DecodeError(f"{path}: no decodable frames ({'; '.join(outcomes)})")
+
+    def _backend_chunks(self, name: str, path: str, info: Probe, summary: DecodeSummary) -> Iterator[FrameChunk]:
+        size = resize_plan(info.width, info.height, self.cfg)
+        if name == "pyav":
+            if info.rotation in (90, 270):
+                size = resize_plan(info.height, info.width, self.cfg)[::-1]  # decode size before rotating
+            return self._decode_pyav(path, info, size, summary)
+        # decord2 applies the display rotation itself: it takes the displayed (rotated) size
+        if info.rotation in (90, 270):
+            size = resize_plan(info.height, info.width, self.cfg)
+        try:
+            backend = _DecordBackend(path, size, self.threads)
+        except DecodeError:
+            raise
+        except Exception as e:  # noqa: BLE001 — decord raises assorted errors on files it rejects
+            raise DecodeError(f"cannot open it ({type(e).__name__}: {e})") from e
+        return self._decode_decord(backend, info, summary)
 
     def _backend_order(self, info: Probe) -> list[str]:
         """Backends to try, best first: the faster per codec (PYAV_FIRST), the other as the fallback."""
@@ -372,16 +403,28 @@ class VideoDecoder:
             return [self.backend]
         if self.plan.kind == "keyframes" or info.rotation != 0 or self.skip_loop_filter:
             return ["pyav"]  # what only PyAV does: skip non-key frames, apply rotation, skip the loop filter
-        return ["pyav", "decord"] if pyav_first(info) else ["decord", "pyav"]
+        # decord ignores an edit list that hides the start: its frames up to the next key frame come from
+        # later in the video (docs/decoding.md, "Where the backends differ")
+        return ["pyav", "decord"] if pyav_first(info) or info.cut_start else ["decord", "pyav"]
+
+    def _plan_duration(self, info: Probe, frames_end: float | None) -> float:
+        """The duration ``uniform:N`` divides: the container's (known before decoding, so PyAV can seek to
+        the samples), else where the frames end. ``fps:R`` windows always follow the frames."""
+        if self.plan.kind == "uniform" and info.duration:
+            return info.duration
+        if frames_end is None:
+            raise DecodeError("unknown duration")
+        return frames_end
 
     # -- backends ---------------------------------------------------------------------------------
-    def _decode_decord(self, path: str, b: _DecordBackend, summary: DecodeSummary) -> Iterator[FrameChunk]:
+    def _decode_decord(self, b: _DecordBackend, info: Probe, summary: DecodeSummary) -> Iterator[FrameChunk]:
         summary.decoder, summary.duration = "decord", b.duration
-        t, t0, t1 = self.plan.spans(b.duration)
+        t, t0, t1 = self.plan.spans(self._plan_duration(info, b.duration))
         picked = _pick_frames(b.starts, t)
         keep = np.r_[True, picked[1:] != picked[:-1]]  # a frame shown for several samples is kept once
         sample_idx = np.flatnonzero(keep)
         t1 = np.r_[t1[sample_idx[1:] - 1], t1[-1]] if len(sample_idx) > 1 else t1[-1:]
+        t1[-1] = b.duration  # the last sample's span ends where the video ends
         picked, t0 = picked[sample_idx], t0[sample_idx]
         for lo in range(0, len(picked), self.chunk_frames):
             sl = slice(lo, lo + self.chunk_frames)
@@ -398,109 +441,145 @@ class VideoDecoder:
     ) -> Iterator[FrameChunk]:
         summary.decoder = "pyav"
         lost = [0]
-        keyframes = self.plan.kind == "keyframes"
-        if keyframes or info.duration is None or self.plan.kind == "fps":
-            times = None  # fps windows follow the decoded frames, whatever the header's duration says
-        else:
-            times = self.plan.spans(info.duration)
-        buf: list[tuple[int, float, float, float, np.ndarray]] = []
-        last_t = 0.0
-
+        out = _RowBuffer(self.chunk_frames, lambda imgs: finish_frames(_rotate(imgs, info.rotation), self.cfg))
         convert = _RgbScaler(size)
-
-        def flush() -> Iterator[FrameChunk]:
-            if not buf:
-                return
-            idx, ft, a, b, imgs = zip(*buf)
-            frames = finish_frames(_rotate(np.stack(imgs), info.rotation), self.cfg)
-            summary.n_frames += len(frames)
-            buf.clear()
-            yield FrameChunk(np.array(idx), np.array(ft), np.array(a), np.array(b), frames)
-
-        if keyframes:
-            prev = None  # (frame, t); a key frame's span ends where the next one starts
-            k = 0
-            for frame in _pyav_frames(path, lost, keyframes_only=True, threads=self.threads):
-                ft = float(frame.time or 0.0)
-                if prev is not None:
-                    buf.append((k, prev[1], prev[1], ft, convert(prev[0])))
-                    k += 1
-                prev = (frame, ft)
-                last_t = ft
-                if len(buf) >= self.chunk_frames:
-                    yield from flush()
-            if prev is not None:
-                end = max(info.duration or prev[1], prev[1])
-                buf.append((k, prev[1], prev[1], end, convert(prev[0])))
-            summary.duration = float(info.duration or last_t)
+        if self.plan.kind == "keyframes":
+            rows = self._pyav_keyframes(path, info, convert, out, lost, summary)
         else:
-            # Sequential decode: the frame on screen at sample time t is the last one starting at or before t.
-            k, prev, prev_t = 0, None, 0.0
-            step = None if times is not None else 1.0 / self.plan.value if self.plan.kind == "fps" else None
-            if times is None and step is None:
-                raise DecodeError(f"{path}: unknown duration; uniform sampling needs it (try fps:R)")
+            rows = self._pyav_samples(path, info, convert, out, lost, summary)
+        for chunk in rows:
+            summary.n_frames += len(chunk.frames)
+            yield chunk
+        for chunk in out.close(summary.duration):
+            summary.n_frames += len(chunk.frames)
+            yield chunk
+        summary.lost += lost[0]
 
-            def target(i):
-                if times is not None:
-                    return times[0][i] if i < len(times[0]) else None
+    def _pyav_keyframes(self, path, info, convert, out: "_RowBuffer", lost, summary) -> Iterator[FrameChunk]:
+        prev = None  # (frame, t); a key frame's span ends where the next one starts
+        k = 0
+        for frame in _pyav_frames(path, lost, keyframes_only=True, threads=self.threads):
+            ft = float(frame.time or 0.0)
+            if prev is not None:
+                out.add(k, prev[1], prev[1], ft, convert(prev[0]))
+                k += 1
+                yield from out.full()
+            prev = (frame, ft)
+        if prev is not None:
+            out.add(k, prev[1], prev[1], max(info.duration or prev[1], prev[1]), convert(prev[0]))
+        summary.duration = float(max(info.duration or 0.0, prev[1] if prev else 0.0))
+
+    def _pyav_samples(self, path, info, convert, out: "_RowBuffer", lost, summary) -> Iterator[FrameChunk]:
+        """Sequential decode: the frame on screen at sample time t is the last one starting at or before t."""
+        if self.plan.kind == "uniform":
+            times, t0, t1 = self.plan.spans(self._plan_duration(info, info.duration or _demuxed_end(path)))
+            samples = SampleTimes(times=times)
+
+            def target(i: int) -> float | None:
+                return times[i] if i < len(times) else None
+
+            def span(i: int) -> tuple[float, float]:
+                return t0[i], t1[i]
+        else:
+            step = 1.0 / self.plan.value
+            samples = SampleTimes(step=step)
+
+            def target(i: int) -> float | None:
                 return (i + 0.5) * step
 
-            def span(i):
-                if times is not None:
-                    return times[1][i], times[2][i]
+            def span(i: int) -> tuple[float, float]:
                 return i * step, (i + 1) * step
 
-            emitted_frame, step_t = None, 0.0
-            samples = (
-                (SampleTimes(times=times[0]) if times is not None else SampleTimes(step=step))
-                if self.sample_aware
-                else None
-            )
-            frames = _pyav_frames(
-                path,
-                lost,
-                samples=samples,
-                skip_loop_filter=self.skip_loop_filter,
-                stats=summary.skips,
-                threads=self.threads,
-            )
-            for frame in frames:
-                ft = float(frame.time or 0.0)
-                while (tt := target(k)) is not None and tt < ft:
-                    shown = prev if prev is not None else frame
-                    if shown is not emitted_frame:
-                        a, b = span(k)
-                        buf.append((k, prev_t if prev is not None else ft, a, b, convert(shown)))
-                        emitted_frame = shown
-                    elif buf:
-                        buf[-1] = buf[-1][:3] + (span(k)[1],) + buf[-1][4:]  # same frame: extend span
-                    k += 1
-                    if len(buf) >= self.chunk_frames:
-                        yield from flush()
-                if prev is not None:
-                    step_t = ft - prev_t
-                prev, prev_t, last_t = frame, ft, ft
-                if frame.duration and frame.time_base:
-                    step_t = float(frame.duration * frame.time_base)  # this frame's own display time
-            # The video ends where its last decoded frame's display ends, as decord's frame index has it:
-            # a truncated file's header promises more (samples that would all repeat the last frame), a
-            # VFR file's header may promise less. The header's duration only when no frame says.
-            duration = (
-                last_t + step_t
-                if prev is not None and step_t > 0
-                else info.duration
-                if info.duration is not None
-                else last_t
-            )
-            while prev is not None and (tt := target(k)) is not None and tt < max(duration, last_t + 1e-6):
-                if prev is not emitted_frame:
-                    a, b = span(k)
-                    buf.append((k, prev_t, a, min(b, duration), convert(prev)))
-                    emitted_frame = prev
+        emitted = [None]  # the frame the last row shows: a frame on screen for several samples is one row
+
+        def serve(i: int, frame, ft: float) -> None:
+            a, b = span(i)
+            if frame is emitted[0]:
+                out.extend_last(b)
+            else:
+                out.add(i, ft, a, b, convert(frame))
+                emitted[0] = frame
+
+        k, prev, prev_t, last_t, step_t = 0, None, 0.0, 0.0, 0.0
+        frames = _pyav_frames(
+            path,
+            lost,
+            samples=samples if self.sample_aware else None,
+            skip_loop_filter=self.skip_loop_filter,
+            stats=summary.skips,
+            threads=self.threads,
+        )
+        for frame in frames:
+            ft = float(frame.time or 0.0)
+            while (tt := target(k)) is not None and tt < ft:
+                serve(k, *((prev, prev_t) if prev is not None else (frame, ft)))
                 k += 1
-            summary.duration = float(duration)
-        yield from flush()
-        summary.lost += lost[0]
+                yield from out.full()
+            if prev is not None:
+                step_t = ft - prev_t
+            prev, prev_t, last_t = frame, ft, ft
+            if frame.duration and frame.time_base:
+                step_t = float(frame.duration * frame.time_base)  # this frame's own display time
+        if prev is None:
+            return
+        # The video ends where its last decoded frame's display ends, as decord's frame index has it:
+        # a truncated file's header promises more (samples that would all repeat the last frame), a
+        # VFR file's header may promise less. The header's duration only when no frame says.
+        duration = last_t + step_t if step_t > 0 else info.duration if info.duration is not None else last_t
+        while (tt := target(k)) is not None and tt < max(duration, last_t + 1e-6):
+            serve(k, prev, prev_t)
+            k += 1
+            yield from out.full()
+        if k == 0:  # shorter than half a window: one sample, clamped to the end (operators/sampling.py)
+            out.add(0, prev_t, 0.0, duration, convert(prev))
+        summary.duration = float(duration)
+
+
+class _RowBuffer:
+    """Rows of one video on their way out in chunks of ``chunk_frames``. The last row stays until the next
+    one comes or the video ends: its span may still grow (the same frame on screen at later samples), and
+    the video's last span ends where the video ends."""
+
+    def __init__(self, chunk_frames: int, finish):
+        self.chunk_frames = chunk_frames
+        self.finish = finish  # [n, h, w, 3] RGB -> [n, S, S, 3] model-input frames
+        self.rows: list[list] = []  # [idx, t, start, end, image]
+
+    def add(self, idx: int, t: float, start: float, end: float, image: np.ndarray) -> None:
+        self.rows.append([idx, t, start, end, image])
+
+    def extend_last(self, end: float) -> None:
+        self.rows[-1][3] = end
+
+    def full(self) -> Iterator[FrameChunk]:
+        if len(self.rows) > self.chunk_frames:
+            yield self._chunk(self.rows[: self.chunk_frames])
+            del self.rows[: self.chunk_frames]
+
+    def close(self, video_end: float) -> Iterator[FrameChunk]:
+        if self.rows:
+            self.rows[-1][3] = video_end
+            yield self._chunk(self.rows)
+            self.rows = []
+
+    def _chunk(self, rows: list[list]) -> FrameChunk:
+        idx, t, a, b, images = zip(*rows)
+        return FrameChunk(np.array(idx), np.array(t), np.array(a), np.array(b), self.finish(np.stack(images)))
+
+
+def _demuxed_end(path: str) -> float | None:
+    """Where a stream's frames end, from its packets alone (no decoding): for a file whose header gives no
+    duration (a live WebM), which ``uniform:N`` must know before its first sample."""
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        ends = [(p.pts + (p.duration or 0)) * s.time_base for p in c.demux(s) if p.pts is not None]
+    return float(max(ends)) if ends else None
+
+
+def _reason(e: Exception, path: str) -> str:
+    """An error's text without the file name the caller adds once."""
+    text = str(e) if isinstance(e, DecodeError) else f"{type(e).__name__}: {e}"
+    return text.removeprefix(f"{path}: ")
 
 
 def decode_frames(

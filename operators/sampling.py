@@ -42,7 +42,15 @@ class SamplingPlan:
         return f"{self.kind}:{v}"
 
     def spans(self, duration: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sample times and their spans (t, start, end), each [N] float64, for a video of ``duration`` s."""
+        """Sample times and their spans (t, start, end), each [N] float64, for a video of ``duration`` s.
+
+        The contract both decoders keep (docs/decoding.md, "What a sample is"):
+        - ``fps:R``: a sample at the midpoint of every 1/R window whose midpoint lies inside [0, duration);
+          the last window's span ends at ``duration``. A video too short to hold one midpoint (≤ half a
+          window, e.g. a one-frame clip) still gets one sample: its time clamped to the video's end (the
+          last frame on screen), spanning the whole video.
+        - ``uniform:N``: the midpoints of N equal chunks of ``duration``.
+        """
         if self.kind == "keyframes":
             raise ValueError("keyframe sampling has no fixed times; the decoder finds them")
         if not duration or duration <= 0:
@@ -50,13 +58,16 @@ class SamplingPlan:
             return z, z, z
         if self.kind == "fps":
             step = 1.0 / self.value
-            n = max(1, int(np.floor(duration / step + 0.5)))  # windows whose midpoint lies inside
+            n = int(np.ceil(duration / step - 0.5 - 1e-9))  # windows whose midpoint lies strictly inside
+            if n <= 0:
+                return np.array([float(duration)]), np.zeros(1), np.array([float(duration)])
             start = np.arange(n) * step
+            t = start + step / 2.0
         else:
             n = int(self.value)
             step = duration / n
             start = np.arange(n) * step
+            t = start + step / 2.0
         end = np.minimum(start + step, duration)
-        t = (start + end) / 2.0
         end[-1] = duration  # the last sample also covers a trailing partial window
         return t, start, end

@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
+from vidseek.operators.decode import check_backend
 from vidseek.operators.isolated_decode import DecodeLimit
 from vidseek.operators.model_stamp import requested_identity
 from vidseek.operators.sampling import SamplingPlan
@@ -211,6 +212,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     t0 = time.perf_counter()
     plan_spec = SamplingPlan.parse(cfg.sampling)
     DecodeLimit(cfg.decode_timeout_s, cfg.decode_timeout_per_s)  # validate on the driver, before Ray starts
+    check_backend(cfg.decoder, plan_spec)
     if not cfg.address and cfg.device.startswith("cuda") and not cfg.num_gpus:
         from vidseek.operators.device import pick_device
 

@@ -14,6 +14,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _untracked() -> set[str] | None:
+    proc = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True
+    )
+    return {line[3:] for line in proc.stdout.splitlines() if line.startswith("??")} if proc.returncode == 0 else None
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind():
+    """A bench that leaves a file in the checkout is a bug: its outputs go to a temp dir or an ignored path."""
+    before = _untracked()
+    yield
+    if before is not None:
+        assert _untracked() - before == set(), "a bench left files in the checkout"
+
+
 def run_bench(tmp_path, *args: str) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", VIDSEEK_BENCH_MEDIA=str(tmp_path / "media"))
     proc = subprocess.run(
@@ -46,10 +62,10 @@ def test_pipeline_efficiency_smoke(tmp_path):
 def test_gpu_check_runs_to_its_end_on_the_cpu(tmp_path):
     """bench/gpu_check.sh --smoke: the prepared GPU check (install step, gpu tests, benchmark, one JSON) works
     before a GPU machine is ever available. Here the gpu tests are collected and skip; none may pass."""
-    out = tmp_path / "gpu_check.json"
-    env = dict(os.environ, VIDSEEK_BENCH_MEDIA=str(tmp_path / "media"), PYTHON=sys.executable)
+    out = tmp_path / "gpu_check.json"  # the default place, $OUT/gpu_check.json, as on the device machine
+    env = dict(os.environ, VIDSEEK_BENCH_MEDIA=str(tmp_path / "media"), PYTHON=sys.executable, OUT=str(tmp_path))
     proc = subprocess.run(
-        ["bash", "bench/gpu_check.sh", "--smoke", "--out", str(out)],
+        ["bash", "bench/gpu_check.sh", "--smoke"],
         cwd=ROOT,
         env=env,
         capture_output=True,

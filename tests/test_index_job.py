@@ -352,3 +352,20 @@ def test_a_video_that_outlives_its_decode_limit_is_a_timeout_record(ray_local, t
     assert err["stage"] == "decode" and err["reason"].startswith(f"{lib / 'a_heavy.mp4'}: timeout after 2 s")
     assert "[decode] timeout after 2 s" in summary.render()
     assert_exactly_once(uri)
+
+
+@pytest.mark.parametrize("decoder", ["auto", "pyav", "decord"])
+def test_every_valid_edge_file_indexes_with_every_decoder(ray_local, tmp_path_factory, decoder):
+    """tests/edge_corpus.py through the whole job: 0 failed, and the rows the sampling contract asks for."""
+    from conftest import ffmpeg
+    from edge_corpus import CORPUS, build_edge_corpus, expected_row_count
+
+    corpus = build_edge_corpus(tmp_path_factory.mktemp("edge"), ffmpeg)
+    uri = str(tmp_path_factory.mktemp("edge-store") / "s.db")
+    summary = run_index(
+        IndexConfig(source=str(next(iter(corpus.values())).parent), store=uri, decoder=decoder, progress=False)
+    )
+    assert (summary.indexed, summary.failed) == (len(CORPUS), 0), summary.render()
+    videos = assert_exactly_once(uri)
+    by_name = {Path(r["path"]).name: r for r in videos.values()}
+    assert {n: r["n_frames"] for n, r in by_name.items()} == {n: expected_row_count(p) for n, p in corpus.items()}
