@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from vidseek.operators.frame_table import FrameTable  # noqa: E402
 from vidseek.store.frame_index import FRAME_INDEXES  # noqa: E402
 from vidseek.store.video_store import VideoStore, frame_rows  # noqa: E402
 
@@ -58,7 +59,7 @@ def measure(uri: str, data: Path, index_type: str, rows: int, dim: int, seed: in
                 centre = rng.standard_normal(dim)
                 vecs = (centre + 0.5 * rng.standard_normal((PER_VIDEO, dim))).astype(np.float32)
                 t = np.arange(PER_VIDEO, dtype=np.float32)
-                batch += frame_rows(f"{v:020x}", np.arange(PER_VIDEO), t + 0.5, t, t + 1, vecs)
+                batch += frame_rows(f"{v:020x}", FrameTable.of(np.arange(PER_VIDEO), t + 0.5, t, t + 1, vecs))
             store.client.insert(store.frames, batch)
             scalar_bytes = scalar_row_bytes(batch[0])
         store.client.flush(store.frames)

@@ -37,6 +37,7 @@ from media import make_library  # noqa: E402
 
 from vidseek.operators.decode import decode_frames  # noqa: E402
 from vidseek.operators.encode import encode_images, load_clip  # noqa: E402
+from vidseek.operators.frame_table import FrameTable  # noqa: E402
 from vidseek.operators.sampling import SamplingPlan  # noqa: E402
 
 
@@ -130,7 +131,7 @@ def peer_sequential(paths: list[str], clip, sampling: str, store: str) -> float:
     for i, p in enumerate(paths):
         frames, t0, t1, _ = decode_frames(p, clip.preprocess, sampling)
         vec = encode_images(clip, frames)
-        vs.insert_frames(f"seq{i}", np.arange(len(vec)), (t0 + t1) / 2, t0, t1, vec)
+        vs.insert_frames(f"seq{i}", FrameTable.of(np.arange(len(vec)), (t0 + t1) / 2, t0, t1, vec))
         vs.upsert_videos(
             [
                 {

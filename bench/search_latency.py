@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vidseek.operators.aggregate import mean_pool  # noqa: E402
 from vidseek.operators.encode import encode_texts, load_clip  # noqa: E402
+from vidseek.operators.frame_table import FrameTable  # noqa: E402
 from vidseek.retrieval.frame_cache import FrameCache  # noqa: E402
 from vidseek.retrieval.search import Searcher, SearchParams  # noqa: E402
 from vidseek.store.video_store import VideoStore, frame_rows  # noqa: E402
@@ -51,7 +52,7 @@ def build_store(uri: str, clip, n_videos: int, n_frames: int, prefix: str = "vid
             vecs = (centre + 0.5 * rng.standard_normal((n_frames, d))).astype(np.float32)  # [T, D]
             t = np.arange(n_frames, dtype=np.float32)
             vid = f"v{v:06d}"
-            frames.append(frame_rows(vid, np.arange(n_frames), t + 0.5, t, t + 1, vecs))
+            frames.append(frame_rows(vid, FrameTable.of(np.arange(n_frames), t + 0.5, t, t + 1, vecs)))
             rows.append(
                 {
                     "video_id": vid,

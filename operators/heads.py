@@ -1,4 +1,5 @@
-"""Temporal-head checkpoints and per-video learned vectors (docs/methods.md, issue 5).
+"""Temporal-head checkpoints and per-video learned vectors (docs/methods.md "CLIP4Clip seqTransf (learned
+temporal head)").
 
 A head only means something in the embedding space it was trained in, so its checkpoint records the model
 stamp (``LoadedClip.stamp()``) of the frame vectors it saw, and ``load_head`` refuses another one

@@ -48,3 +48,22 @@ def requested_identity(model: str, pretrained: str | None) -> dict:
 
     resolved = resolve_pretrained(model, pretrained)
     return {"model": model, "weights": weights_identity(resolved), "pretrained": resolved}
+
+
+class RandomWeightsWarning(UserWarning):
+    """A store's (or a job's) model has random weights: what it finds is random."""
+
+
+REAL_MODEL_HINT = (
+    "for real search, index into a new --store with an open_clip architecture and its trained weights, e.g. "
+    "--model ViT-B-32 --pretrained /path/to/open_clip_model.safetensors (or --pretrained laion2b_s34b_b79k "
+    "where the model hub is reachable)"
+)
+
+
+def random_weights_warning(stamp: dict | None) -> str | None:
+    """One line saying that ``stamp``'s model has random weights (``tiny-random``, the default model, or any
+    architecture with pretrained ``none``), so its results are random; None for trained weights."""
+    if not stamp or stamp.get("weights") != "none":
+        return None
+    return f"model {stamp.get('model')} has random weights: search results are random; {REAL_MODEL_HINT}"

@@ -15,9 +15,9 @@ the unthinned frames did; ``expand_merged`` gives the temporal heads their frame
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from vidseek.operators.frame_table import FrameTable
 
 EPS = 1e-12
 SLACK = 1e-6  # float32 cosines of identical vectors can read 0.9999999: 1.0 means "exact duplicates"
@@ -31,26 +31,6 @@ def check_threshold(threshold: float) -> float:
             "only, 0.95 near-duplicates; lower merges more"
         )
     return threshold
-
-
-@dataclass
-class FrameTable:
-    """One video's frame rows, sorted by idx: idx, t, t_start, t_end, merged [n] and raw vectors [n, D]."""
-
-    idx: np.ndarray
-    t: np.ndarray
-    t_start: np.ndarray
-    t_end: np.ndarray
-    vectors: np.ndarray
-    merged: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def take(self, sel: np.ndarray) -> "FrameTable":
-        return FrameTable(
-            self.idx[sel], self.t[sel], self.t_start[sel], self.t_end[sel], self.vectors[sel], self.merged[sel]
-        )
 
 
 def merge_runs(unit: np.ndarray, threshold: float) -> list[tuple[int, int]]:

@@ -25,7 +25,7 @@ from typing import Iterator
 
 from vidseek.operators.decode import check_backend
 from vidseek.operators.isolated_decode import DecodeLimit
-from vidseek.operators.model_stamp import requested_identity
+from vidseek.operators.model_stamp import random_weights_warning, requested_identity
 from vidseek.operators.sampling import SamplingPlan
 from vidseek.operators.video_vectors import VideoVectors
 from vidseek.pipeline.faults import fault_hooks_from_env
@@ -63,6 +63,7 @@ class IndexSummary:
     wall_s: float = 0.0
     stopped_early: bool = False
     merge_similar: float | None = None  # the threshold frame rows were merged at (None: one row per frame)
+    model_warning: str | None = None  # the job's model has random weights (tiny-random): searches find nothing
     errors: list[dict] = field(default_factory=list)
     # seconds per part of the job (the fixed costs, bench/fixed_costs.py): model (driver's load, for the
     # identity stamp), plan (store open and resume planning), ray_start, first_video (streaming start to the
@@ -99,6 +100,8 @@ class IndexSummary:
             lines.append("stopped early: the failure budget (--max-failures) was exceeded")
         for reason, n in top_reasons(self.errors):
             lines.append(f"  {n}× {reason}")
+        if self.model_warning:  # "note:", not "warning:": a successful job prints nothing that looks like an error
+            lines.append(f"note: {self.model_warning}")
         return "\n".join(lines)
 
 
@@ -263,6 +266,7 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
             reaggregated=reaggregated,
             phases=phases,
             merge_similar=cfg.merge_similar,
+            model_warning=random_weights_warning(stamp),
         )
         if plan.todo:
             job_ray.start()

@@ -46,7 +46,7 @@ def apply_head_to_store(
         if not have:
             continue
         # a head sees the frame sequence: merged rows (a thinned store) repeated as the frames they stand for
-        vecs = agg.pool([expand_merged(frames[v]["vectors"], frames[v]["merged"]) for v in have])
+        vecs = agg.pool([expand_merged(frames[v].vectors, frames[v].merged) for v in have])
         store.upsert_videos([{**recs[v], "learned_vec": vec, "learned_head": agg.id} for v, vec in zip(have, vecs)])
         written += len(have)
         if progress is not None:

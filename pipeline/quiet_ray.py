@@ -3,7 +3,7 @@
 Ray's C++ core worker in the driver writes its ERROR-level lines straight to file descriptor 2, so no
 Python logging setting reaches them. One of them appears on every healthy job: Ray Data's map actors take
 their constructor arguments through the object store, and the core worker says so with an ``E`` line
-(Ray issue 53727) although nothing is wrong. ``filtered_stderr`` routes fd 2 through a pipe for the
+(ray-project/ray#53727) although nothing is wrong. ``filtered_stderr`` routes fd 2 through a pipe for the
 job's duration; a line matching ``BENIGN`` is dropped (shown with ``vidseek index -v``; Ray's session log
 has it too), any other byte reaches the terminal unchanged and at once (progress bars included). Real warnings are untouched.
 """

@@ -178,8 +178,8 @@ def collect_frames(
         for i in range(0, len(ids), 1024):
             frames.update(store.frames_of(ids[i : i + 1024]))
         for v, sid in found.items():
-            if sid in frames and len(frames[sid]["vectors"]):
-                out[v] = sample_frames(expand_merged(frames[sid]["vectors"], frames[sid]["merged"]), k)
+            if sid in frames and len(frames[sid]):
+                out[v] = sample_frames(expand_merged(frames[sid].vectors, frames[sid].merged), k)
         missing = [v for v in videos if v not in out]
     failed: list[str] = []
     if missing and video_root is None:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vidseek.operators.frame_table import FrameTable
 from vidseek.operators.rows import EncodeFailure, VideoEnd, from_batch
-from vidseek.operators.thinning import FrameTable, merge_similar
+from vidseek.operators.thinning import merge_similar
 from vidseek.operators.video_vectors import VideoVectors
 from vidseek.store.video_store import VideoStore
 
@@ -146,17 +147,16 @@ class StoreWriter:
                 continue
             idx = np.array(sorted(p.unflushed))
             rows = [p.frames[i] for i in idx]
-            table = FrameTable(
+            table = FrameTable.of(
                 idx,
                 np.array([r[0] for r in rows]),
                 np.array([r[1] for r in rows]),
                 np.array([r[2] for r in rows]),
                 np.stack([r[3] for r in rows]),
-                np.ones(len(idx), np.int64),
             )
             if self.merge_similar is not None:
                 table = merge_similar(table, self.merge_similar)
-            self.store.insert_frames(vid, table.idx, table.t, table.t_start, table.t_end, table.vectors, table.merged)
+            self.store.insert_frames(vid, table)
             p.flushed += len(idx)
             self.buffered -= len(idx)
             p.unflushed.clear()

@@ -21,6 +21,7 @@ import numpy as np
 from vidseek.retrieval.datasets import CaptionPair
 from vidseek.retrieval.metrics import retrieval_metrics
 from vidseek.retrieval.moments import moment_metrics
+from vidseek.retrieval.params import DEFAULTS
 from vidseek.retrieval.search import Hit, Searcher, SearchParams
 from vidseek.store.video_store import VideoLookup
 
@@ -28,14 +29,14 @@ MAX_FIRST_STAGE = 16_384  # Milvus' top-k limit
 DEFAULT_CONFIGS = ("mean", "max", "query-weighted:0.1", "mean+rerank", "query-weighted:0.1+rerank")
 
 
-def parse_config(spec: str, depth: int = 100, alpha: float = 0.4) -> tuple[str, SearchParams]:
+def parse_config(spec: str, depth: int = DEFAULTS.depth, alpha: float = DEFAULTS.alpha) -> tuple[str, SearchParams]:
     """``mean`` | ``max`` | ``query-weighted[:τ]`` | ``learned``, optionally ``+rerank``."""
     name, plus, suffix = spec.partition("+")
     if plus and suffix != "rerank":
         raise ValueError(f"bad eval config {spec!r}: only '+rerank' may follow the aggregation")
     agg, _, tau = name.partition(":")
     params = SearchParams(
-        aggregation=agg, tau=float(tau) if tau else 0.1, rerank=bool(plus), depth=depth, alpha=alpha
+        aggregation=agg, tau=float(tau) if tau else DEFAULTS.tau, rerank=bool(plus), depth=depth, alpha=alpha
     ).validate()
     label = agg + (f" τ={params.tau:g}" if agg == "query-weighted" else "") + (" + rerank" if plus else "")
     return label, params

@@ -11,20 +11,18 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Callable
 
-import numpy as np
-
-FrameData = dict[str, np.ndarray]
+from vidseek.operators.frame_table import FrameTable
 
 
 class FrameCache:
-    def __init__(self, fetch: Callable[[list[str]], dict[str, FrameData]], max_vectors: int = 500_000):
+    def __init__(self, fetch: Callable[[list[str]], dict[str, FrameTable]], max_vectors: int = 500_000):
         self.fetch = fetch
         self.max_vectors = max_vectors
-        self._entries: OrderedDict[str, FrameData] = OrderedDict()
+        self._entries: OrderedDict[str, FrameTable] = OrderedDict()
         self._size = 0
         self.hits = self.misses = 0
 
-    def get(self, video_ids: list[str]) -> dict[str, FrameData]:
+    def get(self, video_ids: list[str]) -> dict[str, FrameTable]:
         out, missing = self._cached(video_ids)
         if missing:
             fetched = self.fetch(missing)
@@ -32,7 +30,7 @@ class FrameCache:
             self._keep(fetched)
         return out
 
-    def _cached(self, video_ids: list[str]) -> tuple[dict[str, FrameData], list[str]]:
+    def _cached(self, video_ids: list[str]) -> tuple[dict[str, FrameTable], list[str]]:
         """Entries already held (marked recently used) and the ids still to fetch."""
         out, missing = {}, []
         for vid in video_ids:
@@ -46,19 +44,19 @@ class FrameCache:
         self.misses += len(missing)
         return out, missing
 
-    def _keep(self, fetched: dict[str, FrameData]) -> None:
+    def _keep(self, fetched: dict[str, FrameTable]) -> None:
         for vid, entry in fetched.items():
             self._put(vid, entry)
 
-    def _put(self, vid: str, entry: FrameData) -> None:
-        n = len(entry["vectors"])
+    def _put(self, vid: str, entry: FrameTable) -> None:
+        n = len(entry)
         if n > self.max_vectors:
             return
         self._entries[vid] = entry
         self._size += n
         while self._size > self.max_vectors:
             _, old = self._entries.popitem(last=False)
-            self._size -= len(old["vectors"])
+            self._size -= len(old)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -3,7 +3,7 @@
 CLIPRerank rescored a first-stage list: for each of its top-k candidates a fine score S (max over sampled
 frames of cos(t, frame), or any frame-evidence score) is fused with the initial score M:
 
-    fused = α · minmax(M) + (1 − α) · minmax(S),   α = 0.4 by default,
+    fused = α · minmax(M) + (1 − α) · minmax(S),   α = DEFAULTS.alpha (0.4, retrieval/params.py) by default,
 
 where both are min-max normalised per query over the rescored top-k (the paper does not say how; this is
 our choice, see docs/methods.md). Policies chosen here and relied on by the tests:
@@ -24,6 +24,8 @@ our choice, see docs/methods.md). Policies chosen here and relied on by the test
 from __future__ import annotations
 
 import numpy as np
+
+from vidseek.retrieval.params import DEFAULTS
 
 
 def _check_alpha(alpha: float) -> float:
@@ -52,7 +54,7 @@ def minmax(scores: np.ndarray) -> np.ndarray:
     return np.where(present, out, np.nan)
 
 
-def fuse(initial: np.ndarray, fine: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+def fuse(initial: np.ndarray, fine: np.ndarray, alpha: float = DEFAULTS.alpha) -> np.ndarray:
     """α · minmax(initial) + (1 − α) · minmax(fine) over one query's top-k [K] (or rows of [Q, K]).
 
     NaN in ``fine`` gives NaN fused (no evidence) unless α = 1; NaN in ``initial`` is an error.
@@ -70,7 +72,7 @@ def fuse(initial: np.ndarray, fine: np.ndarray, alpha: float = 0.4) -> np.ndarra
 
 
 def rerank(
-    initial: np.ndarray, fine: np.ndarray, alpha: float = 0.4, depth: int | None = None
+    initial: np.ndarray, fine: np.ndarray, alpha: float = DEFAULTS.alpha, depth: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """New order of one query's candidates and their fused scores.
 
@@ -98,7 +100,9 @@ def rerank(
     return np.concatenate([new_head, np.arange(k, n)]), fused
 
 
-def rerank_matrix(first: np.ndarray, fine: np.ndarray, alpha: float = 0.4, depth: int | None = None) -> np.ndarray:
+def rerank_matrix(
+    first: np.ndarray, fine: np.ndarray, alpha: float = DEFAULTS.alpha, depth: int | None = None
+) -> np.ndarray:
     """CLIPRerank of a whole [Q, V] gallery: per query, the top-``depth`` videos by ``first`` reordered by
     ``rerank``; returns scores [Q, V] whose descending order is that ranking (no ties), for rank metrics."""
     first, fine = np.asarray(first, dtype=np.float64), np.asarray(fine, dtype=np.float64)

@@ -29,9 +29,10 @@ import time
 
 import numpy as np
 
+from vidseek.operators.frame_table import FrameTable
 from vidseek.retrieval.backends import Where
 from vidseek.store.filters import in_list
-from vidseek.store.video_store import VideoStore, group_frame_rows
+from vidseek.store.video_store import VideoStore, group_stored_rows, table_of
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class StoreReplica:
                 )
                 for i in range(0, len(video_ids), 256)
             ]
-        return group_frame_rows(r for scan in scans for r in scan if keep is None or r["video_id"] in keep)
+        return group_stored_rows(r for scan in scans for r in scan if keep is None or r["video_id"] in keep)
 
     @staticmethod
     def _row(r: dict) -> dict:
@@ -189,19 +190,9 @@ class StoreReplica:
                 if v in self._videos
             }
 
-    def get(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
-        """Frame data like ``VideoStore.frames_of`` (raw vectors = unit × norm): the searcher's frame source."""
+    def get(self, video_ids: list[str]) -> dict[str, FrameTable]:
+        """Frame tables like ``VideoStore.frames_of`` (raw vectors = unit × norm): the searcher's frame source."""
         self._sync()
         with self._lock:
             entries = {v: self._frames[v] for v in video_ids if v in self._frames}
-        return {
-            v: {
-                "idx": f["idx"],
-                "t": f["t"],
-                "t_start": f["t_start"],
-                "t_end": f["t_end"],
-                "merged": f["merged"],
-                "vectors": f["unit"] * f["norm"][:, None],
-            }
-            for v, f in entries.items()
-        }
+        return {v: table_of(f) for v, f in entries.items()}

@@ -21,6 +21,7 @@ from vidseek.operators.file_embedder import FileEmbedder
 from vidseek.operators.isolated_decode import DecodeLimit
 from vidseek.retrieval.datasets import find_video
 from vidseek.retrieval.fusion import rerank as fuse_order
+from vidseek.retrieval.params import DEFAULTS
 from vidseek.retrieval.runfiles import Candidate, RunQuery
 from vidseek.store.video_store import VideoLookup, VideoStore, check_same_model
 
@@ -65,7 +66,7 @@ class FrameEvidence:
             frames = self.store.frames_of(sorted(set(want.values()))) if want else {}
             for i, vid in want.items():
                 if vid in frames:
-                    out[i] = frames[vid]["vectors"]
+                    out[i] = frames[vid].vectors
                     self.stats["store"] += 1
         for i, c in enumerate(candidates):
             if out[i] is None:
@@ -112,8 +113,8 @@ def max_frame_score(text: np.ndarray, frames: np.ndarray | None) -> float:
 def rerank_run(
     queries: list[RunQuery],
     evidence: FrameEvidence,
-    alpha: float = 0.4,
-    depth: int = 100,
+    alpha: float = DEFAULTS.alpha,
+    depth: int = DEFAULTS.depth,
     query_text: dict[str, str] | None = None,
 ) -> tuple[list[RunQuery], RerankReport]:
     """Reranked copies of ``queries`` (same candidates, new order) and a report of what was used."""

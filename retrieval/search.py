@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -20,10 +21,13 @@ import torch
 
 from vidseek.operators.aggregate import frame_similarities, get_scorer, pad_frames
 from vidseek.operators.encode import LoadedClip, encode_texts, load_clip
+from vidseek.operators.frame_table import FrameTable
+from vidseek.operators.model_stamp import RandomWeightsWarning, random_weights_warning
 from vidseek.retrieval.backends import SearchBackend, StoreBackend, where_for
 from vidseek.retrieval.frame_cache import FrameCache
 from vidseek.retrieval.fusion import rerank
 from vidseek.retrieval.params import DEFAULTS, SearchParams  # noqa: F401 — re-exported
+from vidseek.retrieval.query_cache import QueryCache, stamp_key
 from vidseek.store.video_store import SEARCH_CONSISTENCY, StoreError, VideoStore, check_same_model
 
 MOMENT_SLACK = 0.1
@@ -59,11 +63,18 @@ class Searcher:
         cache_vectors: int = 500_000,
         in_memory: bool = False,
         frame_cache: Callable[[VideoStore, int], FrameCache] | None = None,
+        warn: bool = True,
+        query_cache: QueryCache | None = None,
     ):
         """``in_memory``: hold the store's ok videos and frames in this process (``StoreReplica``) and search
         them there — for long-lived searchers over Milvus Lite, whose per-query cost grows with its rows.
         ``frame_cache(store, max_vectors)``: another cache of candidates' frames (the service's is safe under
-        concurrent writes); the default is a plain ``FrameCache``."""
+        concurrent writes); the default is a plain ``FrameCache``. ``query_cache``: query embeddings kept
+        across searches (retrieval/query_cache.py; the service shares one); the default holds 4,096.
+
+        ``model_warning`` is a line saying the store's model has random weights (``tiny-random``, the default
+        model): its hits are random. A Searcher issues it once, as a ``RandomWeightsWarning``, unless
+        ``warn=False`` (the CLI and the service report ``model_warning`` in their own output)."""
         self.store = VideoStore(store) if isinstance(store, str) else store
         self.store.search_consistency = SEARCH_CONSISTENCY  # no Strong-timestamp wait per call (video_store.py)
         self.frames = (
@@ -77,6 +88,11 @@ class Searcher:
             clip = load_clip(stamp["model"], stamp.get("pretrained"), device=device)
         check_same_model(stamp, clip.stamp(), self.store.uri)
         self.clip = clip
+        self.queries = query_cache if query_cache is not None else QueryCache()
+        self._model_key = stamp_key(clip.stamp())
+        self.model_warning = random_weights_warning(stamp)
+        if self.model_warning and warn:
+            warnings.warn(self.model_warning, RandomWeightsWarning, stacklevel=2)
         if in_memory:
             from vidseek.retrieval.replica import StoreReplica
 
@@ -85,6 +101,10 @@ class Searcher:
             self.backend = self.replica  # and the same first-stage interface as the store
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
+        """Unit query vectors [Q, D]; a text seen before comes from the query cache, not the text tower."""
+        return self.queries.vectors(self._model_key, list(queries), self._encode)
+
+    def _encode(self, queries: list[str]) -> np.ndarray:
         q = encode_texts(self.clip, queries)  # [Q, D] raw
         return q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
 
@@ -118,10 +138,8 @@ class Searcher:
         union = [v for v in union if videos.get(v, {}).get("status") == "ok"]
         frames = self.frames.get(union)
         union = [v for v in union if v in frames]
-        # [V, T, D] raw frames; [V, T] mask = frames each row stands for (operators/thinning.py), 0 = padding
-        F, mask = pad_frames(
-            [frames[v]["vectors"] for v in union], self.store.dim, [frames[v]["merged"] for v in union]
-        )
+        # [V, T, D] raw frames; [V, T] mask = frames each row stands for (operators/frame_table.py), 0 = padding
+        F, mask = pad_frames([frames[v].vectors for v in union], self.store.dim, [frames[v].merged for v in union])
         q = torch.from_numpy(qvec)
         sims = frame_similarities(q, F, mask).numpy()  # [Q, V, T]
         fine = sims.max(-1)  # [Q, V] max pooling
@@ -191,7 +209,7 @@ def union_candidates(by_video: list[list[dict]], by_frame: list[list[dict]]) -> 
     ]
 
 
-def best_moment(sims: np.ndarray, mask: np.ndarray, frames: dict) -> tuple[float, float, float]:
+def best_moment(sims: np.ndarray, mask: np.ndarray, frames: FrameTable) -> tuple[float, float, float]:
     """(start, end, t) of the best-matching frames of one video; sims [T] for one query."""
     n = int((mask > 0).sum())  # rows (the mask holds frames per row: > 1 for merged rows)
     s = sims[:n]
@@ -202,4 +220,4 @@ def best_moment(sims: np.ndarray, mask: np.ndarray, frames: dict) -> tuple[float
         lo -= 1
     while hi < n - 1 and s[hi + 1] >= floor:
         hi += 1
-    return float(frames["t_start"][lo]), float(frames["t_end"][hi]), float(frames["t"][best])
+    return float(frames.t_start[lo]), float(frames.t_end[hi]), float(frames.t[best])

@@ -16,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from vidseek.operators.thinning import FrameTable, check_threshold, merge_similar
+from vidseek.operators.frame_table import FrameTable
+from vidseek.operators.thinning import check_threshold, merge_similar
 from vidseek.store.video_store import StoreError, VideoStore, frame_pk
 
 SAME = 1e-9
@@ -68,8 +69,7 @@ def thin_store(
     return report
 
 
-def _thin_video(store: VideoStore, vid: str, f: dict, keys: list[str], threshold: float) -> None:
-    rows = FrameTable(f["idx"], f["t"], f["t_start"], f["t_end"], f["vectors"], f["merged"])
+def _thin_video(store: VideoStore, vid: str, rows: FrameTable, keys: list[str], threshold: float) -> None:
     thin = merge_similar(rows, threshold)
     before = dict(zip(np.asarray(rows.idx).tolist(), np.asarray(rows.merged).tolist()))
     changed = np.array([before.get(int(i)) != int(m) for i, m in zip(thin.idx, thin.merged)], dtype=bool)

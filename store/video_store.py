@@ -21,8 +21,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from vidseek.operators.frame_table import FrameTable
 from vidseek.operators.model_stamp import describe_stamp_diff
-from vidseek.operators.thinning import FrameTable
 from vidseek.store.filters import in_list, quote
 from vidseek.store.frame_index import FrameIndex
 from vidseek.store.frame_index import frame_index as frame_index_of
@@ -103,20 +103,11 @@ def frame_pk(video_id: str, idx: int) -> str:
     return f"{video_id}:{int(idx):06d}"
 
 
-def frame_rows(
-    video_id: str,
-    idx: np.ndarray,
-    t: np.ndarray,
-    t_start: np.ndarray,
-    t_end: np.ndarray,
-    vectors: np.ndarray,
-    merged: np.ndarray | None = None,
-) -> list[dict]:
+def frame_rows(video_id: str, table: FrameTable) -> list[dict]:
     """Frame collection rows: unit vector + its norm (raw = vec · norm, for query weighting), and how many
     sampled frames each row stands for (``merged``, 1 unless thinned)."""
-    norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
-    unit = vectors / np.maximum(norms, 1e-12)[:, None]  # [n, D]
-    merged = np.ones(len(idx), np.int64) if merged is None else np.asarray(merged, np.int64)
+    norms = np.linalg.norm(table.vectors, axis=1).astype(np.float32)
+    unit = table.vectors / np.maximum(norms, 1e-12)[:, None]  # [n, D]
     return [
         {
             "pk": frame_pk(video_id, i),
@@ -129,7 +120,9 @@ def frame_rows(
             "merged": int(m),
             "vec": u,
         }
-        for i, a, b, c, n, m, u in zip(idx, t, t_start, t_end, norms, merged, unit.astype(np.float32))
+        for i, a, b, c, n, m, u in zip(
+            table.idx, table.t, table.t_start, table.t_end, norms, table.merged, unit.astype(np.float32)
+        )
     ]
 
 
@@ -345,39 +338,26 @@ class VideoStore:
             raise StoreError(f"store {self.uri} is empty: run `vidseek index SOURCE --store {self.uri}` first")
 
     # -- writes -----------------------------------------------------------------------------------
-    def insert_frames(
-        self,
-        video_id: str,
-        idx: np.ndarray,
-        t: np.ndarray,
-        t_start: np.ndarray,
-        t_end: np.ndarray,
-        vectors: np.ndarray,
-        merged: np.ndarray | None = None,
-    ) -> int:
-        """Frame rows of one video; ``vectors`` are raw [n, D] CLIP features, ``merged`` the sampled frames
-        each row stands for (None: one each)."""
-        if not len(idx):
+    def insert_frames(self, video_id: str, table: FrameTable) -> int:
+        """Frame rows of one video (raw vectors; ``merged`` > 1 only in a store that records it)."""
+        if not len(table):
             return 0
-        rows = self._frame_rows(video_id, idx, t, t_start, t_end, vectors, merged)
+        rows = self._frame_rows(video_id, table)
         self.client.insert(self.frames, rows)
         return len(rows)
 
-    def upsert_frames(self, video_id: str, rows: FrameTable) -> int:
+    def upsert_frames(self, video_id: str, table: FrameTable) -> int:
         """Replace frame rows by key (thinning rewrites a run's first row as the merged row)."""
-        if not len(rows):
+        if not len(table):
             return 0
         self.require_merged()
-        self.client.upsert(
-            self.frames,
-            self._frame_rows(video_id, rows.idx, rows.t, rows.t_start, rows.t_end, rows.vectors, rows.merged),
-        )
-        return len(rows)
+        self.client.upsert(self.frames, self._frame_rows(video_id, table))
+        return len(table)
 
-    def _frame_rows(self, video_id, idx, t, t_start, t_end, vectors, merged) -> list[dict]:
-        rows = frame_rows(video_id, idx, t, t_start, t_end, vectors, merged)
+    def _frame_rows(self, video_id: str, table: FrameTable) -> list[dict]:
+        rows = frame_rows(video_id, table)
         if not self.has_merged:
-            if merged is not None and np.any(np.asarray(merged) != 1):
+            if np.any(table.merged != 1):
                 self.require_merged()
             for r in rows:
                 del r["merged"]
@@ -486,8 +466,8 @@ class VideoStore:
     def frame_read_fields(self) -> list[str]:
         return FRAME_READ if self.has_merged else [f for f in FRAME_READ if f != "merged"]
 
-    def frames_of(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
-        """Frame data per video, sorted by idx: idx, t, t_start, t_end, merged [T], raw vectors [T, D]."""
+    def frames_of(self, video_ids: list[str]) -> dict[str, FrameTable]:
+        """Every frame row of these videos, one table each (raw vectors)."""
         rows: list[dict] = []
         fields = self.frame_read_fields()
         for i in range(0, len(video_ids), 256):
@@ -502,10 +482,7 @@ class VideoStore:
                 consistency_level=self.search_consistency,
             )
             rows.extend(part if len(part) < QUERY_LIMIT else self.iter_query(self.frames, expr, fields))
-        out = group_frame_rows(rows)
-        for f in out.values():
-            f["vectors"] = f.pop("unit") * f.pop("norm")[:, None]  # raw features [T, D]
-        return out
+        return group_frame_rows(rows)
 
     def count(self, collection: str | None = None, filter: str = "") -> int:
         if self.dim is None:
@@ -590,8 +567,9 @@ def best_per_video(hits: list[dict], k: int) -> list[dict]:
     return list(seen.values())
 
 
-def group_frame_rows(rows) -> dict[str, dict[str, np.ndarray]]:
-    """Frame rows -> per video, sorted by idx: idx, t, t_start, t_end, norm, merged [T], unit vectors [T, D].
+def group_stored_rows(rows) -> dict[str, dict[str, np.ndarray]]:
+    """Frame rows -> per video, in the store's own layout (what a replica keeps in memory), sorted by idx:
+    idx, t, t_start, t_end, norm, merged [T] and unit vectors [T, D].
 
     Rows inside a merged row's span are left out: they are the members a thinning that was stopped midway
     had not deleted yet (it writes the merged row first), and the merged row already stands for them."""
@@ -614,6 +592,17 @@ def group_frame_rows(rows) -> dict[str, dict[str, np.ndarray]]:
             "unit": np.asarray([r["vec"] for r in kept], np.float32),
         }
     return out
+
+
+def table_of(stored: dict[str, np.ndarray]) -> FrameTable:
+    """A video's rows in the store's layout (``group_stored_rows``) as a FrameTable: raw = unit × norm."""
+    raw = stored["unit"] * stored["norm"][:, None]  # [T, D]
+    return FrameTable(stored["idx"], stored["t"], stored["t_start"], stored["t_end"], raw, stored["merged"])
+
+
+def group_frame_rows(rows) -> dict[str, FrameTable]:
+    """Frame rows of any videos -> one FrameTable per video (see ``group_stored_rows``)."""
+    return {vid: table_of(stored) for vid, stored in group_stored_rows(rows).items()}
 
 
 def check_same_model(existing: dict, stamp: dict, uri: str) -> None:

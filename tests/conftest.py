@@ -326,11 +326,25 @@ def tiny_clip():
 
 
 @pytest.fixture(scope="session")
+def testbed_clip():
+    """The bundled trained tiny CLIP (weights from a file): a model whose stores draw no random-weights warning."""
+    from vidseek.operators.encode import load_clip
+
+    return load_clip("testbed", device="cpu")
+
+
+@pytest.fixture(scope="session")
 def pre_cfg(tiny_clip):
     return tiny_clip.preprocess
 
 
 _WORKER_TALLIES: list[dict] = []  # under pytest-xdist: the reliability tallies the workers sent back
+
+
+def pytest_configure(config):
+    # the suite searches stores of the random tiny model on purpose: its RandomWeightsWarning is expected
+    # everywhere (test_search.py checks it is issued, recording with its own filter)
+    config.addinivalue_line("filterwarnings", "ignore::vidseek.operators.model_stamp.RandomWeightsWarning")
 
 
 def pytest_sessionfinish(session):

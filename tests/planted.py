@@ -14,6 +14,7 @@ import torch
 
 from vidseek.operators.aggregate import mean_pool
 from vidseek.operators.encode import LoadedClip, encode_texts
+from vidseek.operators.frame_table import FrameTable
 from vidseek.store.video_store import VideoStore
 
 QUERY = "a small red ball bouncing"
@@ -49,7 +50,7 @@ def build_planted_store(
     for vid, vecs in videos.items():
         n = len(vecs)
         t0 = np.arange(n, dtype=np.float32)
-        store.insert_frames(vid, np.arange(n), t0 + 0.5, t0, t0 + 1, vecs.astype(np.float32))
+        store.insert_frames(vid, FrameTable.of(np.arange(n), t0 + 0.5, t0, t0 + 1, vecs))
         mean = mean_pool(torch.from_numpy(vecs.astype(np.float32)).unsqueeze(0))[0].numpy()
         rows.append(
             {

@@ -18,6 +18,7 @@ import torch
 from vidseek.operators.aggregate import mean_pool
 from vidseek.operators.decode import DecodeError, DecodeSummary, VideoDecoder
 from vidseek.operators.encode import encode_images, load_clip
+from vidseek.operators.frame_table import FrameTable
 from vidseek.pipeline.index_job import IndexSummary
 from vidseek.pipeline.sources import discover
 from vidseek.store.video_store import VideoStore
@@ -39,7 +40,7 @@ def index_video(
     try:
         for chunk in VideoDecoder(clip.preprocess, sampling).decode(path, summary):
             emb = encode_images(clip, chunk.frames)
-            store.insert_frames(video_id, chunk.idx, chunk.t, chunk.t_start, chunk.t_end, emb)
+            store.insert_frames(video_id, FrameTable.of(chunk.idx, chunk.t, chunk.t_start, chunk.t_end, emb))
             vectors.append(emb)
             time.sleep(delay_s)  # lets tests search while a video is half written
         if not vectors:

@@ -299,12 +299,12 @@ def test_merge_similar_at_index_time_and_the_next_job_inherits_it(ray_local, tmp
         got = st.get_videos([r["video_id"] for r in recs.values()], ["video_id", "mean_vec"])
         frames = st.frames_of([r["video_id"] for r in recs.values()])
     still = frames[recs["still.mp4"]["video_id"]]
-    assert len(still["idx"]) == 1 and still["merged"].tolist() == [recs["still.mp4"]["n_frames"]] == [6]
-    assert (still["t_start"][0], still["t_end"][0]) == pytest.approx((0.0, 6.0), abs=0.15)
+    assert len(still.idx) == 1 and still.merged.tolist() == [recs["still.mp4"]["n_frames"]] == [6]
+    assert (still.t_start[0], still.t_end[0]) == pytest.approx((0.0, 6.0), abs=0.15)
     for r in recs.values():
         f = frames[r["video_id"]]
-        assert f["merged"].sum() == r["n_frames"]  # no sampled frame lost
-        expanded = expand_merged(f["vectors"], f["merged"])
+        assert f.merged.sum() == r["n_frames"]  # no sampled frame lost
+        expanded = expand_merged(f.vectors, f.merged)
         assert np.allclose(mean_pool_np(expanded), got[r["video_id"]]["mean_vec"], atol=1e-3)
 
     make_clip(lib / "still2.mp4", 4, "smptebars")  # still too
@@ -312,7 +312,7 @@ def test_merge_similar_at_index_time_and_the_next_job_inherits_it(ray_local, tmp
     assert (again.indexed, again.skipped, again.merge_similar) == (1, 2, 0.99)
     with VideoStore(uri) as st:
         vid = video_id_for(str((lib / "still2.mp4").absolute()))
-        assert st.frames_of([vid])[vid]["merged"].tolist() == [4]
+        assert st.frames_of([vid])[vid].merged.tolist() == [4]
     with pytest.raises(StoreError, match="thinned at 0.99, not 0.5"):
         run_index(IndexConfig(source=str(lib), store=uri, progress=False, merge_similar=0.5))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vidseek.operators.frame_table import FrameTable
 from vidseek.store.video_store import StoreError, VideoStore
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -46,7 +47,7 @@ def test_store_operations_with_2_3_limits(milvus):
         ids = [f"v{i}" for i in range(6)]
         for vid in ids:
             n = np.arange(5)
-            store.insert_frames(vid, n, n * 1.0, n * 1.0, n + 1.0, rng.normal(size=(5, 8)).astype(np.float32))
+            store.insert_frames(vid, FrameTable.of(n, n * 1.0, n * 1.0, n + 1.0, rng.normal(size=(5, 8))))
         store.upsert_videos(
             [{"video_id": v, "path": f"/{v}.mp4", "mean_vec": rng.normal(size=8), "n_frames": 5} for v in ids]
         )
@@ -57,7 +58,7 @@ def test_store_operations_with_2_3_limits(milvus):
         assert [len(g) for g in grouped] == [4, 4]
         assert len(store.search_videos(q, 3)[0]) == 3
         assert sorted(store.get_videos(ids[:2])) == ids[:2]
-        assert len(store.frames_of(ids)["v3"]["vectors"]) == 5
+        assert len(store.frames_of(ids)["v3"].vectors) == 5
         store.delete_videos(ids[:3])  # a delete is visible before the next read
         assert store.count_frames() == 15 and len(store.video_records()) == 3
 
@@ -211,7 +212,7 @@ def test_compressed_frame_indexes_are_built_searched_and_thinned(milvus, tiny_cl
                 if vid == "v042":
                     f[12:15] = target
                 n = np.arange(30)
-                store.insert_frames(vid, n, n + 0.5, n * 1.0, n + 1.0, f)
+                store.insert_frames(vid, FrameTable.of(n, n + 0.5, n * 1.0, n + 1.0, f))
             store.upsert_videos([{"video_id": v, "path": f"/{v}.mp4", "mean_vec": rng.normal(size=dim)} for v in ids])
             store.client.flush(store.frames)
         deadline = time.monotonic() + 120

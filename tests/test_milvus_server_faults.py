@@ -20,6 +20,7 @@ import pytest
 from milvus_server import MilvusServer
 from test_milvus_server import _clip
 
+from vidseek.operators.frame_table import FrameTable
 from vidseek.store.video_store import StoreUnavailableError, VideoStore
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.reliability]
@@ -131,7 +132,7 @@ def test_searches_while_the_server_is_down_fail_clearly(server, tmp_path, tiny_c
     with VideoStore(server.uri) as store:
         store.ensure_model(tiny_clip.stamp())
         n = np.arange(3)
-        store.insert_frames("down", n, n * 1.0, n * 1.0, n + 1.0, rng.normal(size=(3, 64)).astype(np.float32))
+        store.insert_frames("down", FrameTable.of(n, n * 1.0, n * 1.0, n + 1.0, rng.normal(size=(3, 64))))
         store.upsert_videos([{"video_id": "down", "path": "/down.mp4", "mean_vec": rng.normal(size=64), "n_frames": 3}])
     with TestClient(create_app(server.uri)) as client:
         assert client.get("/search", params={"q": "a test pattern"}).status_code == 200

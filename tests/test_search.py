@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 import numpy as np
 import pytest
 from planted import BRIEF_IDX, QUERY, build_planted_store
 
 from vidseek.operators.aggregate import mean_score, query_weighted_score
+from vidseek.operators.frame_table import FrameTable
+from vidseek.operators.model_stamp import RandomWeightsWarning
 from vidseek.retrieval.search import Searcher, SearchParams
 from vidseek.store.filters import parse_user_filter
 from vidseek.store.video_store import StoreError, VideoStore
@@ -117,7 +122,7 @@ def test_replica_equals_store_path_and_follows_writes(tmp_path, tiny_clip):
     def add(vid: str, n: int) -> None:
         vecs = rng.standard_normal((n, dim)).astype(np.float32) * rng.uniform(1, 3)
         t = np.arange(n, dtype=np.float32)
-        store.insert_frames(vid, np.arange(n), t + 0.5, t, t + 1, vecs)
+        store.insert_frames(vid, FrameTable.of(np.arange(n), t + 0.5, t, t + 1, vecs))
         store.upsert_videos(
             [
                 {
@@ -153,3 +158,52 @@ def test_replica_equals_store_path_and_follows_writes(tmp_path, tiny_clip):
     in_memory.replica.mark_changed(["v00"])
     assert "v00" not in order(in_memory.search("a dog", k=50, rerank=False)) and len(in_memory.replica) == 40
     store.close()
+
+
+# -- a store of a random-weights model says so ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def random_and_trained(tmp_path_factory, tiny_clip, testbed_clip):
+    """Planted stores of tiny-random (random weights) and of the trained testbed model."""
+    root = tmp_path_factory.mktemp("stamps")
+    uris = {"random": str(root / "random.db"), "trained": str(root / "trained.db")}
+    build_planted_store(uris["random"], tiny_clip)
+    build_planted_store(uris["trained"], testbed_clip)
+    return uris
+
+
+def test_searcher_warns_once_on_a_random_weights_store(random_and_trained, tiny_clip, testbed_clip):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        searcher = Searcher(VideoStore(random_and_trained["random"]), clip=tiny_clip)
+        searcher.search(QUERY)
+        searcher.search([QUERY, "another"])
+    seen = [w for w in caught if issubclass(w.category, RandomWeightsWarning)]
+    assert len(seen) == 1  # at construction, not per search
+    assert str(seen[0].message) == searcher.model_warning
+    assert searcher.model_warning.startswith("model tiny-random has random weights: search results are random")
+    assert "--model ViT-B-32 --pretrained /path/to/open_clip_model.safetensors" in searcher.model_warning
+    searcher.store.close()
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("always")
+        searcher = Searcher(VideoStore(random_and_trained["random"]), clip=tiny_clip, warn=False)
+        assert searcher.model_warning  # still known: the CLI and the service print it themselves
+        searcher.store.close()
+        trained = Searcher(VideoStore(random_and_trained["trained"]), clip=testbed_clip)
+        assert trained.model_warning is None and trained.search(QUERY)
+        trained.store.close()
+    assert not [w for w in quiet if issubclass(w.category, RandomWeightsWarning)]
+
+
+def test_cli_search_warns_on_stderr_only(random_and_trained):
+    from typer.testing import CliRunner
+
+    from vidseek.apps.cli.main import app
+
+    r = CliRunner().invoke(app, ["search", QUERY, "--store", random_and_trained["random"], "--json", "--k", "2"])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)["hits"]) == 2  # stdout is the JSON alone
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: model tiny-random has random weights"), r.stderr
+    r = CliRunner().invoke(app, ["search", QUERY, "--store", random_and_trained["trained"], "--k", "2"])
+    assert r.exit_code == 0, r.output
+    assert "warning" not in r.stderr and r.stdout.startswith(f"query: {QUERY!r}")

@@ -11,6 +11,7 @@ import logging
 import numpy as np
 import pytest
 
+from vidseek.operators.frame_table import FrameTable
 from vidseek.store.server_caps import ServerCaps
 from vidseek.store.video_store import StoreError, VideoStore
 
@@ -44,7 +45,7 @@ def _fill(store: VideoStore, frames: np.ndarray) -> list[str]:
     ids = [f"v{i:04d}" for i in range(len(frames))]
     for vid, f in zip(ids, frames):
         n = np.arange(len(f))
-        store.insert_frames(vid, n, n.astype(float), n.astype(float), n + 1.0, f.astype(np.float32))
+        store.insert_frames(vid, FrameTable.of(n, n.astype(float), n.astype(float), n + 1.0, f))
     return ids
 
 

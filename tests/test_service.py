@@ -108,6 +108,20 @@ def test_search_get_returns_hits_with_moments(api):
     assert mean["hits"][0]["video_id"] == "diffuse"
 
 
+def test_search_warns_when_the_store_model_has_random_weights(api, tmp_path, testbed_clip):
+    for r in (api.get("/search", params={"q": QUERY}), api.post("/search", json={"q": QUERY})):
+        assert r.status_code == 200 and r.json()["hits"]
+        assert r.json()["warning"].startswith("model tiny-random has random weights: search results are random")
+    uri = str(tmp_path / "trained.db")
+    build_planted_store(uri, testbed_clip)
+    app = create_app(uri, clip=testbed_clip)
+    try:
+        body = TestClient(app).get("/search", params={"q": QUERY}).json()
+        assert body["hits"] and body["warning"] is None
+    finally:
+        app.state.service.close()
+
+
 def test_search_post_typed_and_string_filters(api):
     r = api.post("/search", json={"q": QUERY, "k": 10, "filters": [{"key": "year", "op": ">=", "value": 2020}]})
     assert [h["video_id"] for h in r.json()["hits"]] == ["brief"]

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from vidseek.apps.cli.main import app
 from vidseek.operators.aggregate import max_score, mean_pool, mean_score, pad_frames, query_weighted_score
-from vidseek.operators.thinning import FrameTable, expand_merged, merge_similar
+from vidseek.operators.frame_table import FrameTable
+from vidseek.operators.thinning import expand_merged, merge_similar
 from vidseek.pipeline.learned import apply_head_to_store
 from vidseek.retrieval.rerank import FrameEvidence, max_frame_score
 from vidseek.retrieval.runfiles import Candidate
@@ -82,7 +83,7 @@ def build_store(uri: str, clip) -> dict[str, np.ndarray]:
     for vid, vecs in videos.items():
         f = np.repeat(vecs, RUNS, axis=0).astype(np.float32)
         rows = table(f)
-        store.insert_frames(vid, rows.idx, rows.t, rows.t_start, rows.t_end, rows.vectors)
+        store.insert_frames(vid, FrameTable.of(rows.idx, rows.t, rows.t_start, rows.t_end, rows.vectors))
         store.upsert_videos(
             [
                 {
@@ -124,8 +125,8 @@ def test_thin_an_unthinned_store_then_a_thinned_one(tmp_path, tiny_clip, in_memo
         assert s.thinning() == {"threshold": 1.0}
         frames = s.frames_of(list(full))
         for vid, f in full.items():  # no frame lost: the rows stand for every sampled frame, in order
-            np.testing.assert_allclose(expand_merged(frames[vid]["vectors"], frames[vid]["merged"]), f, rtol=1e-5)
-            assert frames[vid]["t_start"][0] == 0 and frames[vid]["t_end"][-1] == len(f)
+            np.testing.assert_allclose(expand_merged(frames[vid].vectors, frames[vid].merged), f, rtol=1e-5)
+            assert frames[vid].t_start[0] == 0 and frames[vid].t_end[-1] == len(f)
     assert hits_of(uri, tiny_clip, in_memory) == before  # same order, scores and moments
     with VideoStore(uri) as s:
         coarser = thin_store(s, 0.5)  # a thinned store thins further
@@ -134,7 +135,7 @@ def test_thin_an_unthinned_store_then_a_thinned_one(tmp_path, tiny_clip, in_memo
         with pytest.raises(StoreError, match="thinned at 0.5: a finer threshold"):
             thin_store(s, 0.9)
         frames = s.frames_of(list(full))
-        assert all(frames[v]["merged"].sum() == len(f) for v, f in full.items())
+        assert all(frames[v].merged.sum() == len(f) for v, f in full.items())
 
 
 def test_a_thinning_stopped_midway_reads_right_and_a_rerun_finishes_it(tmp_path, tiny_clip):
@@ -149,9 +150,9 @@ def test_a_thinning_stopped_midway_reads_right_and_a_rerun_finishes_it(tmp_path,
         assert s.count_frames() == sum(RUNS) * len(full)  # the fault really happened: every member is still there
         midway = s.frames_of(list(full))
         for vid, f in full.items():
-            assert len(midway[vid]["idx"]) == 20 and midway[vid]["merged"].sum() == len(f)
+            assert len(midway[vid].idx) == 20 and midway[vid].merged.sum() == len(f)
             np.testing.assert_allclose(
-                expand_merged(midway[vid]["vectors"], midway[vid]["merged"]), view[vid]["vectors"], rtol=1e-5
+                expand_merged(midway[vid].vectors, midway[vid].merged), view[vid].vectors, rtol=1e-5
             )
         thin_store(s, 1.0)
         assert s.count_frames() == 20 * len(full)
@@ -229,7 +230,8 @@ def test_cli_thin_and_info(tmp_path, tiny_clip):
 def test_best_moment_counts_rows_not_the_frames_they_stand_for():
     from vidseek.retrieval.search import best_moment
 
-    frames = {"t_start": np.array([0.0, 3.0, 6.0]), "t_end": np.array([3.0, 6.0, 7.0]), "t": np.array([1.5, 4.5, 6.5])}
+    t0, t1 = np.array([0.0, 3.0, 6.0]), np.array([3.0, 6.0, 7.0])
+    frames = FrameTable.of(np.arange(3), (t0 + t1) / 2, t0, t1, np.ones((3, 2)), merged=[3, 3, 1])
     # three rows standing for 3 + 3 + 1 frames, the best one last: the moment must not walk past the rows
     assert best_moment(np.array([0.1, 0.2, 0.9]), np.array([3.0, 3.0, 1.0]), frames) == (6.0, 7.0, 6.5)
     assert best_moment(np.array([0.9, 0.89, 0.1]), np.array([3.0, 3.0, 1.0]), frames) == (0.0, 6.0, 1.5)

@@ -14,6 +14,7 @@ import torch
 
 from vidseek.operators.aggregate import mean_pool
 from vidseek.operators.encode import encode_texts
+from vidseek.operators.frame_table import FrameTable
 from vidseek.operators.heads import (
     HeadMismatchError,
     LearnedHead,
@@ -69,7 +70,7 @@ def order_task(tmp_path_factory, tiny_clip):
         for i, v in enumerate(vids.astype(np.float32)):
             vid = f"o{x}{y}_{i}"
             t = np.arange(12, dtype=np.float32)
-            store.insert_frames(vid, np.arange(12), t + 0.5, t, t + 1, v)
+            store.insert_frames(vid, FrameTable.of(np.arange(12), t + 0.5, t, t + 1, v))
             rows.append(
                 {
                     "video_id": vid,
@@ -318,7 +319,7 @@ def test_apply_head_to_store(order_task, tiny_clip, tmp_path):
         after = store.get_videos(
             ["o01_0"], ["video_id", "mean_vec", "learned_vec", "learned_head", "path", "n_frames"]
         )["o01_0"]
-        frames = store.frames_of(["o01_0"])["o01_0"]["vectors"]
+        frames = store.frames_of(["o01_0"])["o01_0"].vectors
     assert after["learned_head"] == agg.id and after["path"] == before["path"] and after["n_frames"] == 12
     np.testing.assert_allclose(after["mean_vec"], before["mean_vec"], atol=1e-6)
     np.testing.assert_allclose(after["learned_vec"], agg(frames)[0], atol=1e-5)

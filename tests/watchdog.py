@@ -39,3 +39,12 @@ def pytest_runtest_protocol(item, nextitem):
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_unconfigure(config):
+    """Close the terminal's copy (else a run that saw any warning reports it unclosed, a ResourceWarning at exit)."""
+    global _terminal
+    if _terminal is not None:
+        faulthandler.cancel_dump_traceback_later()
+        _terminal.close()
+        _terminal = None

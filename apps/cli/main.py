@@ -31,11 +31,36 @@ app = typer.Typer(
 )
 
 STORE_HELP = "Milvus Lite path (a directory) or Milvus server URI (http://host:19530)"
+MODEL_HELP = (
+    "registry name or open_clip architecture (see `vidseek models`). The default, tiny-random, has random "
+    "weights and finds nothing (tests and smoke runs); for real search pass an open_clip architecture with "
+    "trained weights, e.g. --model ViT-B-32 --pretrained /path/to/open_clip_model.safetensors (or "
+    "--pretrained laion2b_s34b_b79k where the model hub is reachable)"
+)
+PRETRAINED_HELP = (
+    "weights for --model: an open_clip tag (downloaded from the model hub), a local checkpoint path, or "
+    "'none' (random weights); default: the registry's (open_clip architectures: none)"
+)
 
 
 def _fail(msg: str, code: int = 2) -> None:
     typer.secho(f"error: {msg}", fg="red", err=True)
     raise typer.Exit(code)
+
+
+def _warn(message: str | None) -> None:
+    """One ``warning: …`` line on stderr (stdout stays the command's output, JSON with --json)."""
+    if message:
+        typer.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def _open_searcher(store: str):
+    """A Searcher over STORE; a store whose model has random weights gets one warning line on stderr."""
+    from vidseek.retrieval.search import Searcher
+
+    searcher = Searcher(store, warn=False)
+    _warn(searcher.model_warning)
+    return searcher
 
 
 def _quiet_logs(verbose: bool) -> None:
@@ -53,8 +78,8 @@ def index(
     config: Optional[Path] = config_option(),
     source: str = typer.Argument(..., help="directory (recursive), glob, video file, or list file (.txt/.csv/.jsonl)"),
     store: str = typer.Option(IX.store, help=STORE_HELP),
-    model: str = typer.Option(IX.model, help="registry name (see `vidseek models`)"),
-    pretrained: Optional[str] = typer.Option(None, help="open_clip tag, local checkpoint path, or 'none'"),
+    model: str = typer.Option(IX.model, help=MODEL_HELP),
+    pretrained: Optional[str] = typer.Option(None, help=PRETRAINED_HELP),
     sampling: str = typer.Option(IX.sampling, help="fps:R | uniform:N | keyframes"),
     address: Optional[str] = typer.Option(None, help="Ray address: 'auto' or ray://host:10001 (default: local Ray)"),
     prune: bool = typer.Option(False, help="remove rows of files no longer in SOURCE"),
@@ -159,7 +184,7 @@ def search(
 ) -> None:
     """Search STORE with a text query: one hit per video with its best moment."""
     _quiet_logs(verbose)
-    from vidseek.retrieval.search import Searcher, SearchParams
+    from vidseek.retrieval.search import SearchParams
     from vidseek.store.filters import all_of, parse_user_filter
     from vidseek.store.video_store import StoreError
 
@@ -168,7 +193,7 @@ def search(
         params = SearchParams(
             k=k, aggregation=aggregation, tau=tau, rerank=rerank, alpha=alpha, depth=depth, filter=expr
         ).validate()
-        hits = Searcher(store).search(query, params)
+        hits = _open_searcher(store).search(query, params)
     except (StoreError, ValueError) as e:
         _fail(str(e))
     if as_json:
@@ -196,8 +221,8 @@ def rerank_cmd(
     queries: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="TSV qid<TAB>text or TREC topics"),
     store: Optional[str] = typer.Option(None, help="take frame vectors of indexed videos from this store"),
     video_root: Optional[Path] = typer.Option(None, file_okay=False, help="decode unindexed candidates from here"),
-    model: str = typer.Option(IX.model, help="model when no store is given (a store knows its own)"),
-    pretrained: Optional[str] = typer.Option(None),
+    model: str = typer.Option(IX.model, help="model when no store is given (a store knows its own); " + MODEL_HELP),
+    pretrained: Optional[str] = typer.Option(None, help=PRETRAINED_HELP),
     sampling: str = typer.Option(IX.sampling, help="frame sampling for videos decoded on the fly"),
     alpha: float = typer.Option(D.alpha, help="weight of the run's own score"),
     depth: int = typer.Option(D.depth, help="candidates rescored per query"),
@@ -207,6 +232,7 @@ def rerank_cmd(
     """CLIPRerank another system's result list with CLIP frame evidence (no vidseek index needed)."""
     _quiet_logs(verbose)
     from vidseek.operators.encode import load_clip
+    from vidseek.operators.model_stamp import random_weights_warning
     from vidseek.operators.models import ModelLoadError
     from vidseek.retrieval.rerank import DEFAULT_CACHE, FrameEvidence, rerank_run
     from vidseek.retrieval.runfiles import read_queries, read_run, write_run
@@ -224,6 +250,7 @@ def rerank_cmd(
             stamp = vs.model_stamp()
             model, pretrained = stamp["model"], stamp.get("pretrained")
         clip = load_clip(model, pretrained)
+        _warn(random_weights_warning(clip.stamp()))
         evidence = FrameEvidence(clip, vs, video_root, sampling, cache_dir or DEFAULT_CACHE)
         reranked, report = rerank_run(run_queries, evidence, alpha, depth, texts)
         write_run(out, reranked, fmt, tag="vidseek-rerank", score_from_rank=True)
@@ -257,13 +284,12 @@ def eval_cmd(
     _quiet_logs(False)
     from vidseek.retrieval.datasets import load_captions
     from vidseek.retrieval.evaluate import DEFAULT_CONFIGS, evaluate, markdown_table, parse_config, save_outputs
-    from vidseek.retrieval.search import Searcher
     from vidseek.store.video_store import StoreError
 
     try:
         configs = [parse_config(c, depth, alpha) for c in (config or DEFAULT_CONFIGS)]
         pairs = load_captions(dataset, split)
-        searcher = Searcher(store)
+        searcher = _open_searcher(store)
         rows = evaluate(searcher, pairs, configs, str(dataset))
         searcher.store.close()
     except (ValueError, StoreError, FileNotFoundError) as e:
@@ -313,7 +339,7 @@ def models() -> None:
 
     for name in list_models():
         e = get_model_entry(name)
-        typer.echo(f"{name:32s} {e.description or 'open_clip architecture'}")
+        typer.echo(f"{name:32s} {e.description or 'open_clip architecture (random weights without --pretrained)'}")
 
 
 @app.command()
@@ -373,7 +399,10 @@ def thin(
 def demo(
     store: str = typer.Option("./vidseek-demo.db", help=STORE_HELP),
     library: Path = typer.Option(Path("./vidseek-demo-library"), help="where the demo's generated clips go"),
-    model: str = typer.Option("testbed", help="registry name (testbed: the tiny CLIP trained offline)"),
+    model: str = typer.Option(
+        "testbed",
+        help="registry name (testbed: a tiny CLIP trained offline on the synthetic world only, not a general model)",
+    ),
 ) -> None:
     """Index a demo library on local Ray + Milvus Lite (the bundled sample videos plus a few clips of the
     synthetic testbed world), then search it with the testbed world's own queries."""
@@ -381,7 +410,6 @@ def demo(
     from vidseek.apps.cli.samples import sample_videos
     from vidseek.apps.testbed.world import generate_world
     from vidseek.pipeline.index_job import IndexConfig, run_index
-    from vidseek.retrieval.search import Searcher
 
     world = library / "testbed"
     if not (world / "queries.jsonl").exists():
@@ -395,7 +423,7 @@ def demo(
         IndexConfig(source=str(listing), store=store, model=model, sampling="fps:2", progress=sys.stderr.isatty())
     )
     typer.echo(summary.render())
-    searcher = Searcher(store)
+    searcher = _open_searcher(store)
     picks = [next(q for q in queries if q["family"] == f) for f in ("content", "brief", "order")]
     for q in picks:
         hits = searcher.search(q["query"], k=3)
@@ -424,8 +452,10 @@ def serve(
         file_okay=False,
         help="directory POST /ingest may index from (repeatable; none: ingest off)",
     ),
-    model: str = typer.Option(IX.model, help="model for ingesting into an empty store (a store knows its own)"),
-    pretrained: Optional[str] = typer.Option(None, help="weights for --model (empty store only)"),
+    model: str = typer.Option(
+        IX.model, help="model for ingesting into an empty store (a store knows its own); " + MODEL_HELP
+    ),
+    pretrained: Optional[str] = typer.Option(None, help="empty store only; " + PRETRAINED_HELP),
     lock_wait: float = typer.Option(3.0, help="seconds to wait for a store held by another process"),
     in_memory: bool = typer.Option(
         False,
@@ -487,6 +517,8 @@ def serve(
         if isinstance(e, ModelLoadError):
             _fail(str(e))
         raise
+    if api.state.service.store.dim is not None:
+        _warn(api.state.service.searcher().model_warning)  # built at start-up: the store's model is loaded
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     typer.echo(f"serving {store} on {url}" + (" (token required)" if token else ""), err=True)

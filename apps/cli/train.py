@@ -39,9 +39,14 @@ def train(
     ),
     sampling: str = typer.Option(IX.sampling, help="frame sampling for videos decoded on the fly"),
     model: Optional[str] = typer.Option(
-        None, help="without a store: encoder to use (default tiny-random); with one: must be the store's"
+        None,
+        help="without a store: encoder to use (default tiny-random: random weights, finds nothing; for a real "
+        "encoder e.g. --model ViT-B-32 --pretrained /path/to/open_clip_model.safetensors); with one: must be the "
+        "store's",
     ),
-    pretrained: Optional[str] = typer.Option(None, help="weights for --model"),
+    pretrained: Optional[str] = typer.Option(
+        None, help="weights for --model: open_clip tag, local checkpoint path, or 'none' (random)"
+    ),
     device: str = typer.Option(IX.device, help="auto | cpu | cuda"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for training"),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT.partial (same options)"),

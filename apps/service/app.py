@@ -205,6 +205,7 @@ def create_app(
             "query": q,
             "took_ms": round((time.perf_counter() - t0) * 1000, 2),
             "hits": out,
+            "warning": searcher.model_warning,
             "params": {
                 "k": k,
                 "aggregation": aggregation,

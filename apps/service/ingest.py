@@ -99,7 +99,7 @@ class ThreadSafeFrameCache(FrameCache):
             for vid in video_ids:
                 entry = self._entries.pop(vid, None)
                 if entry is not None:
-                    self._size -= len(entry["vectors"])
+                    self._size -= len(entry)
 
 
 class IngestError(Exception):

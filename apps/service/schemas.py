@@ -93,6 +93,9 @@ class SearchOut(BaseModel):
     params: dict[str, Any]
     took_ms: float
     hits: list[HitOut]
+    warning: str | None = Field(
+        None, description="set when the store's model has random weights (e.g. tiny-random): the hits are random"
+    )
 
 
 class RerankedOut(BaseModel):

@@ -78,7 +78,13 @@ class Service:
                         )
                     from vidseek.retrieval.search import Searcher
 
-                    s = Searcher(self.store, clip=self.clip, in_memory=self.in_memory, frame_cache=ThreadSafeFrameCache)
+                    s = Searcher(
+                        self.store,
+                        clip=self.clip,
+                        in_memory=self.in_memory,
+                        frame_cache=ThreadSafeFrameCache,
+                        warn=False,  # each search response carries model_warning instead
+                    )
                     if s.replica is not None:
                         self.store.listeners.append(s.replica.mark_changed)  # re-read written videos
                     self.clip = s.clip

@@ -1,1 +1,1 @@
-"""Offline quality testbed: synthetic video world, tiny CLIP trained on it, quality table (issue 6)."""
+"""Offline quality testbed: synthetic video world, tiny CLIP trained on it, quality table (apps/testbed/README.md)."""

@@ -1,4 +1,5 @@
-"""In-memory quality table for the testbed world (issue 6, item 3 without the store).
+"""In-memory quality table for the testbed world: the methods compared over the same vectors, no store
+(``store_eval.py`` measures the same through the real index job and Milvus).
 
     python -m vidseek.apps.testbed.quality --world /tmp/vidseek-testbed/eval --seed 7
 

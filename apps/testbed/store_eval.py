@@ -122,7 +122,7 @@ def in_memory_check(searcher: Searcher, queries: list[dict], world: Path) -> dic
     col = {str(Path(r["path"])): i for i, r in enumerate(recs)}
     frames = searcher.store.frames_of(ids)
     F, mask = pad_frames(
-        [frames[v]["vectors"] for v in ids], searcher.store.dim, [frames[v]["merged"] for v in ids]
+        [frames[v].vectors for v in ids], searcher.store.dim, [frames[v].merged for v in ids]
     )  # [V, T, D], [V, T] frames per row
     q = torch.from_numpy(searcher.encode_queries([x["query"] for x in queries]))
     gt = np.array([col[str((world / x["video"]).absolute())] for x in queries])

@@ -1,4 +1,5 @@
-"""Train the ``testbed`` CLIP on frame-level captions of a synthetic training world (issue 6, item 2).
+"""Train the ``testbed`` CLIP on frame-level captions of a synthetic training world (no CLIP weights can be
+downloaded here: docs/methods.md "Quality without real weights").
 
     python -m vidseek.apps.testbed.train_clip --out operators/weights/testbed.safetensors --seed 0
 

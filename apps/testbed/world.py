@@ -1,4 +1,5 @@
-"""A seeded synthetic video world with ground truth for three query families (issue 6; docs/methods.md "Quality without real weights").
+"""A seeded synthetic video world with ground truth for three query families (docs/methods.md "Quality without
+real weights": no model hub is reachable, so quality is measured on a world whose truth is known).
 
 Objects are (size × colour × shape): 2 × 8 × 6 = 96 types, named by phrases such as "a big red circle".
 Every clip is a real H.264 mp4 (``render.py``). Three families share one gallery and one vocabulary:

@@ -27,6 +27,7 @@ function setStatus(text, isError) {
   const el = $("#status");
   el.textContent = text;
   el.classList.toggle("error", Boolean(isError));
+  el.classList.remove("warning");
 }
 
 function errorText(status, body) {
@@ -103,8 +104,9 @@ async function search(event) {
     const results = $("#results");
     results.replaceChildren(...body.hits.map(renderHit));
     const mode = body.params.rerank ? "reranked" : "first stage only";
-    setStatus(body.hits.length ? `${body.hits.length} videos for “${body.query}” (${mode}, ${body.took_ms} ms)`
-                               : `No videos for “${body.query}”.`);
+    setStatus((body.hits.length ? `${body.hits.length} videos for “${body.query}” (${mode}, ${body.took_ms} ms)`
+                                : `No videos for “${body.query}”.`) + (body.warning ? " Warning: " + body.warning : ""));
+    $("#status").classList.toggle("warning", Boolean(body.warning));  // e.g. a store of random weights
     results.dataset.query = body.query;
   } catch (e) {
     setStatus("Search failed: " + e, true);
