@@ -9,9 +9,17 @@ So cached entries need no invalidation; deleted videos simply stop being asked f
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Iterable
 
 from vidseek.operators.frame_table import FrameTable
+
+Admit = Callable[[list[str]], Iterable[str]]
+
+
+def admitted(fetched: dict[str, FrameTable], admit: Admit | None) -> dict[str, FrameTable]:
+    if admit is None:
+        return fetched
+    return {v: fetched[v] for v in admit(list(fetched)) if v in fetched}
 
 
 class FrameCache:
@@ -22,12 +30,15 @@ class FrameCache:
         self._size = 0
         self.hits = self.misses = 0
 
-    def get(self, video_ids: list[str]) -> dict[str, FrameTable]:
+    def get(self, video_ids: list[str], admit: Admit | None = None) -> dict[str, FrameTable]:
+        """Frames of these videos, from the cache or fetched. ``admit(fetched ids)``: which of the fetched may
+        be kept (the searcher fetches frames while it still reads the videos' status; only finished videos'
+        frames are final under their id). None: all."""
         out, missing = self._cached(video_ids)
         if missing:
             fetched = self.fetch(missing)
             out.update(fetched)
-            self._keep(fetched)
+            self._keep(admitted(fetched, admit))
         return out
 
     def _cached(self, video_ids: list[str]) -> tuple[dict[str, FrameTable], list[str]]:

@@ -190,7 +190,7 @@ class StoreReplica:
                 if v in self._videos
             }
 
-    def get(self, video_ids: list[str]) -> dict[str, FrameTable]:
+    def get(self, video_ids: list[str], admit=None) -> dict[str, FrameTable]:
         """Frame tables like ``VideoStore.frames_of`` (raw vectors = unit × norm): the searcher's frame source."""
         self._sync()
         with self._lock:

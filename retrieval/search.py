@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -89,6 +90,9 @@ class Searcher:
         check_same_model(stamp, clip.stamp(), self.store.uri)
         self.clip = clip
         self.queries = query_cache if query_cache is not None else QueryCache()
+        # independent store calls of one search run side by side (gRPC waits release the GIL); shared by the
+        # service's concurrent requests: a task never waits on another task, so the pool cannot deadlock
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vidseek-search")
         self._model_key = stamp_key(clip.stamp())
         self.model_warning = random_weights_warning(stamp)
         if self.model_warning and warn:
@@ -132,12 +136,8 @@ class Searcher:
         fields = ["video_id", "path", "status", "metadata"] + (
             ["learned_vec", "learned_head"] if params.aggregation == "learned" else []
         )
-        videos = (self.store if self.replica is None else self.replica).get_videos(union, fields)
-        # Only finished videos: frame-level candidates of a video still being written have no "ok" row yet,
-        # and their frames must not enter the cache (which trusts frames to be final under an id).
-        union = [v for v in union if videos.get(v, {}).get("status") == "ok"]
-        frames = self.frames.get(union)
-        union = [v for v in union if v in frames]
+        videos, frames = self._videos_and_frames(union, fields)
+        union = [v for v in union if videos.get(v, {}).get("status") == "ok" and v in frames]
         # [V, T, D] raw frames; [V, T] mask = frames each row stands for (operators/frame_table.py), 0 = padding
         F, mask = pad_frames([frames[v].vectors for v in union], self.store.dim, [frames[v].merged for v in union])
         q = torch.from_numpy(qvec)
@@ -179,6 +179,22 @@ class Searcher:
             out.append(hits)
         return out
 
+    def _videos_and_frames(self, union: list[str], fields: list[str]) -> tuple[dict, dict[str, FrameTable]]:
+        """The candidates' video rows and their frames, read at the same time (two round trips in parallel).
+
+        Only finished videos' frames may enter the frame cache (it trusts frames to be final under an id):
+        a frame-level candidate still being written has no "ok" row yet, so the cache admits a fetched video
+        once its row, read beside it, says ok."""
+        source = self.store if self.replica is None else self.replica
+        rows = self._pool.submit(source.get_videos, union, fields)
+
+        def finished(ids: list[str]) -> list[str]:
+            videos = rows.result()
+            return [v for v in ids if videos.get(v, {}).get("status") == "ok"]
+
+        frames = self.frames.get(union, admit=finished)
+        return rows.result(), frames
+
     def _aggregate(self, q, F, mask, union, videos, params: SearchParams) -> torch.Tensor:
         if params.aggregation == "learned":
             missing = [v for v in union if not videos.get(v, {}).get("learned_head")]
@@ -197,9 +213,9 @@ class Searcher:
     def _first_stage(self, qvec: np.ndarray, params: SearchParams, depth: int) -> list[list[str]]:
         vec_field = "learned_vec" if params.aggregation == "learned" else "mean_vec"
         where = where_for(self.store, params.filter)  # Milvus evaluates the filter: it is a Milvus expression
+        by_frame = self._pool.submit(self.backend.search_frames_grouped, qvec, depth, where)  # beside the next
         by_video = self.backend.search_videos(qvec, depth, vec_field, where)
-        by_frame = self.backend.search_frames_grouped(qvec, depth, where)
-        return union_candidates(by_video, by_frame)
+        return union_candidates(by_video, by_frame.result())
 
 
 def union_candidates(by_video: list[list[dict]], by_frame: list[list[dict]]) -> list[list[str]]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from vidseek.operators.frame_table import FrameTable
 from vidseek.operators.model_stamp import describe_stamp_diff
+from vidseek.store.columns import result_columns
 from vidseek.store.filters import in_list, quote
 from vidseek.store.frame_index import FrameIndex
 from vidseek.store.frame_index import frame_index as frame_index_of
@@ -467,8 +468,8 @@ class VideoStore:
         return FRAME_READ if self.has_merged else [f for f in FRAME_READ if f != "merged"]
 
     def frames_of(self, video_ids: list[str]) -> dict[str, FrameTable]:
-        """Every frame row of these videos, one table each (raw vectors)."""
-        rows: list[dict] = []
+        """Every frame row of these videos, one table each (raw vectors), read as columns (store/columns.py)."""
+        out: dict[str, FrameTable] = {}
         fields = self.frame_read_fields()
         for i in range(0, len(video_ids), 256):
             expr = in_list("video_id", video_ids[i : i + 256])
@@ -481,8 +482,11 @@ class VideoStore:
                 strict_float32=True,
                 consistency_level=self.search_consistency,
             )
-            rows.extend(part if len(part) < QUERY_LIMIT else self.iter_query(self.frames, expr, fields))
-        return group_frame_rows(rows)
+            if len(part) < QUERY_LIMIT:
+                out.update(group_frame_columns(result_columns(part, fields)))
+            else:
+                out.update(group_frame_rows(self.iter_query(self.frames, expr, fields)))
+        return out
 
     def count(self, collection: str | None = None, filter: str = "") -> int:
         if self.dim is None:
@@ -598,6 +602,40 @@ def table_of(stored: dict[str, np.ndarray]) -> FrameTable:
     """A video's rows in the store's layout (``group_stored_rows``) as a FrameTable: raw = unit × norm."""
     raw = stored["unit"] * stored["norm"][:, None]  # [T, D]
     return FrameTable(stored["idx"], stored["t"], stored["t_start"], stored["t_end"], raw, stored["merged"])
+
+
+def group_frame_columns(cols: dict[str, np.ndarray]) -> dict[str, FrameTable]:
+    """Frame rows as columns (``result_columns``) -> one FrameTable per video: the same tables as
+    ``group_frame_rows`` of the same rows, bit for bit (tests/test_columns.py)."""
+    n = len(cols["video_id"])
+    if not n:
+        return {}
+    vid = cols["video_id"].astype(str)  # [N] fixed-width: sorts in C, not by Python comparisons
+    idx = cols["idx"].astype(np.int64)
+    order = np.argsort(idx, kind="stable")
+    order = order[np.argsort(vid[order], kind="stable")]  # by video, then idx
+    cuts = np.flatnonzero(vid[order][1:] != vid[order][:-1]) + 1
+    merged = cols["merged"].astype(np.int64) if "merged" in cols else np.ones(n, np.int64)
+    t, t0, t1, norm = (cols[k].astype(np.float32) for k in ("t", "t_start", "t_end", "norm"))
+    out = {}
+    for sel in np.split(order, cuts):
+        if np.any(merged[sel] > 1):
+            sel = sel[_outside_merged_spans(merged[sel], cols["t_end"][sel].astype(np.float64))]
+        raw = cols["vec"][sel] * norm[sel][:, None]  # [T, D] raw = unit × norm
+        out[str(vid[sel[0]])] = FrameTable(idx[sel], t[sel], t0[sel], t1[sel], raw, merged[sel])
+    return out
+
+
+def _outside_merged_spans(merged: np.ndarray, t_end: np.ndarray) -> np.ndarray:
+    """Which rows (sorted by idx) to keep: not the members inside a merged row's span (see group_stored_rows)."""
+    keep = np.ones(len(merged), bool)
+    last = None
+    for i in range(len(merged)):
+        if last is not None and merged[last] > 1 and t_end[i] <= t_end[last] + 1e-4:
+            keep[i] = False
+            continue
+        last = i
+    return keep
 
 
 def group_frame_rows(rows) -> dict[str, FrameTable]:

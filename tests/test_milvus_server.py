@@ -39,6 +39,14 @@ def test_the_server_answers_on_loopback_only(milvus):
                 assert s.connect_ex((addr, p)) != 0, f"{addr}:{p} answers: Milvus is reachable from outside"
 
 
+def test_columnar_reads_are_the_row_path_bit_for_bit(milvus):
+    from test_columns import assert_columns_match_rows, fill
+
+    with VideoStore(milvus, prefix="columns") as store:
+        store.ensure_model({"model": "t", "embed_dim": 16, "weights": "w"})
+        assert_columns_match_rows(store, fill(store))
+
+
 def test_store_operations_with_2_3_limits(milvus):
     rng = np.random.default_rng(0)
     with VideoStore(milvus, prefix="ops") as store:

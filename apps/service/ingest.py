@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
+from vidseek.operators.frame_table import FrameTable
 from vidseek.pipeline.index_config import IndexConfig
-from vidseek.retrieval.frame_cache import FrameCache
+from vidseek.retrieval.frame_cache import Admit, FrameCache, admitted
 from vidseek.store.video_store import VideoStore
 
 log = logging.getLogger(__name__)
@@ -82,16 +81,17 @@ class ThreadSafeFrameCache(FrameCache):
         self._lock = threading.Lock()
         store.listeners.append(lambda ids, rows: self.evict(ids))
 
-    def get(self, video_ids: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    def get(self, video_ids: list[str], admit: Admit | None = None) -> dict[str, FrameTable]:
         with self._lock:
             generation = self.store.generation
             out, missing = self._cached(video_ids)
         if missing:
             fetched = self.fetch(missing)
             out.update(fetched)
+            keep = admitted(fetched, admit)
             with self._lock:
                 if self.store.generation == generation:  # no write since: safe to keep
-                    self._keep(fetched)
+                    self._keep(keep)
         return out
 
     def evict(self, video_ids: list[str]) -> None:
