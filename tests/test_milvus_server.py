@@ -47,6 +47,15 @@ def test_columnar_reads_are_the_row_path_bit_for_bit(milvus):
         assert_columns_match_rows(store, fill(store))
 
 
+def test_fast_and_row_search_paths_agree(milvus, tiny_clip):
+    from test_search_paths import assert_paths_agree, fill_random
+
+    with VideoStore(milvus, prefix="paths") as store:
+        store.ensure_model(tiny_clip.stamp())
+        fill_random(store)
+        assert_paths_agree(store, tiny_clip)
+
+
 def test_store_operations_with_2_3_limits(milvus):
     rng = np.random.default_rng(0)
     with VideoStore(milvus, prefix="ops") as store:
