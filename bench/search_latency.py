@@ -35,6 +35,8 @@ from vidseek.operators.aggregate import mean_pool  # noqa: E402
 from vidseek.operators.encode import encode_texts, load_clip  # noqa: E402
 from vidseek.operators.frame_table import FrameTable  # noqa: E402
 from vidseek.retrieval.frame_cache import FrameCache  # noqa: E402
+from vidseek.retrieval.query_cache import QueryCache  # noqa: E402
+from vidseek.retrieval.row_path import RowPathSearcher  # noqa: E402
 from vidseek.retrieval.search import Searcher, SearchParams  # noqa: E402
 from vidseek.store.video_store import VideoStore, frame_rows  # noqa: E402
 
@@ -120,6 +122,28 @@ def time_store(searcher: Searcher, label: str, queries: list[str], n_videos: int
     return out
 
 
+def time_paths(store: VideoStore, clip, label: str, queries: list[str], n_videos: int) -> dict:
+    """The fast path beside the row path it replaced (retrieval/row_path.py), cold, same store, same run,
+    the two interleaved query by query so that drift on a noisy machine hits both alike."""
+    no_cache = dict(clip=clip, warn=False, query_cache=QueryCache(0))  # the text tower runs on every search
+    fast = Searcher(store, cache_vectors=0, **no_cache)
+    row = RowPathSearcher(store, **no_cache)
+    out = {}
+    for name in ("query-weighted + rerank@100", "mean, no rerank"):
+        params = CONFIGS[name]
+        lat: dict[str, list[float]] = {"fast": [], "row": []}
+        for s in (fast, row):
+            s.search(queries[0], params)
+        for i, q in enumerate(queries):
+            for path, s in (("fast", fast), ("row", row)) if i % 2 else (("row", row), ("fast", fast)):
+                t = time.perf_counter()
+                assert len(s.search(q, params)) == min(params.k, n_videos)
+                lat[path].append((time.perf_counter() - t) * 1000)
+        for path in ("fast", "row"):
+            out[f"{name} [{label}, {path} path, cold]"] = _percentiles(lat[path])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=10_000)
@@ -152,11 +176,12 @@ def main() -> None:
         text_ms = (time.perf_counter() - t) / 5 * 1000
         for label, (uri, prefix) in stores.items():
             build[label] = build_store(uri, clip, args.videos, args.frames, prefix)
-            searcher = Searcher(VideoStore(uri, prefix), clip=clip, cache_vectors=0)
+            searcher = Searcher(VideoStore(uri, prefix), clip=clip, cache_vectors=0, query_cache=QueryCache(0))
+            results.update(time_paths(searcher.store, clip, label, queries, args.videos))
             results.update(time_store(searcher, label, queries, args.videos))
             if label == next(iter(stores)):  # the in-memory replica, loaded from the first store
                 t = time.perf_counter()
-                replica = Searcher(searcher.store, clip=clip, in_memory=True)
+                replica = Searcher(searcher.store, clip=clip, in_memory=True, query_cache=QueryCache(0))
                 load_s = time.perf_counter() - t
                 for name, params in CONFIGS.items():
                     replica.search(queries[0], params)
@@ -192,10 +217,10 @@ def main() -> None:
     )
     first = next(iter(stores))
     base = results[f"mean, no rerank [{first}, cold]"]["p50_ms"]
-    print(f"{'configuration':46s} {'p50 ms':>8s} {'p99 ms':>8s} {'p50 no text':>12s} {f'p50 / {first} mean cold':>22s}")
+    print(f"{'configuration':56s} {'p50 ms':>8s} {'p99 ms':>8s} {'p50 no text':>12s} {f'p50 / {first} mean cold':>22s}")
     for name, r in results.items():
         nt = f"{r['no_text_p50_ms']:12.1f}" if "no_text_p50_ms" in r else f"{'':12s}"
-        print(f"{name:46s} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {nt} {r['p50_ms'] / base:22.2f}")
+        print(f"{name:56s} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {nt} {r['p50_ms'] / base:22.2f}")
 
 
 if __name__ == "__main__":
