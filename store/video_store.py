@@ -518,15 +518,21 @@ class VideoStore:
         )
         return [[{**h["entity"], "score": float(h["distance"])} for h in hits] for hits in res]
 
+    @property
+    def frame_grouping(self) -> str:
+        """Where a grouped frame search groups: "server" (``group_by_field``) or "client" (over-fetch and group
+        here), by the server's version and this store's frame index type (store/server_caps.py)."""
+        return "server" if self.caps.groups(self.frame_index.index_type) else "client"
+
     def search_frames_grouped(self, queries: np.ndarray, k: int, filter: str = "") -> list[list[dict]]:
         """Best frame per video (max pooling): [{video_id, score, t, t_start, t_end}], best first.
 
-        One grouped search where Milvus has ``group_by_field`` (2.4+, Lite); on 2.3 the top
+        One grouped search where Milvus groups for this frame index (``frame_grouping``); elsewhere the top
         ``k × GROUP_FANOUT`` frames, grouped here, fetching more while a query has fewer than k videos
         (tests/test_server_caps.py measures its recall against exact grouping)."""
         data = [q.astype(np.float32) for q in queries]
         fields = ["video_id", "t", "t_start", "t_end"]
-        if self.caps.group_by:
+        if self.frame_grouping == "server":
             res = self.client.search(
                 self.frames,
                 data=data,

@@ -242,6 +242,7 @@ def test_compressed_frame_indexes_are_built_searched_and_thinned(milvus, tiny_cl
             assert info["index_type"] == ix and info["indexed_rows"] == 3000, info
         q = (target / np.linalg.norm(target))[None]
         for store in stores.values():
+            assert store.frame_grouping == "client"  # 2.3 groups nothing, whatever the index
             assert store.search_frames_grouped(q, 5)[0][0]["video_id"] == "v042"
             report = thin_store(store, 1.0)
             assert (report.rows_before, report.rows_after) == (3000, 1000)

@@ -28,6 +28,43 @@ def test_caps_from_the_version(version, grouped):
     assert (caps.group_by, caps.multi_vector) == (grouped, grouped)
 
 
+@pytest.mark.parametrize(
+    "version, grouped_indexes",
+    [
+        ("v2.3.5", set()),
+        ("v2.4.9", {"HNSW", "IVF_FLAT"}),
+        ("v2.5.4", {"HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "DISKANN"}),
+        ("lite", {"HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "DISKANN"}),
+    ],
+)
+def test_grouping_is_a_capability_of_the_version_and_the_frame_index(version, grouped_indexes):
+    from vidseek.store.frame_index import FRAME_INDEXES
+
+    caps = ServerCaps.lite() if version == "lite" else ServerCaps.from_version(version)
+    assert {ix for ix in FRAME_INDEXES if caps.groups(ix)} == grouped_indexes
+
+
+@pytest.mark.parametrize("index", ["HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "DISKANN"])
+@pytest.mark.parametrize("caps", [None, M23], ids=["lite", "2.3"])
+def test_every_frame_index_takes_its_grouping_path_and_groups(tmp_path, index, caps):
+    """Each --frame-index the store accepts, on Lite (groups in Milvus) and with 2.3's caps (in the client):
+    the path taken is the one the caps say, and it returns k distinct videos, the planted one first."""
+    rng = np.random.default_rng(1)
+    store = VideoStore(str(tmp_path / "g.db"), caps=caps, frame_index=index)
+    store.ensure_model({"model": "t", "embed_dim": D, "weights": "w"})
+    target = rng.normal(size=D).astype(np.float32)
+    for v in range(30):
+        f = rng.normal(size=(8, D)).astype(np.float32)
+        if v == 17:
+            f[3] = target
+        n = np.arange(8)
+        store.insert_frames(f"v{v:02d}", FrameTable.of(n, n + 0.5, n * 1.0, n + 1.0, f))
+    assert store.frame_grouping == ("server" if caps is None else "client")
+    (hits,) = store.search_frames_grouped((target / np.linalg.norm(target))[None], K)
+    assert len(hits) == K == len({h["video_id"] for h in hits}) and hits[0]["video_id"] == "v17"
+    store.close()
+
+
 def test_an_unknown_version_assumes_the_oldest_features(caplog):
     with caplog.at_level(logging.WARNING):
         caps = ServerCaps.from_version("weird")
