@@ -1,16 +1,21 @@
-"""Request and response models, limits and the JSON response class of the service."""
+"""Request and response models, limits and the JSON response class of the service.
+
+The search parameters of ``GET /search``, ``POST /search`` and ``POST /rerank`` are built from the one
+declaration in retrieval/params.py (``PARAMS``: default, accepted range, help), with the service's caps on
+k and depth (``Limits``) on top: ``search_models`` and ``rerank_body``.
+"""
 
 import json
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_type_hints
 
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, create_model
 
+from vidseek.pipeline.index_config import IndexConfig
+from vidseek.retrieval.params import PARAMS, SearchParams
 from vidseek.store.filters import compare, field_ref
-
-AGGREGATIONS = Literal["mean", "max", "query-weighted", "learned"]
 
 
 @dataclass(frozen=True)
@@ -132,3 +137,87 @@ class VideoOut(BaseModel):
     metadata: dict[str, Any]
     thumbnail: str | None
     file: str | None
+
+
+# -- request models -----------------------------------------------------------------------------------------
+def param_field(name: str, cap: int | None = None) -> tuple[Any, Any]:
+    """``(type, Field)`` of search parameter ``name``: its default, the range ``SearchParams.validate()``
+    accepts and its help line, all from retrieval/params.py ``PARAMS``; ``cap`` lowers the upper bound (the
+    service's limits on k and depth)."""
+    spec = PARAMS[name]
+    if spec.choices is not None:
+        return Literal[spec.choices], Field(spec.default, description=spec.help)
+    kind = get_type_hints(SearchParams)[name]
+    bounds: dict[str, Any] = {}
+    if spec.ge is not None:
+        bounds["ge"] = spec.ge
+    le = spec.le if cap is None else cap if spec.le is None else min(spec.le, cap)
+    if le is not None:
+        bounds["le"] = le
+    if kind is float:
+        bounds["allow_inf_nan"] = False
+    return kind, Field(spec.default, description=spec.help, **bounds)
+
+
+def _search_fields(limits: Limits) -> dict[str, tuple[Any, Any]]:
+    caps = {"k": limits.max_k, "depth": limits.max_depth}
+    return {
+        "q": (Text(limits.max_query_chars, 1), Field(description="the text query")),
+        **{name: param_field(name, caps.get(name)) for name in PARAMS},
+    }
+
+
+def search_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
+    """``(SearchQuery, SearchBody)``: the query parameters of ``GET /search`` (unknown ones ignored, filters
+    as repeated ``key=value`` strings) and the body of ``POST /search`` (unknown fields refused, typed
+    filters or strings), the same search parameters in both."""
+    query = create_model(
+        "SearchQuery",
+        **_search_fields(limits),
+        filter=(
+            list[Text(limits.max_filter_chars, 1)],
+            Field([], description="metadata filter key=value, key>=3, … (repeatable)"),
+        ),
+    )
+    body = create_model(
+        "SearchBody",
+        __config__=ConfigDict(extra="forbid"),
+        **_search_fields(limits),
+        filters=(
+            list[Union[TypedFilter, Text(limits.max_filter_chars, 1)]],
+            Field(
+                default_factory=list,
+                max_length=limits.max_filters,
+                description='typed {"key", "op", "value"} or "key=value" strings',
+            ),
+        ),
+    )
+    return query, body
+
+
+class CandidateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Text(512, 1)
+    score: float = Field(ge=-1e15, le=1e15, allow_inf_nan=False)
+    path: Text(4096) | None = Field(None, description="matched against indexed paths; never opened")
+
+
+def rerank_body(limits: Limits) -> type[BaseModel]:
+    """The body of ``POST /rerank``: a query, the client's candidates, and alpha and depth as in search."""
+    return create_model(
+        "RerankBody",
+        __config__=ConfigDict(extra="forbid"),
+        query=(Text(limits.max_query_chars, 1), ...),
+        candidates=(list[CandidateIn], Field(max_length=limits.max_candidates)),
+        alpha=param_field("alpha"),
+        depth=param_field("depth", limits.max_depth),
+    )
+
+
+class IngestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: Text(4096, 1) = Field(description="directory, glob, video file or list file under an ingest root")
+    sampling: Text(32, 1) = IndexConfig.sampling
+    prune: bool = False
+    retry_failed: bool = False
+    max_failures: int | None = Field(None, ge=0, le=10**9)
