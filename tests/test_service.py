@@ -767,6 +767,136 @@ def test_ingest_runs_the_real_ray_job(tmp_path, media):
         app.state.service.close()
 
 
+# -- the search parameters: one declaration (retrieval/params.py PARAMS) ------------------------------------
+def test_get_and_post_search_parameters_are_the_declared_ones(api):
+    """GET /search's query parameters, POST /search's and POST /rerank's bodies carry PARAMS' defaults and
+    ranges (the service's Limits cap k and depth); what they refuse, SearchParams.validate() refuses too."""
+    from vidseek.operators.aggregate import list_aggregators
+    from vidseek.retrieval.params import AGGREGATIONS, PARAMS, SearchParams
+
+    assert set(AGGREGATIONS) == {*list_aggregators(), "learned"}
+    schema = api.get("/openapi.json").json()
+    get = {p["name"]: p["schema"] for p in schema["paths"]["/search"]["get"]["parameters"]}
+    post = schema["components"]["schemas"]["SearchBody"]["properties"]
+    rerank = schema["components"]["schemas"]["RerankBody"]["properties"]
+    caps = {"k": Limits().max_k, "depth": Limits().max_depth}
+    for name, spec in PARAMS.items():
+        want = {
+            "default": spec.default,
+            "minimum": spec.ge,
+            "maximum": spec.le if spec.le is not None else caps.get(name),
+        }
+        for where in (get, post, rerank) if name in rerank else (get, post):
+            assert {key: where[name].get(key) for key in want} == want, (name, where[name])
+            assert (where[name].get("enum") and tuple(where[name]["enum"])) == (spec.choices or None)
+    lo, hi = PARAMS["tau"].ge, PARAMS["tau"].le
+    for tau, ok in ((lo, True), (hi, True), (lo * 0.9, False), (hi * 1.1, False)):
+        codes = {
+            api.get("/search", params={"q": QUERY, "k": 2, "tau": tau}).status_code,
+            api.post("/search", json={"q": QUERY, "k": 2, "tau": tau}).status_code,
+        }
+        assert codes == ({200} if ok else {422}), (tau, codes)
+        try:
+            SearchParams(tau=tau).validate()
+            assert ok, tau
+        except ValueError:
+            assert not ok, tau
+
+
+# -- the shared store: every write locked and announced ----------------------------------------------------
+CLIENT_WRITES = ("insert", "upsert", "delete", "create_", "drop_", "rename_", "alter_", "add_", "truncate")
+
+
+def _video_store_write_methods() -> set[str]:
+    """The methods of VideoStore that write: those calling a writing method of its Milvus client (``self.client``
+    or a local alias of it), and those calling such a method of ``self``, read from VideoStore's source."""
+    import ast
+    import inspect
+    import textwrap
+
+    from vidseek.store.video_store import VideoStore
+
+    cls = ast.parse(textwrap.dedent(inspect.getsource(VideoStore))).body[0]
+    direct, calls = set(), {}
+    for fn in (n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        nodes = list(ast.walk(fn))
+        aliases = {"self.client"} | {
+            ast.unparse(t)
+            for n in nodes
+            if isinstance(n, ast.Assign) and ast.unparse(n.value) == "self.client"
+            for t in n.targets
+        }
+        calls[fn.name] = set()
+        for n in nodes:
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
+                owner = ast.unparse(n.func.value)
+                if owner in aliases and n.func.attr.startswith(CLIENT_WRITES):
+                    direct.add(fn.name)
+                elif owner == "self":
+                    calls[fn.name].add(n.func.attr)
+    writes = set(direct)
+    while more := {m for m, called in calls.items() if called & writes} - writes:
+        writes |= more
+    return writes
+
+
+def test_shared_store_overrides_every_write_method_of_the_video_store():
+    """A write method added to VideoStore and not to SharedStore would write unlocked and unannounced (stale
+    frame cache, replica and ingest counts): this fails until SharedStore wraps it."""
+    from vidseek.apps.service.ingest import SharedStore
+
+    writes = _video_store_write_methods()
+    assert {"upsert_videos", "insert_frames", "_create"} <= writes  # the reading of the source works
+    public = {m for m in writes if not m.startswith("_")}
+    missing = sorted(m for m in public if m not in SharedStore.__dict__)
+    assert not missing, f"SharedStore does not wrap VideoStore's write methods {missing}"
+    assert set(SharedStore.WRITE_METHODS) == public
+
+
+# each write method of SharedStore: its arguments and the video ids its listeners are told of
+WRITE_CALLS = {
+    "ensure_model": (({"model": "m", "embed_dim": 2},), []),
+    "record_thinning": ((0.95,), []),
+    "insert_frames": (("v1", "table"), ["v1"]),
+    "upsert_frames": (("v1", "table"), ["v1"]),
+    "delete_frame_rows": ((["v1:000001", "v2:000000", "v1:000002"],), ["v1", "v2"]),
+    "upsert_videos": (([{"video_id": "v1"}, {"video_id": "v2"}],), ["v1", "v2"]),
+    "delete_videos": ((iter(["v1", "v2"]),), ["v1", "v2"]),
+    "delete_frames": ((iter(["v2"]),), ["v2"]),
+}
+
+
+def test_shared_store_writes_hold_the_lock_and_tell_the_listeners(monkeypatch):
+    from vidseek.apps.service.ingest import SharedStore
+    from vidseek.store.video_store import VideoStore
+
+    assert set(WRITE_CALLS) == set(SharedStore.WRITE_METHODS)
+    store = SharedStore.__new__(SharedStore)  # no connection: VideoStore's writes are stubbed below
+    store.write_lock, store.generation, store.listeners = threading.RLock(), 0, []
+    told: list = []
+    store.listeners.append(lambda ids, rows: told.append(list(ids)))
+
+    def held_elsewhere() -> bool:
+        got: list = []
+        t = threading.Thread(target=lambda: got.append(store.write_lock.acquire(blocking=False)))
+        t.start()
+        t.join()
+        if got[0]:
+            store.write_lock.release()
+        return not got[0]
+
+    seen: dict = {}
+    for name in WRITE_CALLS:
+        monkeypatch.setattr(VideoStore, name, lambda self, *a, _n=name: seen.update({_n: (held_elsewhere(), a)}))
+    for name, (args, ids) in WRITE_CALLS.items():
+        before, told[:] = store.generation, []
+        getattr(store, name)(*args)
+        locked, passed = seen[name]
+        assert locked, f"{name} wrote without the write lock"
+        assert store.generation == before + 1 and told == [ids], (name, told)
+        assert not any(hasattr(a, "__next__") for a in passed), name  # an iterator is read once, into a list
+
+
 # -- page, health, schema -------------------------------------------------------------------------------
 def test_page_health_and_schema(api):
     page = api.get("/")

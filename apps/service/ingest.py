@@ -26,7 +26,20 @@ class SharedStore(VideoStore):
 
     Writes hold ``write_lock``; after each write ``generation`` is bumped and listeners are told which
     videos changed (the frame cache evicts them). Reads are not locked: Milvus serves them concurrently.
+    Every write method of ``VideoStore`` is overridden here (``WRITE_METHODS``; tests/test_service.py reads
+    ``VideoStore``'s source and fails on a write method that is not).
     """
+
+    WRITE_METHODS = (
+        "ensure_model",
+        "record_thinning",
+        "insert_frames",
+        "upsert_frames",
+        "delete_frame_rows",
+        "upsert_videos",
+        "delete_videos",
+        "delete_frames",
+    )
 
     def __init__(self, *args, **kwargs):
         self.write_lock = threading.RLock()
@@ -44,11 +57,28 @@ class SharedStore(VideoStore):
             super().ensure_model(stamp)
             self._changed([])
 
+    def record_thinning(self, threshold: float) -> None:
+        with self.write_lock:
+            super().record_thinning(threshold)
+            self._changed([])
+
     def insert_frames(self, video_id, *args, **kwargs) -> int:
         with self.write_lock:
             n = super().insert_frames(video_id, *args, **kwargs)
             self._changed([video_id])
             return n
+
+    def upsert_frames(self, video_id, *args, **kwargs) -> int:
+        with self.write_lock:
+            n = super().upsert_frames(video_id, *args, **kwargs)
+            self._changed([video_id])
+            return n
+
+    def delete_frame_rows(self, pks: list[str]) -> None:
+        pks = list(pks)
+        with self.write_lock:
+            super().delete_frame_rows(pks)
+            self._changed(sorted({pk.rsplit(":", 1)[0] for pk in pks}))  # keys are "video_id:idx"
 
     def upsert_videos(self, rows: list[dict]) -> None:
         with self.write_lock:
