@@ -15,7 +15,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 # Which frame index types a grouping search (``group_by_field``) works on. The Milvus docs' table of search
-# behaviours by index type (milvus.io/docs/limitations.md, "Grouping search" row, 2.5/2.6) lists HNSW, DISKANN,
+# behaviours by index type (the Milvus docs page "Milvus Limits", milvus.io/docs, its "Grouping search" row for 2.5/2.6) lists HNSW, DISKANN,
 # FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ and SCANN, and no GPU or binary index; Milvus 2.4's grouping-search page names
 # fewer (FLAT, IVF_FLAT, HNSW; IVF_PQ and IVF_SQ8 are refused there). Where a pair is not listed, vidseek
 # groups in the client (over-fetching frames), as on 2.3.
