@@ -1,28 +1,61 @@
-"""The rows between the index job's stages, in one module: frame rows and per-video records.
+"""The rows of the index job, in one module: its inputs, the rows between its stages, and its outputs.
 
 Code on either side of a stage sees typed values:
 
+    VideoSource   one input: a video file's absolute path, its id, and a list file's other columns
     FrameRows     sampled frames of one or more videos: keys (video_id, idx), times, and a payload —
                   uint8 frames [n, S, S, 3] out of the decoder, float32 embeddings [n, D] out of the encoder
     VideoEnd      the decoder's last word on one video: ok or failed (why), frames emitted, duration, losses
     EncodeFailure the encoder could not encode some of a video's frames (e.g. CUDA out of memory)
+    VideoRow      what the writer puts into the store's videos collection for one finished video
+    VideoResult   the writer's outcome for one finished video, which the driver counts
 
-Ray Data carries one columnar schema per stream, so between stages the three travel as one batch
-(``to_batch`` / ``from_batch``, the only code that knows the layout): a ``kind`` column, the frame columns,
-and a ``record`` column holding a record's fields as JSON. A record row fills the frame columns with
-zeros; nothing outside this module reads them.
+Ray Data carries one columnar schema per stream, so these cross a stage as batches that only this module's
+converters know: the inputs as ``source_items`` (for ``from_items``) / ``sources_from_batch``; the stages'
+rows as ``to_batch`` / ``from_batch`` (a ``kind`` column, the frame columns, and a ``record`` column holding a
+record's fields as JSON; a record row fills the frame columns with zeros, which nothing outside this module
+reads); the writer's outcomes as ``results_to_batch`` / ``results_from_batch``. A ``VideoRow`` goes to the
+store as ``as_dict()``, the store's row format.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Union
 
 import numpy as np
 
 FRAME, END, ENCODE_FAILURE = "frame", "end", "encode_failure"
 PAYLOAD_COLUMNS = ("frame", "embedding")  # before and after the encoder
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """One input of the index job (pipeline/sources.py ``discover``)."""
+
+    path: str  # absolute
+    video_id: str
+    metadata: dict = field(default_factory=dict, hash=False, compare=False)  # a list file's other columns
+
+    @property
+    def extra(self) -> str:
+        """``metadata`` as the stages carry it: JSON, "" for none (passed through to ``VideoEnd.extra``)."""
+        return json.dumps(self.metadata) if self.metadata else ""
+
+
+def source_items(sources: list[VideoSource]) -> list[dict]:
+    """The job's input rows for ``ray.data.from_items``: ``{path, video_id, extra}``."""
+    return [{"path": s.path, "video_id": s.video_id, "extra": s.extra} for s in sources]
+
+
+def sources_from_batch(batch: dict) -> list[VideoSource]:
+    """Inverse of ``source_items`` over a batch of input rows (``video_id`` defaults to the path, ``extra``
+    to none)."""
+    paths = [str(p) for p in batch["path"]]
+    ids = [str(v) for v in batch.get("video_id", paths)]
+    extras = [str(x) for x in batch.get("extra", [""] * len(paths))]
+    return [VideoSource(p, v, json.loads(x) if x else {}) for p, v, x in zip(paths, ids, extras)]
 
 
 @dataclass(frozen=True)
@@ -42,6 +75,11 @@ class VideoEnd:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def metadata(self) -> dict:
+        """The input's metadata, decoded from ``extra``."""
+        return json.loads(self.extra) if self.extra else {}
 
 
 @dataclass(frozen=True)
@@ -159,3 +197,103 @@ def from_batch(batch: dict) -> tuple[FrameRows, list[Record]]:
         _RECORD_TYPES[str(k)](**json.loads(r)) for k, r in zip(kind[~is_frame], np.asarray(batch["record"])[~is_frame])
     ]
     return frames, records
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """The writer's outcome for one finished video: what the driver counts into the job's summary."""
+
+    video_id: str
+    path: str
+    status: str  # "ok" | "failed"
+    stage: str = ""  # where it failed: "decode" | "encode"
+    error: str = ""
+    n_frames: int = 0
+    duration: float = 0.0
+    lost: int = 0
+    decoder: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+RESULT_COLUMNS = tuple(f.name for f in fields(VideoResult))
+_RESULT_TEXT = ("video_id", "path", "status", "stage", "error", "decoder")  # object columns on the wire
+
+
+def results_to_batch(results: list[VideoResult]) -> dict:
+    """The writer's output batch: one column per ``VideoResult`` field (``RESULT_COLUMNS``)."""
+    return {
+        c: np.array([getattr(r, c) for r in results], dtype=object if c in _RESULT_TEXT else None)
+        for c in RESULT_COLUMNS
+    }
+
+
+def results_from_batch(batch: dict) -> list[VideoResult]:
+    """Inverse of ``results_to_batch``."""
+    cols = {c: np.asarray(batch[c]) for c in RESULT_COLUMNS}
+    return [
+        VideoResult(
+            video_id=str(cols["video_id"][i]),
+            path=str(cols["path"][i]),
+            status=str(cols["status"][i]),
+            stage=str(cols["stage"][i]),
+            error=str(cols["error"][i]),
+            n_frames=int(cols["n_frames"][i]),
+            duration=float(cols["duration"][i]),
+            lost=int(cols["lost"][i]),
+            decoder=str(cols["decoder"][i]),
+        )
+        for i in range(len(cols["video_id"]))
+    ]
+
+
+_OPTIONAL_ROW_FIELDS = ("mean_vec", "learned_vec", "learned_head")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: its vectors are arrays, which do not compare to one bool
+class VideoRow:
+    """One row of the store's videos collection (store/video_store.py ``upsert_videos`` takes ``as_dict()``).
+
+    The vectors are the job's pooling step's (operators/video_vectors.py): ``mean_vec`` always for an ok
+    video, ``learned_vec`` and ``learned_head`` when the job has a head. Left None, they are not in the
+    store row, and the store writes its defaults (zero vectors, no head)."""
+
+    video_id: str
+    path: str
+    status: str  # "ok" | "failed"
+    stage: str  # where it failed: "decode" | "encode"; "" when ok
+    error: str
+    n_frames: int
+    duration: float
+    lost: int
+    decoder: str
+    sampling: str
+    metadata: dict
+    mean_vec: np.ndarray | None = None
+    learned_vec: np.ndarray | None = None
+    learned_head: str | None = None
+
+    @classmethod
+    def from_record(cls, record: dict) -> "VideoRow":
+        """A row read back from the store (``get_videos`` of every ``VideoRow`` field it holds)."""
+        return cls(**record)
+
+    def as_dict(self) -> dict:
+        """The store's row: every field, less the optional ones left None."""
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in row.items() if not (k in _OPTIONAL_ROW_FIELDS and v is None)}
+
+    def result(self) -> VideoResult:
+        return VideoResult(
+            self.video_id,
+            self.path,
+            self.status,
+            self.stage,
+            self.error,
+            self.n_frames,
+            self.duration,
+            self.lost,
+            self.decoder,
+        )

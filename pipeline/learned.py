@@ -8,9 +8,11 @@ other field — the mean vectors stay as they are.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Iterable
 
 from vidseek.operators.heads import LearnedHead
+from vidseek.operators.rows import VideoRow
 from vidseek.operators.thinning import expand_merged
 from vidseek.store.video_store import VIDEO_FIELDS, VideoStore
 
@@ -47,7 +49,10 @@ def apply_head_to_store(
             continue
         # a head sees the frame sequence: merged rows (a thinned store) repeated as the frames they stand for
         vecs = agg.pool([expand_merged(frames[v].vectors, frames[v].merged) for v in have])
-        store.upsert_videos([{**recs[v], "learned_vec": vec, "learned_head": agg.id} for v, vec in zip(have, vecs)])
+        rows = [
+            replace(VideoRow.from_record(recs[v]), learned_vec=vec, learned_head=agg.id) for v, vec in zip(have, vecs)
+        ]
+        store.upsert_videos([r.as_dict() for r in rows])
         written += len(have)
         if progress is not None:
             progress(len(have))

@@ -1,4 +1,5 @@
-"""What to index: a directory (recursive), a glob, or a list file (txt / csv / jsonl), as ``VideoSource``s.
+"""What to index: a directory (recursive), a glob, or a list file (txt / csv / jsonl), as ``VideoSource``s
+(operators/rows.py).
 
 ``video_id`` is deterministic from the file's identity (absolute path, size, mtime): re-running a job maps
 to the same keys, and a changed file gets a new id (its old rows are replaced).
@@ -11,8 +12,9 @@ import glob
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from vidseek.operators.rows import VideoSource  # the input row type; importable from here too
 
 VIDEO_EXTENSIONS = {
     ".mp4",
@@ -34,13 +36,6 @@ LIST_EXTENSIONS = {".txt", ".csv", ".jsonl"}
 
 class SourceError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class VideoSource:
-    path: str  # absolute
-    video_id: str
-    metadata: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 def video_id_for(path: str | Path) -> str:

@@ -11,18 +11,15 @@ next run deletes before re-indexing that video.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from vidseek.operators.frame_table import FrameTable
-from vidseek.operators.rows import EncodeFailure, VideoEnd, from_batch
+from vidseek.operators.rows import EncodeFailure, VideoEnd, VideoRow, from_batch, results_to_batch
 from vidseek.operators.thinning import merge_similar
 from vidseek.operators.video_vectors import VideoVectors
 from vidseek.store.video_store import VideoStore
-
-RESULT_COLUMNS = ("video_id", "path", "status", "stage", "error", "n_frames", "duration", "lost", "decoder")
 
 
 @dataclass
@@ -51,7 +48,8 @@ class WriterHooks:
 
 
 class StoreWriter:
-    """Callable stage: encoded stage batches in -> one result row per finished video out.
+    """Callable stage: encoded stage batches in -> one result row per finished video out (``VideoResult``s,
+    as operators/rows.py ``results_to_batch``).
 
     ``video_vectors``: the job's pooling step (meanP, plus a learned head's vector if the job has one).
     ``merge_similar``: merge consecutive frame rows at this cosine threshold before writing them (None: every
@@ -96,22 +94,16 @@ class StoreWriter:
             self._flush_frames(done if self.buffered < self.flush_rows else list(self.pending))
             self.hooks.reached("after_frames")
         rows = [self._finish(vid) for vid in done]
-        self.store.upsert_videos(rows)  # after the frames: a video row marks a durable, complete video
+        # after the frames: a video row marks a durable, complete video
+        self.store.upsert_videos([r.as_dict() for r in rows])
         if rows:
             self.hooks.reached("after_videos")
-        results = [{c: r.get(c, "") for c in RESULT_COLUMNS} for r in rows]
         self.finished += len(rows)
         if self.owns_store and self.expected is not None and self.finished >= self.expected and not self.pending:
             # Milvus Lite holds a per-process lock; Ray may keep this actor alive after the job, so free
             # the store now for the driver (search right after indexing) or the next job.
             self.store.close()
-        return {
-            c: np.array(
-                [r[c] for r in results],
-                dtype=object if c in ("video_id", "path", "status", "stage", "error", "decoder") else None,
-            )
-            for c in RESULT_COLUMNS
-        }
+        return results_to_batch([r.result() for r in rows])
 
     def _absorb(self, batch: dict) -> None:
         frames, records = from_batch(batch)
@@ -161,31 +153,32 @@ class StoreWriter:
             self.buffered -= len(idx)
             p.unflushed.clear()
 
-    def _finish(self, vid: str) -> dict:
+    def _finish(self, vid: str) -> VideoRow:
         p = self.pending.pop(vid)
         self.done_ids.add(vid)
         end = p.end
         self.buffered -= len(p.unflushed)
-        metadata = json.loads(end.extra) if end.extra else {}
-        row = {
-            "video_id": vid,
-            "path": p.path,
-            "duration": end.duration,
-            "lost": end.lost,
-            "decoder": end.decoder,
-            "sampling": self.sampling,
-            "metadata": metadata,
-        }
+        row = VideoRow(
+            video_id=vid,
+            path=p.path,
+            status="ok",
+            stage="",
+            error="",
+            n_frames=0,
+            duration=end.duration,
+            lost=end.lost,
+            decoder=end.decoder,
+            sampling=self.sampling,
+            metadata=end.metadata,
+        )
         if p.failed:
             if p.flushed:
                 self.store.delete_frames([vid])
             stage = "decode" if not end.ok else "encode"
-            row.update(status="failed", stage=stage, error=end.error or p.encode_error, n_frames=0)
-        else:
-            order = sorted(p.frames)
-            vectors = np.stack([p.frames[i][3] for i in order])  # [T, D] raw, in time order
-            row.update(status="ok", stage="", error="", n_frames=len(order), **self.video_vectors(vectors))
-        return row
+            return replace(row, status="failed", stage=stage, error=end.error or p.encode_error)
+        order = sorted(p.frames)
+        vectors = np.stack([p.frames[i][3] for i in order])  # [T, D] raw, in time order
+        return replace(row, n_frames=len(order), **self.video_vectors(vectors))
 
     def close(self) -> None:
         self.store.close()

@@ -1,11 +1,28 @@
-"""The stage rows (operators/rows.py): typed values survive the one wire layout, both payloads, records only."""
+"""The job's rows (operators/rows.py): typed values survive the wire layouts (inputs, stage rows with both
+payloads or records only, results), and a video row is the store's row."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
-from vidseek.operators.rows import EncodeFailure, FrameRows, VideoEnd, from_batch, to_batch
+from vidseek.operators.rows import (
+    RESULT_COLUMNS,
+    EncodeFailure,
+    FrameRows,
+    VideoEnd,
+    VideoResult,
+    VideoRow,
+    VideoSource,
+    from_batch,
+    results_from_batch,
+    results_to_batch,
+    source_items,
+    sources_from_batch,
+    to_batch,
+)
 
 
 def _frames(n: int, payload: np.ndarray) -> FrameRows:
@@ -42,3 +59,47 @@ def test_not_a_stage_batch_is_refused_with_what_to_do():
         from_batch({"path": np.array(["a.mp4"])})
     with pytest.raises(ValueError, match="payload column"):
         to_batch(FrameRows.empty((4,), np.float32), payload="vectors")
+
+
+def test_sources_cross_as_input_rows_and_come_back_typed():
+    sources = [VideoSource("/lib/a.mp4", "ida", {"lang": "en", "year": 2020}), VideoSource("/lib/b.mp4", "idb")]
+    items = source_items(sources)
+    assert items[1] == {"path": "/lib/b.mp4", "video_id": "idb", "extra": ""}  # the decoder's input row layout
+    batch = {k: np.array([it[k] for it in items], dtype=object) for k in items[0]}
+    back = sources_from_batch(batch)
+    assert back == sources and [s.metadata for s in back] == [{"lang": "en", "year": 2020}, {}]
+    assert sources_from_batch({"path": np.array(["/x.mp4"])}) == [VideoSource("/x.mp4", "/x.mp4")]
+    end = VideoEnd("ida", "/lib/a.mp4", "ok", extra=sources[0].extra)
+    assert end.metadata == {"lang": "en", "year": 2020}  # passed through the stages as it came
+
+
+def test_results_cross_as_one_column_each():
+    results = [
+        VideoResult("a", "/a.mp4", "ok", n_frames=3, duration=3.5, lost=1, decoder="pyav"),
+        VideoResult("b", "/b.mp4", "failed", stage="decode", error="/b.mp4: bad"),
+    ]
+    batch = results_to_batch(results)
+    assert tuple(batch) == RESULT_COLUMNS and batch["path"].dtype == object and batch["n_frames"].dtype.kind == "i"
+    assert results_from_batch(batch) == results
+    assert results_from_batch(results_to_batch([])) == []
+
+
+def test_a_video_row_is_the_stores_row_without_the_vectors_it_lacks():
+    row = VideoRow("a", "/a.mp4", "failed", "decode", "/a.mp4: bad", 0, 0.0, 0, "", "fps:1", {"k": 1})
+    assert row.as_dict() == {
+        "video_id": "a",
+        "path": "/a.mp4",
+        "status": "failed",
+        "stage": "decode",
+        "error": "/a.mp4: bad",
+        "n_frames": 0,
+        "duration": 0.0,
+        "lost": 0,
+        "decoder": "",
+        "sampling": "fps:1",
+        "metadata": {"k": 1},
+    }  # the store writes zero vectors and no head for what is left out
+    ok = dataclasses.replace(row, status="ok", stage="", error="", n_frames=2, mean_vec=np.ones(4, np.float32))
+    assert set(ok.as_dict()) == set(row.as_dict()) | {"mean_vec"}
+    assert ok.result() == VideoResult("a", "/a.mp4", "ok", n_frames=2)
+    assert VideoRow.from_record(ok.as_dict()).as_dict().keys() == ok.as_dict().keys()
