@@ -21,12 +21,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import vidseek
-from vidseek.operators.decode import VideoDecoder, check_file, probe, videos_of
-from vidseek.operators.rows import FrameRows, VideoEnd, to_batch
+from vidseek.operators.decode import VideoDecoder, check_file, probe
+from vidseek.operators.rows import FrameRows, VideoEnd, sources_from_batch, to_batch
 
 _VIDSEEK_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(vidseek.__file__)))  # holds the vidseek package
 START_TIMEOUT_S = 120.0  # a child's imports, on a machine busy with the other decoders
@@ -47,11 +47,29 @@ class DecodeLimit:
         return self.base_s + self.per_video_s * max(0.0, duration or 0.0)
 
 
+@dataclass(frozen=True)
+class DecoderArgs:
+    """A ``VideoDecoder``'s arguments, as a value: sent to the child, which builds the decoder from it."""
+
+    preprocess: dict
+    sampling: str
+    chunk_frames: int = 32
+    options: dict = field(default_factory=dict)  # VideoDecoder keyword arguments: backend, skip_loop_filter
+
+    def build(self) -> VideoDecoder:
+        return VideoDecoder(self.preprocess, self.sampling, self.chunk_frames, **self.options)
+
+    def key(self) -> str:
+        """Equal for equal arguments (the dicts are not hashable)."""
+        return repr((sorted(self.preprocess.items()), self.sampling, self.chunk_frames, sorted(self.options.items())))
+
+
 class IsolatedDecoder:
     """Same rows as ``VideoDecoder.iter_video``, each video decoded in a child process under a time limit.
 
     Args: as ``VideoDecoder`` (``preprocess`` as a dict; ``options``: its keyword arguments, e.g.
-    ``backend``, ``skip_loop_filter``), plus ``limit``. Not thread-safe: one per worker.
+    ``backend``, ``skip_loop_filter``), plus ``limit``; or ``IsolatedDecoder.of(DecoderArgs, limit)``.
+    Not thread-safe: one per worker.
     """
 
     def __init__(
@@ -62,24 +80,27 @@ class IsolatedDecoder:
         limit: DecodeLimit = DecodeLimit(),
         options: dict | None = None,
     ):
-        self.decoder_args = (preprocess, sampling, chunk_frames, dict(options or {}))
-        # validates the arguments here, in the worker, and knows the frame shape
-        self.shape = VideoDecoder(preprocess, sampling, chunk_frames, **self.decoder_args[3])
+        self.args = DecoderArgs(preprocess, sampling, chunk_frames, dict(options or {}))
+        self.shape = self.args.build()  # validates the arguments here, in the worker, and knows the frame shape
         self.limit = limit
         self._child: subprocess.Popen | None = None
         self._messages: queue.Queue | None = None
 
+    @classmethod
+    def of(cls, args: DecoderArgs, limit: DecodeLimit = DecodeLimit()) -> "IsolatedDecoder":
+        return cls(args.preprocess, args.sampling, args.chunk_frames, limit, args.options)
+
     # -- public API -------------------------------------------------------------------------------
     def __call__(self, batch: dict) -> Iterator[dict]:
         """Stage batches (operators/rows.py) of every input row's video."""
-        for path, vid, extra in videos_of(batch):
-            for item in self.iter_video(path, vid, extra):
+        for source in sources_from_batch(batch):
+            for item in self.iter_video(source.path, source.video_id, source.extra):
                 yield to_batch(*((item, []) if isinstance(item, FrameRows) else (self.shape.no_frames(), [item])))
 
     def iter_video(self, path: str, video_id: str, extra: str = "") -> Iterator[FrameRows | VideoEnd]:
         """``FrameRows`` chunks, then the ``VideoEnd``; never raises for a bad, slow or crashing file."""
         self._ensure_child()
-        self._send((path, video_id, extra, self.decoder_args))
+        self._send((path, video_id, extra, self.args))
         finished = False
         try:
             for item in self._video_rows(path, video_id, extra):
@@ -207,14 +228,13 @@ def _child_main() -> None:
         pass
     pickle.dump(("ready", os.getpid()), stdout)
     stdout.flush()
-    decoders: dict[tuple, VideoDecoder] = {}
+    decoders: dict[str, VideoDecoder] = {}
     while True:
         try:
-            path, video_id, extra, args = pickle.load(stdin)
+            path, video_id, extra, args = pickle.load(stdin)  # args: DecoderArgs
         except EOFError:
             return
-        key = (repr(args[0]), args[1], args[2], repr(sorted(args[3].items())))
-        dec = decoders.get(key) or decoders.setdefault(key, VideoDecoder(*args[:3], **args[3]))
+        dec = decoders.get(args.key()) or decoders.setdefault(args.key(), args.build())
         try:
             check_file(path)  # a FIFO or device is refused before anything opens (and blocks on) it
             duration = probe(path).duration

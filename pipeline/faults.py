@@ -2,7 +2,10 @@
 ``point:N:pause=S`` instead holds the writer there for S seconds (a window for a test to break something
 else at that instant, e.g. kill the store's server).
 
-Inert unless the variable is set. Points, in the store writer's order of work:
+The job never reads the variable: a process's entry point does (the CLI's ``main``, a test's helper), and
+passes the injector into the job as its hooks (``JobHooks.from_env``, pipeline/specs.py), so it reaches the
+writer wherever it runs, inside the write stage's spec. Inert unless the variable is set. Points, in the
+store writer's order of work:
 ``before_frames`` (frames buffered, nothing flushed), ``after_frames`` (frame rows durable, video rows
 not yet written — the mid-flush crash), ``after_videos`` (video rows written). The crash is a SIGKILL of
 the driver (which takes the local Ray cluster with it) followed by the writer's own hard exit, so nothing
@@ -15,13 +18,14 @@ import math
 import os
 import signal
 import time
+from typing import Mapping
 
 POINTS = ("before_frames", "after_frames", "after_videos")
 ENV = "VIDSEEK_FAULT"
 
 
-def fault_spec_from_env() -> str | None:
-    spec = os.environ.get(ENV) or None
+def fault_spec_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    spec = (os.environ if environ is None else environ).get(ENV) or None
     if spec is not None:
         point, n, pause = _parse(spec)
         if point not in POINTS or not n.isdigit() or int(n) < 1 or (pause is not None and not _seconds(pause)):
@@ -43,9 +47,9 @@ def _seconds(text: str) -> float | None:
     return s if math.isfinite(s) and s > 0 else None
 
 
-def fault_hooks_from_env(driver_pid: int) -> "FaultInjector | None":
+def fault_hooks_from_env(driver_pid: int, environ: Mapping[str, str] | None = None) -> "FaultInjector | None":
     """The writer hooks for ``VIDSEEK_FAULT`` (validated), or None when it is not set."""
-    spec = fault_spec_from_env()
+    spec = fault_spec_from_env(environ)
     return FaultInjector(spec, driver_pid) if spec else None
 
 

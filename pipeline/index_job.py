@@ -5,8 +5,20 @@
         ─pool + write: one writer actor (Milvus server) | the driver itself (Milvus Lite)─▶ one row per video
     the driver iterates those rows: progress bar, failure budget, summary.
 
-Rows between stages: operators/rows.py. Pooling (meanP, and a learned head if given) is
-operators/video_vectors.py, applied by the writer once a video's frames are all in.
+The job in parts, each a function of typed values:
+
+    job_inputs     the request, checked (sampling, decode limit, decoder, device, model name, head) and the
+                   sources discovered, before any store opens
+    job_stamp,     what the store decides: the model stamp written under, the head, the merge threshold (these
+    store_terms    may create the store's collections)
+    plan_job       the planner: which videos to index, skip, replace, prune (store reads only) -> ``IndexPlan``
+    apply_plan     deletes what the plan names stale; a head's vectors for videos already indexed
+    stage_specs    the stage specs (pipeline/specs.py) for the videos to do: pure, no Ray
+    execute        the executor: the Ray Data stream built from the specs, counted into the ``IndexSummary``
+
+Rows: operators/rows.py (``VideoSource`` in, ``VideoResult`` out). Pooling (meanP, and a learned head if given)
+is operators/video_vectors.py, applied by the writer once a video's frames are all in. What a test injects
+(fault hooks, placement records) comes in as ``JobHooks``: the job reads no environment variable for them.
 
 Why Ray Data: streaming execution with backpressure between stages (decoding never waits for the whole
 library, memory stays bounded), task and actor pools that scale to a cluster, and retries — with our own writer
@@ -15,24 +27,24 @@ stage because Milvus Lite allows one process per store.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 from vidseek.operators.decode import check_backend
-from vidseek.operators.isolated_decode import DecodeLimit
+from vidseek.operators.isolated_decode import DecodeLimit, DecoderArgs
 from vidseek.operators.model_stamp import random_weights_warning, requested_identity
+from vidseek.operators.rows import VideoResult, VideoSource, results_from_batch, source_items
 from vidseek.operators.sampling import SamplingPlan
 from vidseek.operators.video_vectors import VideoVectors
-from vidseek.pipeline.faults import fault_hooks_from_env
 from vidseek.pipeline.index_config import IndexConfig
 from vidseek.pipeline.job_ray import JobError, JobRay, timed
 from vidseek.pipeline.quiet_ray import filtered_stderr
-from vidseek.pipeline.sources import VideoSource, discover
+from vidseek.pipeline.sources import discover
+from vidseek.pipeline.specs import DecodeSpec, EncodeSpec, JobHooks, JobSpecs, WriteSpec
 from vidseek.store.thin import merge_threshold_for_job
 from vidseek.store.video_store import StoreError, VideoStore, is_server_uri
 
@@ -74,6 +86,16 @@ class IndexSummary:
     def frames_per_s(self) -> float:
         return self.frames / self.wall_s if self.wall_s else 0.0
 
+    def add(self, result: VideoResult) -> None:
+        """Count one finished video."""
+        if result.ok:
+            self.indexed += 1
+            self.frames += result.n_frames
+            self.video_seconds += result.duration
+        else:
+            self.failed += 1
+            self.errors.append({"path": result.path, "stage": result.stage, "reason": result.error})
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["frames_per_s"] = round(self.frames_per_s, 2)
@@ -103,14 +125,6 @@ class IndexSummary:
         if self.model_warning:  # "note:", not "warning:": a successful job prints nothing that looks like an error
             lines.append(f"note: {self.model_warning}")
         return "\n".join(lines)
-
-
-def _write_in_driver(ds, writer) -> Iterator[dict]:
-    """Result rows of a writer running in this process over the encoded stream (shared-store mode)."""
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        out = writer(batch)
-        for i in range(len(out["video_id"])):
-            yield {k: v[i] for k, v in out.items()}
 
 
 def _store_error_in(error: BaseException) -> StoreError | None:
@@ -146,31 +160,43 @@ def top_reasons(errors: list[dict], n: int = 5) -> list[tuple[str, int]]:
     return Counter(reason(e) for e in errors).most_common(n)
 
 
-@dataclass
-class IndexPlan:
-    todo: list[VideoSource]
-    skipped: int
-    stale: list[str]  # video ids to delete before writing
-    pruned: list[str]
-    replaced: int
+# -- the request, checked -------------------------------------------------------------------------------
 
 
-def plan_job(store: VideoStore, sources: list[VideoSource], prune: bool, retry_failed: bool) -> IndexPlan:
-    """Which videos to (re)index and which rows to delete, from what the store already holds."""
-    existing = store.video_records(fields=["video_id", "path", "status"])
-    by_id = {r["video_id"]: r for r in existing}
-    source_ids = {s.video_id for s in sources}
-    source_paths = {s.path for s in sources}
+@dataclass(frozen=True)
+class JobInputs:
+    """What the job was asked, checked before the store opens (no store, no Ray)."""
 
-    def finished(vid: str) -> bool:
-        r = by_id.get(vid)
-        return r is not None and (r["status"] == "ok" or (r["status"] == "failed" and not retry_failed))
+    sampling: str  # the sampling plan, normalised
+    limit: DecodeLimit
+    sources: list[VideoSource]
+    wanted: dict  # the requested model's identity (operators/model_stamp.py requested_identity)
+    head_path: str | None
 
-    todo = [s for s in sources if not finished(s.video_id)]
-    replaced_ids = [r["video_id"] for r in existing if r["path"] in source_paths and r["video_id"] not in source_ids]
-    pruned = [r["video_id"] for r in existing if prune and r["path"] not in source_paths]
-    stale = replaced_ids + pruned + [s.video_id for s in todo]  # todo: drop partial rows of a killed run
-    return IndexPlan(todo, len(sources) - len(todo), stale, pruned, len(replaced_ids))
+
+def job_inputs(cfg: IndexConfig) -> JobInputs:
+    plan_spec = SamplingPlan.parse(cfg.sampling)
+    limit = DecodeLimit(cfg.decode_timeout_s, cfg.decode_timeout_per_s)  # validated on the driver, before Ray starts
+    check_backend(cfg.decoder, plan_spec)
+    if not cfg.address and cfg.device.startswith("cuda") and not cfg.num_gpus:
+        from vidseek.operators.device import pick_device
+
+        pick_device(cfg.device)  # local Ray: this machine's GPUs are the job's; none -> a clear error now
+    sources = discover(cfg.source)
+    wanted = requested_identity(cfg.model, cfg.pretrained)  # an unknown model fails here, before the store
+    return JobInputs(str(plan_spec), limit, sources, wanted, resolve_head(cfg.head))
+
+
+def resolve_head(path: str | None) -> str | None:
+    """A head checkpoint's absolute path (it must exist); None/"" -> no learned vectors."""
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise ValueError(f"head checkpoint {path} not found (train one with `vidseek train`)")
+    return os.path.abspath(path)
+
+
+# -- what the store decides -----------------------------------------------------------------------------
 
 
 def job_stamp(cfg: IndexConfig, store: VideoStore, wanted: dict, phases: dict[str, float]) -> tuple[dict, bool]:
@@ -194,16 +220,124 @@ def job_stamp(cfg: IndexConfig, store: VideoStore, wanted: dict, phases: dict[st
         return load_clip(cfg.model, cfg.pretrained, device="cpu").stamp(), False  # identity and preprocess only
 
 
-def resolve_head(path: str | None) -> str | None:
-    """A head checkpoint's absolute path (it must exist); None/"" -> no learned vectors."""
-    if not path:
-        return None
-    if not os.path.isfile(path):
-        raise ValueError(f"head checkpoint {path} not found (train one with `vidseek train`)")
-    return os.path.abspath(path)
+@dataclass(frozen=True)
+class StoreTerms:
+    """The store's terms for the job: the stamp it writes under (and whether the CLIP actor confirms it), the
+    learned head it applies (a ``LearnedHead``, or None), the threshold frame rows are merged at."""
+
+    stamp: dict
+    confirm_in_actor: bool
+    head: object | None
+    merge_similar: float | None
 
 
-def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobObserver | None = None) -> IndexSummary:
+def store_terms(cfg: IndexConfig, store: VideoStore, inputs: JobInputs, stamp: dict, confirm: bool) -> StoreTerms:
+    """Checks the job against the store, which records the stamp (and a new store's thinning) if it has none."""
+    head = None
+    if inputs.head_path:
+        from vidseek.operators.heads import LearnedHead
+
+        head = LearnedHead(inputs.head_path, stamp)  # a head of another model fails here
+    store.ensure_model(stamp)
+    if head is not None and not store.has_learned:
+        raise JobError(str(store.no_learned_error()))  # refused here, before any video is decoded
+    merge = merge_threshold_for_job(store, cfg.merge_similar)  # the store's, or a new store's first
+    return StoreTerms(stamp, confirm, head, merge)
+
+
+# -- the planner ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    todo: list[VideoSource]
+    skipped: int
+    stale: list[str]  # video ids to delete before writing
+    pruned: list[str]
+    replaced: int
+
+
+def plan_job(store: VideoStore, sources: list[VideoSource], prune: bool, retry_failed: bool) -> IndexPlan:
+    """Which videos to (re)index and which rows to delete, from what the store already holds (reads only)."""
+    existing = store.video_records(fields=["video_id", "path", "status"])
+    by_id = {r["video_id"]: r for r in existing}
+    source_ids = {s.video_id for s in sources}
+    source_paths = {s.path for s in sources}
+
+    def finished(vid: str) -> bool:
+        r = by_id.get(vid)
+        return r is not None and (r["status"] == "ok" or (r["status"] == "failed" and not retry_failed))
+
+    todo = [s for s in sources if not finished(s.video_id)]
+    replaced_ids = [r["video_id"] for r in existing if r["path"] in source_paths and r["video_id"] not in source_ids]
+    pruned = [r["video_id"] for r in existing if prune and r["path"] not in source_paths]
+    stale = replaced_ids + pruned + [s.video_id for s in todo]  # todo: drop partial rows of a killed run
+    return IndexPlan(todo, len(sources) - len(todo), stale, pruned, len(replaced_ids))
+
+
+def apply_plan(store: VideoStore, plan: IndexPlan, head, sources: list[VideoSource]) -> int:
+    """Deletes the plan's stale rows; with a head, gives the videos indexed before it learned vectors from
+    their stored frames (no decode or encode). Returns how many videos got them."""
+    if plan.stale:
+        store.delete_videos(plan.stale)
+    if head is None:
+        return 0
+    todo_ids = {v.video_id for v in plan.todo}
+    skipped_ids = [v.video_id for v in sources if v.video_id not in todo_ids]
+    from vidseek.pipeline.learned import apply_head_to_store
+
+    return apply_head_to_store(store, head, skipped_ids, only_missing=True) if skipped_ids else 0
+
+
+def stage_specs(
+    cfg: IndexConfig, inputs: JobInputs, terms: StoreTerms, n_todo: int, hooks: JobHooks | None = None
+) -> JobSpecs:
+    """The stages' specs for a job of ``n_todo`` videos: values only, built before Ray starts."""
+    hooks = hooks or JobHooks()
+    where = hooks.placement_dir
+    options = {"backend": cfg.decoder, "skip_loop_filter": cfg.skip_loop_filter}
+    decoder = DecoderArgs(terms.stamp["preprocess"], inputs.sampling, cfg.chunk_frames, options)
+    encode = EncodeSpec(
+        model=cfg.model,
+        pretrained=cfg.pretrained,
+        device=cfg.device,
+        precision=cfg.precision,
+        batch_size=cfg.encode_batch,
+        expected_stamp=terms.stamp if terms.confirm_in_actor else None,
+        store_uri=cfg.store,
+        placement_dir=where,
+    )
+    write = WriteSpec(
+        uri=cfg.store,
+        stamp=terms.stamp,
+        sampling=inputs.sampling,
+        prefix=cfg.prefix,
+        expected=n_todo,
+        video_vectors=VideoVectors(inputs.head_path, terms.stamp),
+        hooks=hooks.writer,
+        retry_s=cfg.store_retry_s,
+        merge_similar=terms.merge_similar,
+        placement_dir=where,
+    )
+    return JobSpecs(
+        DecodeSpec(decoder, inputs.limit, where),
+        encode,
+        write,
+        decode_pool=cfg.decode_pool,
+        progress=cfg.progress,
+        max_failures=cfg.max_failures,
+    )
+
+
+# -- the job --------------------------------------------------------------------------------------------
+
+
+def run_index(
+    cfg: IndexConfig,
+    store: VideoStore | None = None,
+    observer: JobObserver | None = None,
+    hooks: JobHooks | None = None,
+) -> IndexSummary:
     """Index ``cfg.source`` into ``cfg.store``; see the module docstring for the stages.
 
     ``store``: an open store owned by the caller (e.g. the search service, which holds Milvus Lite's lock);
@@ -211,20 +345,11 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     opens itself is written from this process too (one process may hold it; the driver already does, for
     planning); a Milvus server is written by a writer actor, anywhere in the cluster.
     ``observer``: told when streaming starts and each video finishes (benchmarks time the job with it).
+    ``hooks``: what a test injects (``JobHooks``: fault hooks, a placement folder); None: nothing.
     """
     t0 = time.perf_counter()
-    plan_spec = SamplingPlan.parse(cfg.sampling)
-    DecodeLimit(cfg.decode_timeout_s, cfg.decode_timeout_per_s)  # validate on the driver, before Ray starts
-    check_backend(cfg.decoder, plan_spec)
-    if not cfg.address and cfg.device.startswith("cuda") and not cfg.num_gpus:
-        from vidseek.operators.device import pick_device
-
-        pick_device(cfg.device)  # local Ray: this machine's GPUs are the job's; none -> a clear error now
+    inputs = job_inputs(cfg)
     phases: dict[str, float] = {}
-    sources = discover(cfg.source)
-    wanted = requested_identity(cfg.model, cfg.pretrained)  # an unknown model fails here, before the store
-    head_path = resolve_head(cfg.head)
-
     own = store is None
     # Milvus Lite is a directory on this node that one process may hold: the driver writes it itself,
     # through the store it plans with (no writer actor, no second open). A server takes a writer actor.
@@ -235,28 +360,11 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     try:
         try:
             t_stamp = time.perf_counter()
-            stamp, confirm_in_actor = job_stamp(cfg, store, wanted, phases)
+            stamp, confirm_in_actor = job_stamp(cfg, store, inputs.wanted, phases)
             t_plan += time.perf_counter() - t_stamp  # the plan's time is the store's alone
-            head = None
-            if head_path:
-                from vidseek.operators.heads import LearnedHead
-
-                head = LearnedHead(head_path, stamp)  # a head of another model fails here
-            store.ensure_model(stamp)
-            if head is not None and not store.has_learned:
-                raise JobError(str(store.no_learned_error()))  # refused here, before any video is decoded
-            merge = merge_threshold_for_job(store, cfg.merge_similar)  # the store's, or a new store's first
-            cfg = replace(cfg, merge_similar=merge)
-            plan = plan_job(store, sources, cfg.prune, cfg.retry_failed)
-            if plan.stale:
-                store.delete_videos(plan.stale)
-            reaggregated = 0
-            if head is not None:  # videos indexed before this head: from stored frames, no decode or encode
-                todo_ids = {v.video_id for v in plan.todo}
-                skipped_ids = [v.video_id for v in sources if v.video_id not in todo_ids]
-                from vidseek.pipeline.learned import apply_head_to_store
-
-                reaggregated = apply_head_to_store(store, head, skipped_ids, only_missing=True) if skipped_ids else 0
+            terms = store_terms(cfg, store, inputs, stamp, confirm_in_actor)
+            plan = plan_job(store, inputs.sources, cfg.prune, cfg.retry_failed)
+            reaggregated = apply_plan(store, plan, terms.head, inputs.sources)
         finally:  # the store's part: its open, checks and resume planning
             phases["plan"] = time.perf_counter() - t_plan
         summary = IndexSummary(
@@ -265,23 +373,14 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
             replaced=plan.replaced,
             reaggregated=reaggregated,
             phases=phases,
-            merge_similar=cfg.merge_similar,
+            merge_similar=terms.merge_similar,
             model_warning=random_weights_warning(stamp),
         )
         if plan.todo:
+            specs = stage_specs(cfg, inputs, terms, len(plan.todo), hooks)
             job_ray.start()
             with filtered_stderr():  # Ray's benign C++ error lines off the terminal (pipeline/quiet_ray.py)
-                _execute(
-                    cfg,
-                    plan.todo,
-                    stamp,
-                    confirm_in_actor,
-                    str(plan_spec),
-                    summary,
-                    store if write_here else None,
-                    head_path,
-                    observer or JobObserver(),
-                )
+                execute(specs, plan.todo, summary, store if write_here else None, observer or JobObserver())
     finally:
         job_ray.stop()
         if own:
@@ -290,105 +389,25 @@ def run_index(cfg: IndexConfig, store: VideoStore | None = None, observer: JobOb
     return summary
 
 
-def _execute(
-    cfg: IndexConfig,
+# -- the executor ---------------------------------------------------------------------------------------
+
+
+def execute(
+    specs: JobSpecs,
     todo: list[VideoSource],
-    stamp: dict,
-    confirm_stamp: bool,
-    sampling: str,
     summary: IndexSummary,
     driver_store: VideoStore | None,
-    head_path: str | None,
     observer: JobObserver,
 ) -> None:
-    import ray
+    """Runs the stages over ``todo`` on the Ray this process has joined, counting each finished video into
+    ``summary``. ``driver_store``: the writer runs here, through this store (else: a writer actor)."""
     from tqdm import tqdm
 
-    from vidseek.pipeline.resources import cluster_resources, map_batches_kwargs, plan_resources
-    from vidseek.pipeline.stages.decode import decode_batch
-    from vidseek.pipeline.stages.encode import EncodeStage
-    from vidseek.pipeline.stages.write import WriteStage
-
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # our own bar counts videos, not blocks
-    ctx.print_on_execution_start = False
-    ctx.raise_original_map_exception = True  # a stage's own error (e.g. the store's), not Ray's wrapper of it
-    if not log.isEnabledFor(logging.INFO):
-        # a stage's error reaches the driver as an exception, which the caller reports; Ray Data's own
-        # log line of it (with the remote traceback) would print it twice
-        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
-    cpus, gpus, node_cpus = cluster_resources()
-    res = plan_resources(cpus, gpus, cfg.encode_batch, cfg.decode_pool, node_cpus, cfg.device)
-    log.info("stage resources: %s", res.as_dict())
-    items = [
-        {"path": s.path, "video_id": s.video_id, "extra": json.dumps(s.metadata) if s.metadata else ""} for s in todo
-    ]
-    ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
-    ds = ds.map_batches(
-        decode_batch,
-        fn_kwargs={
-            "preprocess": stamp["preprocess"],
-            "sampling": sampling,
-            "chunk_frames": cfg.chunk_frames,
-            "limit": (cfg.decode_timeout_s, cfg.decode_timeout_per_s),
-            "options": {"backend": cfg.decoder, "skip_loop_filter": cfg.skip_loop_filter},
-        },
-        **map_batches_kwargs(res.decode),
-    )
-    ds = ds.map_batches(
-        EncodeStage,
-        fn_constructor_kwargs={
-            "model": cfg.model,
-            "pretrained": cfg.pretrained,
-            # a CPU plan reserved no GPU: "auto" must not take one that Ray gave to nobody
-            "device": cfg.device if res.encode.num_gpus else "cpu",
-            "precision": cfg.precision,
-            "batch_size": res.encode.batch_size,
-            "expected_stamp": stamp if confirm_stamp else None,
-            "store_uri": cfg.store,
-        },
-        **map_batches_kwargs(res.encode),
-    )
-    writer_kwargs = {
-        "stamp": stamp,
-        "sampling": sampling,
-        "prefix": cfg.prefix,
-        "expected": len(todo),
-        "video_vectors": VideoVectors(head_path, stamp),
-        "hooks": fault_hooks_from_env(os.getpid()),
-        "retry_s": cfg.store_retry_s,
-        "merge_similar": cfg.merge_similar,
-    }
-    if driver_store is None:
-        ds = ds.map_batches(
-            WriteStage,
-            fn_constructor_kwargs={"uri": cfg.store, **writer_kwargs},
-            **map_batches_kwargs(res.write),
-        )
-        rows = ds.iter_rows()
-    else:
-        rows = _write_in_driver(ds, WriteStage(driver_store, **writer_kwargs))
-    bar = tqdm(total=len(todo), unit="video", disable=not cfg.progress, dynamic_ncols=True)
-    t_start = time.perf_counter()
-    observer.streaming_started()
+    _quiet_ray_data()
+    results = _stream(specs, todo, driver_store)
+    bar = tqdm(total=len(todo), unit="video", disable=not specs.progress, dynamic_ncols=True)
     try:
-        for row in rows:
-            bar.update(1)
-            if row["status"] == "ok":
-                summary.indexed += 1
-                summary.frames += int(row["n_frames"])
-                summary.video_seconds += float(row["duration"])
-            else:
-                summary.failed += 1
-                summary.errors.append({"path": row["path"], "stage": row["stage"], "reason": row["error"]})
-            elapsed = time.perf_counter() - t_start
-            summary.phases.setdefault("first_video", elapsed)
-            summary.phases["stream"] = elapsed
-            observer.video_finished(summary, len(todo))
-            bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
-            if cfg.max_failures is not None and summary.failed > cfg.max_failures:
-                summary.stopped_early = True
-                break
+        _count(results, specs.max_failures, summary, observer, bar, len(todo))
     except Exception as e:  # noqa: BLE001 — Ray wraps a stage's error; only a store error is explained here
         cause = _store_error_in(e)
         if cause is None:
@@ -400,3 +419,75 @@ def _execute(
     # A writer restarted after a crash loses the videos it was assembling: they are not reported here,
     # have no video row, and the next run re-indexes them.
     summary.incomplete = len(todo) - summary.indexed - summary.failed if not summary.stopped_early else 0
+
+
+def _quiet_ray_data() -> None:
+    import ray
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # our own bar counts videos, not blocks
+    ctx.print_on_execution_start = False
+    ctx.raise_original_map_exception = True  # a stage's own error (e.g. the store's), not Ray's wrapper of it
+    if not log.isEnabledFor(logging.INFO):
+        # a stage's error reaches the driver as an exception, which the caller reports; Ray Data's own
+        # log line of it (with the remote traceback) would print it twice
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+
+
+def _stream(specs: JobSpecs, todo: list[VideoSource], driver_store: VideoStore | None) -> Iterator[VideoResult]:
+    """The job's dataset, from the specs: decode tasks, CLIP actors, and the writer (an actor, or this process)."""
+    import ray
+
+    from vidseek.pipeline.resources import cluster_resources, map_batches_kwargs, plan_resources
+    from vidseek.pipeline.stages.decode import decode_batch
+    from vidseek.pipeline.stages.encode import EncodeStage
+    from vidseek.pipeline.stages.write import WriteStage
+
+    cpus, gpus, node_cpus = cluster_resources()
+    res = plan_resources(cpus, gpus, specs.encode.batch_size, specs.decode_pool, node_cpus, specs.encode.device)
+    log.info("stage resources: %s", res.as_dict())
+    items = source_items(todo)
+    ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
+    ds = ds.map_batches(decode_batch, fn_kwargs={"spec": specs.decode}, **map_batches_kwargs(res.decode))
+    encode = specs.encode.placed(res.encode)
+    ds = ds.map_batches(EncodeStage, fn_constructor_kwargs={"spec": encode}, **map_batches_kwargs(res.encode))
+    if driver_store is not None:
+        return _write_in_driver(ds, WriteStage(specs.write, driver_store))
+    ds = ds.map_batches(WriteStage, fn_constructor_kwargs={"spec": specs.write}, **map_batches_kwargs(res.write))
+    return _results(ds)
+
+
+def _write_in_driver(ds, writer) -> Iterator[VideoResult]:
+    """Results of a writer running in this process over the encoded stream (shared-store mode)."""
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        yield from results_from_batch(writer(batch))
+
+
+def _results(ds) -> Iterator[VideoResult]:
+    """Results of the writer actor's stream."""
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        yield from results_from_batch(batch)
+
+
+def _count(
+    results: Iterator[VideoResult],
+    max_failures: int | None,
+    summary: IndexSummary,
+    observer: JobObserver,
+    bar,
+    total: int,
+) -> None:
+    """Each finished video into ``summary`` and the bar, until the stream ends or the failure budget is spent."""
+    t_start = time.perf_counter()
+    observer.streaming_started()
+    for result in results:
+        bar.update(1)
+        summary.add(result)
+        elapsed = time.perf_counter() - t_start
+        summary.phases.setdefault("first_video", elapsed)
+        summary.phases["stream"] = elapsed
+        observer.video_finished(summary, total)
+        bar.set_postfix(frames_s=f"{summary.frames / elapsed:.1f}" if elapsed else "-", failed=summary.failed)
+        if max_failures is not None and summary.failed > max_failures:
+            summary.stopped_early = True
+            return

@@ -1,10 +1,11 @@
-"""Where each stage ran, for tests of a multi-node or multi-GPU job: off unless ``VIDSEEK_PLACEMENT_DIR``
-names a folder.
+"""Where each stage ran, for tests of a multi-node or multi-GPU job: off unless the job's hooks name a folder
+(``JobHooks.placement_dir``, pipeline/specs.py; a process's entry point reads it from ``VIDSEEK_PLACEMENT_DIR``).
 
 Each stage process then writes one JSON line per stage to a file of its own in that folder: the stage,
 the Ray node id and how many GPUs it has, the pid, whether it is an actor, the CUDA_VISIBLE_DEVICES Ray
-gave it, and what the stage adds (the encoder: its device and batch size). Set the variable on the nodes' ``ray start``: Ray's workers inherit their
-raylet's environment. Nothing rides on the job's rows.
+gave it, and what the stage adds (the encoder: its device and batch size). The folder reaches the stages in
+their specs, so every node must see it at the same path (one machine, or a shared file system). Nothing
+rides on the job's rows.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ import json
 import os
 from pathlib import Path
 
-import ray
-
 PLACEMENT_DIR_ENV = "VIDSEEK_PLACEMENT_DIR"
 _recorded: set[str] = set()  # per process: one line per stage
 
 
-def record_placement(stage: str, **facts) -> None:
-    folder = os.environ.get(PLACEMENT_DIR_ENV)
+def record_placement(stage: str, folder: str | None, **facts) -> None:
+    """One line for ``stage`` in ``folder`` (None: nothing recorded), once per process."""
     if not folder or stage in _recorded:
         return
     _recorded.add(stage)
+    import ray  # here, not at the top: the driver imports this module with the job's specs, before Ray starts
+
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     node_gpus = (
         next((n["Resources"].get("GPU", 0) for n in ray.nodes() if n["NodeID"] == node), 0)

@@ -369,3 +369,48 @@ def test_every_valid_edge_file_indexes_with_every_decoder(ray_local, tmp_path_fa
     videos = assert_exactly_once(uri)
     by_name = {Path(r["path"]).name: r for r in videos.values()}
     assert {n: r["n_frames"] for n, r in by_name.items()} == {n: expected_row_count(p) for n, p in corpus.items()}
+
+
+def test_the_stage_specs_are_typed_values_that_cross_ray_whole(tmp_path):
+    """The planner's specs keep the decoder's arguments and the decode limit as objects, and pickle as they are
+    (Ray sends them to the stages): no flattened tuple to rebuild on the other side."""
+    import pickle
+
+    from vidseek.operators.isolated_decode import DecodeLimit, DecoderArgs
+    from vidseek.pipeline.faults import FaultInjector
+    from vidseek.pipeline.index_job import JobInputs, StoreTerms, stage_specs
+    from vidseek.pipeline.resources import StageResources
+    from vidseek.pipeline.specs import JobHooks
+
+    cfg = IndexConfig(source="x", store=str(tmp_path / "s.db"), decoder="pyav", decode_timeout_s=5, max_failures=2)
+    inputs = JobInputs("fps:1", DecodeLimit(5, 2), [], {}, None)
+    stamp = {"model": "tiny-random", "preprocess": {"size": 32}}
+    hooks = JobHooks(FaultInjector("after_frames:1", None), str(tmp_path / "where"))
+    specs = stage_specs(cfg, inputs, StoreTerms(stamp, True, None, 0.9), 3, hooks)
+    assert specs.decode.decoder == DecoderArgs(
+        {"size": 32}, "fps:1", 32, {"backend": "pyav", "skip_loop_filter": False}
+    )
+    assert specs.decode.limit == DecodeLimit(5, 2) and specs.max_failures == 2
+    assert specs.encode.expected_stamp == stamp and specs.write.expected == 3 and specs.write.merge_similar == 0.9
+    assert {specs.decode.placement_dir, specs.encode.placement_dir, specs.write.placement_dir} == {hooks.placement_dir}
+    back = pickle.loads(pickle.dumps(specs))
+    assert back.decode == specs.decode and isinstance(back.decode.limit, DecodeLimit)
+    assert back.write.hooks.point == "after_frames" and back.write.hooks.remaining == 1
+    cpu = specs.encode.placed(StageResources("encode", num_cpus=0.1, batch_size=64))
+    assert (cpu.device, cpu.batch_size, cpu.encoder_args()["batch_size"]) == ("cpu", 64, 64)
+    assert stage_specs(cfg, inputs, StoreTerms(stamp, False, None, None), 3).write.hooks is None  # no hooks: none
+
+
+def test_job_hooks_are_read_from_the_environment_only_by_an_entry_point():
+    from vidseek.pipeline.specs import JobHooks
+
+    hooks = JobHooks.from_env({"VIDSEEK_FAULT": "after_videos:2:pause=3", "VIDSEEK_PLACEMENT_DIR": "/tmp/p"})
+    assert (hooks.writer.point, hooks.writer.remaining, hooks.writer.pause_s) == ("after_videos", 2, 3.0)
+    assert hooks.writer.driver_pid == os.getpid() and hooks.placement_dir == "/tmp/p"
+    assert JobHooks.from_env({}) == JobHooks()
+    with pytest.raises(ValueError, match="VIDSEEK_FAULT='nowhere:1'"):
+        JobHooks.from_env({"VIDSEEK_FAULT": "nowhere:1"})
+    root = Path(__file__).resolve().parents[1] / "pipeline"
+    for module in [root / "index_job.py", root / "writer.py", *(root / "stages").glob("*.py")]:
+        text = module.read_text()  # the job and its stages take their hooks; they read none
+        assert not any(name in text for name in ("from_env", "VIDSEEK_FAULT", "PLACEMENT_DIR")), module

@@ -15,38 +15,31 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-from vidseek.operators.isolated_decode import DecodeLimit, IsolatedDecoder
+from vidseek.operators.isolated_decode import IsolatedDecoder
 from vidseek.pipeline.placement import record_placement
+from vidseek.pipeline.specs import DecodeSpec
 
 DECODE_NICE = int(os.environ.get("VIDSEEK_DECODE_NICE", "10"))  # 0: same priority as the other stages
 
 
-_decoders: dict[tuple, IsolatedDecoder] = {}  # per worker process: its decoder child lives across tasks
+_decoders: dict[str, IsolatedDecoder] = {}  # per worker process: its decoder child lives across tasks
 
 
-def decode_batch(
-    batch: dict,
-    preprocess: dict,
-    sampling: str,
-    chunk_frames: int,
-    limit: tuple[float, float] = (DecodeLimit.base_s, DecodeLimit.per_video_s),
-    options: dict | None = None,
-) -> Iterator[dict]:
-    """Ray Data ``map_batches`` function: input rows (path, video_id, extra) -> stage batches of frame rows
-    and ``VideoEnd`` records (operators/rows.py).
+def decode_batch(batch: dict, spec: DecodeSpec) -> Iterator[dict]:
+    """Ray Data ``map_batches`` function: input rows (``VideoSource``s, operators/rows.py ``source_items``)
+    -> stage batches of frame rows and ``VideoEnd`` records.
 
-    Each video is decoded in this worker's child process under ``limit`` (base s, s per video second):
+    Each video is decoded in this worker's child process under ``spec.limit`` (base s, s per video second):
     a video that blocks or runs away becomes a failed end record, and a fresh child takes the next one
-    (operators/isolated_decode.py). ``options``: VideoDecoder keyword arguments (backend, skip_loop_filter)."""
+    (operators/isolated_decode.py). ``spec.decoder``: the VideoDecoder's arguments."""
     if DECODE_NICE:  # absolute, not os.nice (cumulative): the worker process runs many decode tasks
         os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), DECODE_NICE))
-    record_placement("decode")
-    options = options or {}
-    key = (repr(sorted(preprocess.items())), sampling, chunk_frames, tuple(limit), repr(sorted(options.items())))
+    record_placement("decode", spec.placement_dir)
+    key = repr((spec.decoder.key(), spec.limit))
     decoder = _decoders.get(key)
-    if decoder is None:
+    if decoder is None:  # another job's spec: its decoder's child goes
         for old in _decoders.values():
             old.close()
         _decoders.clear()
-        decoder = _decoders[key] = IsolatedDecoder(preprocess, sampling, chunk_frames, DecodeLimit(*limit), options)
+        decoder = _decoders[key] = IsolatedDecoder.of(spec.decoder, spec.limit)
     yield from decoder(batch)

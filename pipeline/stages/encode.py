@@ -15,24 +15,29 @@ import numpy as np
 from vidseek.operators.model_stamp import describe_stamp_diff
 from vidseek.operators.rows import EncodeFailure, FrameRows, from_batch, to_batch
 from vidseek.pipeline.placement import record_placement
+from vidseek.pipeline.specs import EncodeSpec
 from vidseek.store.video_store import ModelMismatchError
 
 
 class EncodeStage:
+    """``EncodeStage(spec)``, as the job builds it; ``EncodeStage(**fields)`` builds the spec from its fields."""
+
     refusal: ModelMismatchError | None = None  # set when the built model is not the store's
 
-    def __init__(self, expected_stamp: dict | None = None, store_uri: str = "", **encoder_args):
+    def __init__(self, spec: EncodeSpec | None = None, **fields):
+        spec = spec if spec is not None else EncodeSpec(**fields)
         # imported here, in the actor: the driver names this class for Ray Data and must not pay for torch and
         # open_clip (~7 CPU-s, docs/architecture.md "A job's fixed costs")
         from vidseek.operators.encode import ImageEncoder
 
-        self.encoder = ImageEncoder(**encoder_args)
+        self.encoder = ImageEncoder(**spec.encoder_args())
         # raised with the first batch, not here: a stage call's error reaches the driver as itself (a store
         # error the job reports in one line); a failed actor start reaches it only as Ray's text
-        self.refusal = (
-            None if expected_stamp is None else model_refusal(expected_stamp, self.encoder.clip.stamp(), store_uri)
+        stored = spec.expected_stamp
+        self.refusal = None if stored is None else model_refusal(stored, self.encoder.clip.stamp(), spec.store_uri)
+        record_placement(
+            "encode", spec.placement_dir, device=str(self.encoder.clip.device), batch_size=self.encoder.batch_size
         )
-        record_placement("encode", device=str(self.encoder.clip.device), batch_size=self.encoder.batch_size)
 
     def __call__(self, batch: dict) -> dict:
         if self.refusal is not None:
