@@ -67,3 +67,20 @@ def test_unknown_keys_and_wrong_types_are_refused_with_the_file_and_key(tmp_path
     (tmp_path / "d.toml").write_text("k = \n")
     r = vidseek("search", "q", "--config", "d.toml", cwd=tmp_path)
     assert r.returncode == 2 and "d.toml is not valid TOML" in r.stderr
+
+
+def test_options_built_from_the_config_dataclasses_take_file_values_with_their_types(tmp_path):
+    (tmp_path / "job.toml").write_text('[index]\nsource = "/no/such/library"\ndecode-timeout = -1\n')
+    r = vidseek("index", "--config", "job.toml", cwd=tmp_path)
+    assert r.returncode == 2 and "decode timeout must be > 0" in r.stderr  # the file's value reached the job
+    r = vidseek("index", "--config", "job.toml", "--decode-timeout", "5", cwd=tmp_path)
+    assert "decode timeout" not in r.stderr and "/no/such/library" in r.stderr  # the command line won
+    (tmp_path / "bad.toml").write_text('[index]\nsource = "x"\nchunk-frames = 1.5\ndecode-timeout = "soon"\n')
+    r = vidseek("index", "--config", "bad.toml", cwd=tmp_path)
+    assert r.returncode == 2 and "bad.toml [index]: chunk-frames = 1.5 must be an integer" in r.stderr
+    (tmp_path / "field.toml").write_text("decode_timeout_s = 5\n")  # the dataclass's field name is not a key
+    r = vidseek("index", "x", "--config", "field.toml", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown key 'decode_timeout_s'" in r.stderr and "decode-timeout" in r.stderr
+    (tmp_path / "search.toml").write_text("[search]\nalpha = true\n")
+    r = vidseek("search", "q", "--config", "search.toml", cwd=tmp_path)
+    assert r.returncode == 2 and "search.toml [search]: alpha = True must be a number" in r.stderr

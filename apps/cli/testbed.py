@@ -8,11 +8,10 @@ from typing import Optional
 
 import typer
 
-from vidseek.apps.cli.main import _quiet_logs, app
+from vidseek.apps.cli.common import quiet_logs
 from vidseek.operators.models import TESTBED_HEAD
 
 testbed_app = typer.Typer(no_args_is_help=True, help="Offline quality testbed: world, quality table.")
-app.add_typer(testbed_app, name="testbed")
 
 
 @testbed_app.command("world")
@@ -40,7 +39,7 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Index the world with the testbed model through the real job, then the quality table per family."""
-    _quiet_logs(False)
+    quiet_logs(False)
     from vidseek.apps.testbed.store_eval import format_table, store_quality
     from vidseek.apps.testbed.world import generate_world
 
@@ -64,7 +63,7 @@ def thinning_cmd(
     out: Optional[Path] = typer.Option(None, help="also write thinning.md and thinning.json here"),
 ) -> None:
     """Rows kept against R@1 and moment accuracy per merge threshold (copies of the store, thinned)."""
-    _quiet_logs(False)
+    quiet_logs(False)
     from vidseek.apps.cli.samples import sample_videos
     from vidseek.apps.testbed.thinning_eval import format_thinning, thinning_table
     from vidseek.apps.testbed.world import generate_world

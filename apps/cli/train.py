@@ -1,4 +1,4 @@
-"""``vidseek train`` and ``vidseek import-clip4clip``: the learned temporal head's commands."""
+"""``vidseek train`` and ``vidseek import-clip4clip``: the learned temporal head's commands (main.py registers them)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Optional
 
 import typer
 
-from vidseek.apps.cli.main import STORE_HELP, _fail, _quiet_logs, app
-from vidseek.pipeline.index_config import IndexConfig as IX  # index defaults (light module)
+from vidseek.apps.cli.common import fail, quiet_logs
+from vidseek.apps.cli.options import INDEX, derived
 
 
-@app.command()
+@derived
 def train(
     dataset: Path = typer.Option(..., exists=True, dir_okay=False, help="captions: MSR-VTT JSON, CSV or JSONL"),
     out: Path = typer.Option(..., dir_okay=False, help="head checkpoint to write (OUT.partial: per-epoch state)"),
-    store: str = typer.Option(IX.store, help=STORE_HELP + " holding the dataset's frame vectors"),
+    store=INDEX.field("store", help=INDEX.help("store") + " holding the dataset's frame vectors"),
     head_type: str = typer.Option("seqTransf", help="seqTransf | seqLSTM"),
     frames: int = typer.Option(12, help="frames sampled uniformly per video (CLIP4Clip: 12)"),
     epochs: int = typer.Option(5),
@@ -37,7 +37,7 @@ def train(
     video_root: Optional[Path] = typer.Option(
         None, file_okay=False, help="decode and encode dataset videos the store lacks from here"
     ),
-    sampling: str = typer.Option(IX.sampling, help="frame sampling for videos decoded on the fly"),
+    sampling=INDEX.field("sampling", help="frame sampling for videos decoded on the fly"),
     model: Optional[str] = typer.Option(
         None,
         help="without a store: encoder to use (default tiny-random: random weights, finds nothing; for a real "
@@ -47,14 +47,14 @@ def train(
     pretrained: Optional[str] = typer.Option(
         None, help="weights for --model: open_clip tag, local checkpoint path, or 'none' (random)"
     ),
-    device: str = typer.Option(IX.device, help="auto | cpu | cuda"),
+    device=INDEX.field("device"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for training"),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT.partial (same options)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train a CLIP4Clip temporal head (CLIP frozen) on the frame vectors in STORE → OUT."""
-    _quiet_logs(verbose)
+    quiet_logs(verbose)
     from dataclasses import asdict
 
     from vidseek.operators.models import ModelLoadError
@@ -64,7 +64,7 @@ def train(
     use_store = store
     if not is_server_uri(store) and not Path(store).exists():
         if video_root is None:
-            _fail(
+            fail(
                 f"store {store} does not exist: index the dataset's videos first (`vidseek index`), or pass "
                 "--video-root to decode and encode them for training"
             )
@@ -96,11 +96,10 @@ def train(
     try:
         result = train_head(cfg, echo=lambda line: typer.echo(line, err=as_json))
     except (ValueError, StoreError, ModelLoadError, FileNotFoundError) as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(json.dumps(asdict(result)) if as_json else result.render(epochs=False))
 
 
-@app.command("import-clip4clip")
 def import_clip4clip_cmd(
     checkpoint: Path = typer.Argument(..., exists=True, dir_okay=False, help="official CLIP4Clip pytorch_model.bin"),
     out: Path = typer.Option(..., file_okay=False, help="directory for encoder.safetensors, head.pt, import.json"),
@@ -111,7 +110,7 @@ def import_clip4clip_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Map an official CLIP4Clip checkpoint onto vidseek's open_clip encoder and seqTransf/seqLSTM head."""
-    _quiet_logs(False)
+    quiet_logs(False)
     from dataclasses import asdict
 
     from vidseek.operators.clip4clip_import import import_clip4clip
@@ -120,5 +119,5 @@ def import_clip4clip_cmd(
     try:
         report = import_clip4clip(checkpoint, out, model_name=model, n_frames=frames)
     except (ValueError, ModelLoadError, OSError) as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(json.dumps(asdict(report)) if as_json else report.render())
