@@ -55,41 +55,52 @@ def _expected(hint: Any) -> tuple[tuple[type, ...], str]:
     return (str,), "a string"
 
 
-def _load(ctx: typer.Context, param: Any, path: str | Path | None) -> None:
-    if not path:
-        return None
-    path = Path(path)
+def _read(path: Path, param: Any) -> dict:
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except OSError as e:
         raise typer.BadParameter(f"cannot read {path}: {e.strerror}", param=param) from e
     except tomllib.TOMLDecodeError as e:
         raise typer.BadParameter(f"{path} is not valid TOML: {e}", param=param) from e
-    command = ctx.info_name
+
+
+def _command_values(data: dict, path: Path, command: str, param: Any) -> tuple[dict, str]:
+    """This command's keys (its table in a shared file, else the top level) and where they are, for messages."""
     tables = {k for k, v in data.items() if k in COMMANDS and isinstance(v, dict)}
-    if tables:  # a shared file: every key belongs to a command's table
-        loose = sorted(set(data) - tables)
-        if loose:
-            raise typer.BadParameter(
-                f"{path}: {', '.join(loose)} outside a table; put each key under [index], [search] or [serve]",
-                param=param,
-            )
-        if command not in tables:
-            raise typer.BadParameter(
-                f"{path} has no [{command}] table (it has {', '.join(sorted(tables))})", param=param
-            )
-    values = data.get(command, {}) if tables else data
-    where = f"{path} [{command}]" if tables else str(path)
-    hints = typing.get_type_hints(ctx.command.callback)
-    params, names = {}, {}  # parameter -> annotation; key spelling (parameter or long flag) -> parameter
-    for p in ctx.command.params:
+    if not tables:
+        return data, str(path)
+    loose = sorted(set(data) - tables)  # a shared file: every key belongs to a command's table
+    if loose:
+        raise typer.BadParameter(
+            f"{path}: {', '.join(loose)} outside a table; put each key under [index], [search] or [serve]",
+            param=param,
+        )
+    if command not in tables:
+        raise typer.BadParameter(f"{path} has no [{command}] table (it has {', '.join(sorted(tables))})", param=param)
+    return data[command], f"{path} [{command}]"
+
+
+def _key_names(command: Any) -> dict[str, str]:
+    """Every spelling of a key (the parameter's name or its long flag, dashes as underscores) -> the parameter."""
+    names = {}
+    for p in command.params:
         if p.name in ("config", "help"):
             continue
-        params[p.name] = hints.get(p.name, str)
         names[p.name] = p.name
         for opt in getattr(p, "opts", []):
             if opt.startswith("--"):
                 names[opt[2:].replace("-", "_")] = p.name  # e.g. json for --json (parameter as_json)
+    return names
+
+
+def _load(ctx: typer.Context, param: Any, path: str | Path | None) -> None:
+    if not path:
+        return None
+    path = Path(path)
+    command = ctx.info_name
+    values, where = _command_values(_read(path, param), path, command, param)
+    names = _key_names(ctx.command)
+    hints = typing.get_type_hints(ctx.command.callback)  # a derived command's are its dataclass's (options.py)
     defaults = {}
     for key, value in values.items():
         name = names.get(key.replace("-", "_"))
@@ -98,7 +109,7 @@ def _load(ctx: typer.Context, param: Any, path: str | Path | None) -> None:
             raise typer.BadParameter(
                 f"{where}: unknown key {key!r} for `vidseek {command}` (known: {known})", param=param
             )
-        accepted, what = _expected(params[name])
+        accepted, what = _expected(hints.get(name, str))
         if not isinstance(value, accepted) or (bool not in accepted and isinstance(value, bool)):
             raise typer.BadParameter(f"{where}: {key} = {value!r} must be {what}", param=param)
         defaults[name] = value
