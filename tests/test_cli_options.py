@@ -70,6 +70,13 @@ def test_other_commands_take_the_same_defaults():
     )
 
 
+def test_precision_choices_are_the_encoders():
+    from vidseek.apps.cli.options import PRECISIONS
+    from vidseek.operators.device import PRECISIONS as encoder
+
+    assert set(PRECISIONS) == {"auto", *encoder}
+
+
 def test_not_on_cli_entries_name_no_option():
     for table in TABLES.values():
         for field, entry in table.entries.items():

@@ -182,6 +182,7 @@ PRETRAINED_HELP = (
     "weights for --model: an open_clip tag (downloaded from the model hub), a local checkpoint path, or "
     "'none' (random weights); default: the registry's (open_clip architectures: none)"
 )
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # operators/device.py PRECISIONS and auto (checked by a test)
 
 # In the order `vidseek index --help` lists them.
 INDEX = OptionTable(
@@ -221,7 +222,10 @@ INDEX = OptionTable(
             "large libraries on a Milvus server; docs/scale.md)"
         ),
         "device": CliOption("auto | cpu | cuda"),
-        "precision": NotOnCli("auto: bf16 on CUDA, fp32 on the CPU (docs/gpu.md)"),
+        "precision": CliOption(
+            "CLIP's precision: auto is bf16 on CUDA, fp32 on the CPU (docs/gpu.md); vectors are stored as float32",
+            settings={"callback": one_of(*PRECISIONS)},
+        ),
         "store_retry_s": CliOption(
             "server stores: seconds to wait for a server that stops answering", name="store-retry"
         ),
