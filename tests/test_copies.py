@@ -1,0 +1,233 @@
+"""Temporal alignment and copy detection over stored frame vectors (retrieval/alignment.py, retrieval/copies.py).
+
+Planted stores: random-walk frame sequences (each frame a small step from the last, as a shot changes), their
+copies with noise, an excerpt inside other footage, a faster copy (a speed change), unrelated videos, and
+"black" frames shared by many videos. The same store tests run on Milvus Lite and on the 2.3.5 server.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from vidseek.operators.frame_table import FrameTable
+from vidseek.retrieval.alignment import AlignParams, local_alignment, unit_rows
+from vidseek.retrieval.copies import (
+    RECORD_FIELDS,
+    CopyParams,
+    align_pairs,
+    candidate_pairs,
+    chunks,
+    find_copies,
+    kind_of,
+    library,
+    probe_videos,
+    write_copies,
+)
+from vidseek.store.video_store import VideoStore
+
+DIM = 32
+
+
+# -- alignment ------------------------------------------------------------------------------------------
+def reference_sw(w: np.ndarray, gap: float) -> float:
+    """Smith-Waterman's best score by the textbook recursion, one cell at a time."""
+    ta, tb = w.shape
+    h = np.zeros((ta + 1, tb + 1))
+    for i in range(1, ta + 1):
+        for j in range(1, tb + 1):
+            h[i, j] = max(0.0, h[i - 1, j - 1] + w[i - 1, j - 1], h[i - 1, j] - gap, h[i, j - 1] - gap)
+    return float(h.max())
+
+
+def test_alignment_score_and_span_match_the_textbook_recursion():
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        sim = rng.uniform(-0.2, 1.0, size=(rng.integers(1, 14), rng.integers(1, 14)))
+        p = AlignParams(threshold=0.6, gap=float(rng.uniform(0, 0.3)), extend=2.0)  # extend 2: no growing
+        al = local_alignment(sim, p)
+        best = reference_sw(sim - p.threshold, p.gap)
+        if best == 0:
+            assert al is None
+            continue
+        assert al.score == pytest.approx(best, abs=1e-9)
+        # the path it reports starts and ends where the best path does: the same score inside that window
+        (a0, a1), (b0, b1) = al.a, al.b
+        assert reference_sw(sim[a0 : a1 + 1, b0 : b1 + 1] - p.threshold, p.gap) == pytest.approx(best, abs=1e-9)
+
+
+def walk(rng, n: int, step: float = 0.35) -> np.ndarray:
+    """A shot: n unit frames, each a small random step from the last."""
+    x = [rng.standard_normal(DIM)]
+    for _ in range(n - 1):
+        x.append(x[-1] + step * rng.standard_normal(DIM))
+    return unit_rows(np.array(x))
+
+
+def noisy(rng, frames: np.ndarray, sigma: float = 0.03) -> np.ndarray:
+    return unit_rows(frames + sigma * rng.standard_normal(frames.shape))
+
+
+def test_alignment_finds_an_excerpt_inside_other_footage():
+    rng = np.random.default_rng(1)
+    a = walk(rng, 40)
+    b = np.concatenate([walk(rng, 7), noisy(rng, a[12:30]), walk(rng, 9)])  # a[12..29] at b[7..24]
+    al = local_alignment(a @ b.T, AlignParams(threshold=0.9))
+    assert al.a == (12, 29) and al.b == (7, 24)
+    assert al.matches == 18 and al.similarity > 0.98  # the noise: cos ≈ 0.986
+
+
+def test_alignment_follows_a_copy_played_faster():
+    """b is a at 1.25× speed (every 5th frame of a dropped): the path skips frames of a, and still covers it."""
+    rng = np.random.default_rng(2)
+    a = walk(rng, 40, step=0.2)
+    keep = [i for i in range(40) if i % 5 != 4]  # 32 frames
+    b = noisy(rng, a[keep], 0.02)
+    al = local_alignment(a @ b.T, AlignParams(threshold=0.9))
+    assert al.a[0] <= 1 and al.a[1] >= 37 and al.b[0] <= 1 and al.b[1] >= 30
+    assert al.similarity > 0.97
+
+
+def test_neutral_frames_are_crossed_but_never_aligned_alone():
+    rng = np.random.default_rng(3)
+    black = unit_rows(rng.standard_normal((1, DIM)))
+    a = np.concatenate([np.repeat(black, 10, 0), walk(rng, 10)])
+    b = np.concatenate([np.repeat(black, 10, 0), walk(rng, 10)])  # the same black start, nothing else alike
+    sim = a @ b.T
+    assert local_alignment(sim, AlignParams(threshold=0.9)) is not None  # black matches black
+    neutral = np.r_[np.ones(10, bool), np.zeros(10, bool)]
+    assert local_alignment(sim, AlignParams(threshold=0.9), neutral, neutral) is None
+    # a real shared shot after the black start: aligned, and grown back over the black frames both share
+    shot = walk(rng, 10)
+    a2, b2 = np.concatenate([a[:10], shot]), np.concatenate([b[:10], noisy(rng, shot, 0.02)])
+    al = local_alignment(a2 @ b2.T, AlignParams(threshold=0.9), neutral, neutral)
+    assert al.a == (0, 19) and al.b == (0, 19)
+
+
+def test_kinds():
+    assert kind_of(0.95, 0.9, 12, 12, 0.8) == "duplicate"
+    assert kind_of(0.9, 0.3, 12, 40, 0.8) == "excerpt"  # most of the shorter (a) only
+    assert kind_of(0.3, 0.9, 40, 12, 0.8) == "excerpt"
+    assert kind_of(0.4, 0.3, 30, 40, 0.8) == "segment"
+
+
+# -- a planted library ----------------------------------------------------------------------------------
+def table(frames: np.ndarray, span: float = 0.5, rng=None) -> FrameTable:
+    n = len(frames)
+    t0 = np.arange(n) * span
+    scale = rng.uniform(5, 12, size=(n, 1)) if rng is not None else 1.0  # raw CLIP features are not unit
+    return FrameTable.of(np.arange(n), t0 + span / 2, t0, t0 + span, frames * scale)
+
+
+def plant_library(store: VideoStore, seed: int = 5) -> dict[str, FrameTable]:
+    """src (30 s), its noisy copy, a copy with a 1 s black fade in and out, the src's 10–20 s alone (clip) and
+    inside 30 s of other footage (excerpt), four unrelated videos, and six that share only black frames."""
+    rng = np.random.default_rng(seed)
+    black = unit_rows(rng.standard_normal((1, DIM)))
+    src = walk(rng, 60)
+    fade = noisy(rng, src).copy()
+    fade[:2] = fade[-2:] = black
+    videos = {
+        "src": src,
+        "copy": noisy(rng, src),
+        "fade": fade,
+        "excerpt": np.concatenate([walk(rng, 16), noisy(rng, src[20:40]), walk(rng, 24)]),  # at 8–18 s
+        "clip": noisy(rng, src[20:40]),
+    }
+    videos |= {f"other{i}": walk(rng, 40) for i in range(4)}
+    videos |= {f"blackish{i}": np.concatenate([np.repeat(black, 12, 0), walk(rng, 30)]) for i in range(6)}
+    tables = {v: table(f, rng=rng) for v, f in videos.items()}
+    store.ensure_model({"model": "planted", "weights": "w", "embed_dim": DIM})
+    for v, t in tables.items():
+        store.insert_frames(v, t)
+    store.upsert_videos(
+        [
+            {"video_id": v, "path": f"/lib/{v}.mp4", "duration": float(t.t_end[-1]), "n_frames": len(t)}
+            for v, t in tables.items()
+        ]
+        + [{"video_id": "failed", "path": "/lib/failed.mp4", "status": "failed"}]
+    )
+    return tables
+
+
+PARAMS = CopyParams(min_seconds=5, k=12, generic_videos=6)  # a library of 15 videos: small k, fewer for generic
+
+
+def check_library_copies(records: list) -> None:
+    got = {(r.a, r.b): r for r in records}
+    full = {("copy", "src"), ("fade", "src"), ("copy", "fade")}
+    parts = {(min(x, y), max(x, y)) for x in ("excerpt", "clip") for y in ("src", "copy", "fade")}
+    assert set(got) == full | parts | {("clip", "excerpt")}  # none for the black-sharing or unrelated videos
+    assert {got[p].kind for p in full} == {"duplicate"}  # the fade's black frames are no content src lacks
+    assert got[("copy", "src")].a_cover == 1.0
+    assert {got[p].kind for p in parts if "clip" in p} == {"excerpt"}  # all of the shorter, a third of the other
+    assert {got[p].kind for p in parts if "excerpt" in p} == {"segment"}  # 10 s of two 30 s videos
+    assert got[("clip", "excerpt")].kind == "excerpt"
+    ex = got[("excerpt", "src")]
+    assert (ex.a_start, ex.a_end) == pytest.approx((8.0, 18.0), abs=0.5)
+    assert (ex.b_start, ex.b_end) == pytest.approx((10.0, 20.0), abs=0.5)
+    assert ex.score > 0.95 and ex.frames >= 19
+    assert [r.score for r in records] == sorted([r.score for r in records], reverse=True)
+
+
+@pytest.fixture(scope="module")
+def lite(tmp_path_factory):
+    store = VideoStore(str(tmp_path_factory.mktemp("copies") / "lib.db"))
+    plant_library(store)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def lite_records(lite):
+    return find_copies(lite, params=PARAMS)
+
+
+def test_find_copies_on_lite(lite_records):
+    check_library_copies(lite_records)
+
+
+def test_chunked_steps_give_what_find_copies_gives(lite, lite_records):
+    """What a Ray driver would do: probe chunks of videos, pair in the driver, align chunks of pairs."""
+    params = PARAMS
+    videos = library(lite)
+    assert "failed" not in videos
+    probes = {}
+    for part in chunks(sorted(videos), 3):
+        probes.update(probe_videos(lite, part, params, videos))
+    assert probes["blackish0"].generic[:12].all() and not probes["blackish0"].generic[12:].any()
+    pairs = candidate_pairs(probes, videos, params)
+    generic = {v: p.generic for v, p in probes.items()}
+    records = [r for part in chunks(pairs, 2) for r in align_pairs(lite, part, generic, videos, params)]
+    assert sorted(records, key=lambda r: (r.a, r.b)) == sorted(lite_records, key=lambda r: (r.a, r.b))
+
+
+def test_records_write_as_csv_jsonl_and_json(lite_records, tmp_path):
+    records = lite_records
+    write_copies(records, tmp_path / "c.csv")
+    write_copies(records, tmp_path / "c.jsonl")
+    write_copies(records, tmp_path / "c.json")
+    with open(tmp_path / "c.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == RECORD_FIELDS and len(rows) == len(records)
+    assert [float(r["a_start"]) for r in rows] == [r.a_start for r in records]
+    lines = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert lines == json.loads((tmp_path / "c.json").read_text()) == [r.as_dict() for r in records]
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ValueError):
+        CopyParams(threshold=1.5).validate()
+    with pytest.raises(ValueError):
+        CopyParams(min_seconds=0).validate()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_find_copies_on_the_server(milvus):
+    with VideoStore(milvus, prefix="copies") as store:
+        plant_library(store)
+        check_library_copies(find_copies(store, params=PARAMS))
