@@ -4,17 +4,20 @@ Three steps, each a function of plain data so that a Ray driver can split the fi
 (docs/copies.md, "On Ray"):
 
 1. ``probe_videos(store, ids, params, known)`` — per video: one grouped frame ANN per frame (the store's
-   frame index, ``k + 1`` best videos per frame). A frame whose near frames (cos ≥ θ) lie in ≥
-   ``generic_videos`` other videos is *generic* (black, empty, a title card: it says nothing about which
-   video it is from); every other frame counts one hit for each video it is near to.
-2. ``candidate_pairs(probes, params)`` — pairs (a, b), a < b, with enough hits either way.
-3. ``align_pairs(store, pairs, generic, videos, params)`` — Smith-Waterman local alignment of the two frame
-   sequences (``retrieval/alignment.py``; generic frames are neutral), kept when the aligned segment lasts ≥
-   ``min_seconds`` on both sides and its mean cosine is ≥ θ. Each kept pair is a ``CopyRecord`` with the
-   aligned time ranges and its kind: ``duplicate`` (the segment covers ≥ ``cover`` of both videos),
-   ``excerpt`` (of the shorter one only) or ``segment`` (of neither: a part of one found inside the other).
+   frame index, ``k + 1`` best videos per frame). The videos with a frame at cosine ≥ ``probe_threshold``
+   are the frame's near videos; a frame near ≥ ``generic_videos`` of them is *generic* (black, empty, a title
+   card: it says nothing about which video it is from); every other frame counts a hit for each.
+2. ``candidate_pairs(probes, videos, params)`` — pairs (a, b), a < b, with enough hits either way.
+3. ``library_whitening(store, params)`` — the mean and covariance of (a sample of) the library's unit frame
+   vectors: frames are compared after PCA whitening (docs/copies.md, "Whitening"), in which what all the
+   library's frames share counts less and what tells one picture from another more.
+4. ``align_pairs(store, pairs, generic, videos, params, whitening)`` — Smith-Waterman local alignment of
+   the two whitened frame sequences (``retrieval/alignment.py``; generic frames neutral), kept when the
+   aligned segment lasts ≥ ``min_seconds`` on both sides and its mean cosine is ≥ ``threshold``. Each kept
+   pair is a ``CopyRecord`` with the aligned time ranges and its kind: ``duplicate`` (the segment covers ≥
+   ``cover`` of both videos' content), ``excerpt`` (of the shorter one only) or ``segment`` (of neither).
 
-``find_copies(store, …)`` runs the three in this process. Nothing is decoded.
+``find_copies(store, …)`` runs them in this process. Nothing is decoded.
 """
 
 from __future__ import annotations
@@ -37,22 +40,69 @@ from vidseek.store.video_store import VideoStore
 @dataclass(frozen=True)
 class CopyParams:
     min_seconds: float = 5.0  # shortest shared segment reported (on both sides)
-    threshold: float = 0.93  # θ: frame cosine that counts as the same picture (docs/copies.md: why 0.93)
+    threshold: float = 0.7  # θ of the alignment: whitened frame cosine of "the same picture" (docs/copies.md)
+    probe_threshold: float = 0.9  # plain cosine at which a probe's frame hit counts (candidates, generic)
     k: int = 20  # videos per frame in the candidate ANN
     gap: float = 0.02  # alignment cost of a skipped frame
-    generic_videos: int = 10  # a frame near frames of this many other videos is generic (k/2)
-    cover: float = 0.8  # share of a video a segment must cover to call it a duplicate / an excerpt
+    generic_videos: int = 20  # a frame near this many other videos (the whole probe, k) is generic
+    cover: float = 0.8  # share of a video's content a segment must cover: a duplicate / an excerpt
+    whiten: float = 1.0  # whitening power: 1 full PCA whitening, 0 plain cosines
+    whiten_sample: int = 200_000  # library frames the whitening is estimated from
     batch: int = 256  # query frames per ANN call
 
     def validate(self) -> "CopyParams":
-        if self.min_seconds <= 0 or not 0 < self.threshold < 1 or self.k < 1 or self.batch < 1:
-            raise ValueError("need min_seconds > 0, 0 < threshold < 1, k ≥ 1, batch ≥ 1")
-        if not 0 < self.cover <= 1 or self.generic_videos < 1 or self.gap < 0:
-            raise ValueError("need 0 < cover ≤ 1, generic_videos ≥ 1, gap ≥ 0")
+        if self.min_seconds <= 0 or not 0 < self.threshold < 1 or not 0 < self.probe_threshold < 1:
+            raise ValueError("need min_seconds > 0, 0 < threshold < 1, 0 < probe_threshold < 1")
+        if self.k < 1 or self.batch < 1 or self.generic_videos < 1 or self.whiten_sample < 1:
+            raise ValueError("need k, batch, generic_videos and whiten_sample ≥ 1")
+        if not 0 < self.cover <= 1 or self.gap < 0 or self.whiten < 0:
+            raise ValueError("need 0 < cover ≤ 1, gap ≥ 0, whiten ≥ 0")
         return self
 
     def align(self) -> AlignParams:
         return AlignParams(threshold=self.threshold, gap=self.gap)
+
+
+SHRINK = 1e-3  # whitening adds this share of the mean eigenvalue to each (directions the sample never varies in)
+
+
+@dataclass
+class Whitening:
+    """x ↦ normalise((unit(x) − mean) · E · (λ + ε·mean λ)^(−p/2)): ``mean`` [D], ``matrix`` [D, D] = E·diag(…)."""
+
+    mean: np.ndarray
+    matrix: np.ndarray
+
+    @classmethod
+    def identity(cls, dim: int) -> "Whitening":
+        return cls(np.zeros(dim, np.float32), np.eye(dim, dtype=np.float32))
+
+    @classmethod
+    def fit(cls, unit: np.ndarray, power: float = 1.0) -> "Whitening":
+        """From unit frame vectors [N, D]; fewer than 2·D frames (or power 0) give plain cosines."""
+        n, dim = unit.shape
+        if power == 0 or n < 2 * dim:
+            return cls.identity(dim)
+        mean = unit.mean(0)
+        eigval, eigvec = np.linalg.eigh(np.cov((unit - mean).T))
+        scale = (np.maximum(eigval, 0) + SHRINK * max(float(eigval.mean()), 1e-12)) ** (-power / 2)
+        return cls(mean.astype(np.float32), (eigvec * scale[None, :]).astype(np.float32))
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        return unit_rows((unit_rows(vectors) - self.mean) @ self.matrix)
+
+
+def library_whitening(store: VideoStore, params: CopyParams) -> Whitening:
+    """The whitening of the library's frames: estimated from its first ``whiten_sample`` frame rows."""
+    if params.whiten == 0:
+        return Whitening.identity(store.dim)
+    rows = []
+    for r in store.iter_query(store.frames, 'video_id != ""', ["vec"]):
+        rows.append(r["vec"])
+        if len(rows) >= params.whiten_sample:
+            break
+    unit = unit_rows(np.asarray(rows, np.float32)) if rows else np.zeros((0, store.dim), np.float32)
+    return Whitening.fit(unit, params.whiten)
 
 
 @dataclass
@@ -65,7 +115,7 @@ class CopyRecord:
     a_end: float
     b_start: float  # and in b
     b_end: float
-    score: float  # mean cosine of the aligned frame pairs
+    score: float  # mean cosine of the aligned frame pairs, whitened (``CopyParams.whiten``)
     kind: str  # duplicate | excerpt | segment
     a_cover: float  # share of a's duration the segment covers
     b_cover: float
@@ -107,7 +157,7 @@ def probe_videos(store: VideoStore, video_ids: list[str], params: CopyParams, kn
         for i in range(0, len(unit), params.batch):
             res = store.search_frames_grouped(unit[i : i + params.batch], params.k + 1)
             for j, found in enumerate(res):
-                near = {h["video_id"] for h in found if h["score"] >= params.threshold} & known
+                near = {h["video_id"] for h in found if h["score"] >= params.probe_threshold} & known
                 near.discard(vid)
                 if len(near) >= params.generic_videos:
                     generic[i + j] = True
@@ -138,14 +188,19 @@ def align_pairs(
     generic: dict[str, np.ndarray],
     videos: dict[str, dict],
     params: CopyParams,
+    whitening: Whitening | None = None,
 ) -> list[CopyRecord]:
-    """The copy records among these pairs (step 3); ``generic``: each video's generic frames (``Probe``)."""
+    """The copy records among these pairs (step 4); ``generic``: each video's generic frames (``Probe``);
+    ``whitening``: ``library_whitening``'s (None: plain cosines)."""
     frames = store.frames_of(sorted({v for p in pairs for v in p}))
+    white = whitening or Whitening.identity(store.dim)
+    seen = {v: white(t.vectors) for v, t in frames.items()}  # [T, D] unit, whitened
     out = []
     for a, b in pairs:
         if a not in frames or b not in frames:
             continue
-        rec = align_pair(a, b, frames[a], frames[b], generic.get(a), generic.get(b), videos, params)
+        sim = seen[a] @ seen[b].T  # [Ta, Tb]
+        rec = align_pair(a, b, sim, frames[a], frames[b], generic.get(a), generic.get(b), videos, params)
         if rec is not None:
             out.append(rec)
     return out
@@ -154,6 +209,7 @@ def align_pairs(
 def align_pair(
     a: str,
     b: str,
+    sim: np.ndarray,
     fa: FrameTable,
     fb: FrameTable,
     ga: np.ndarray | None,
@@ -161,8 +217,8 @@ def align_pair(
     videos: dict[str, dict],
     params: CopyParams,
 ) -> CopyRecord | None:
-    """One pair's record, or None when their best aligned segment is too short or too unlike."""
-    sim = unit_rows(fa.vectors) @ unit_rows(fb.vectors).T  # [Ta, Tb]
+    """One pair's record from their frames' cosines ``sim`` [Ta, Tb], or None when their best aligned segment
+    is too short or too unlike."""
     al = local_alignment(sim, params.align(), ga, gb)
     if al is None or al.similarity < params.threshold:
         return None
@@ -232,14 +288,14 @@ def find_copies(
     chunk of videos (step "probe") and of pairs (step "align")."""
     params = (params or CopyParams(min_seconds=min_seconds, threshold=threshold, k=k)).validate()
     videos, probes = probe_library(store, params, chunk, progress)
-    return copies_from_probes(store, videos, probes, params, chunk, progress)
+    return copies_from_probes(store, videos, probes, params, library_whitening(store, params), chunk, progress)
 
 
 def probe_library(
     store: VideoStore, params: CopyParams, chunk: int = 64, progress: Progress | None = None
 ) -> tuple[dict[str, dict], dict[str, Probe]]:
     """Step 1 over every ok video: (``library(store)``, ``{video_id: Probe}``). ``min_seconds``, ``cover``
-    and ``gap`` play no part in it: one probe serves any of them."""
+    ``gap``, ``threshold`` and the whitening play no part in it: one probe serves any of them."""
     videos = library(store)
     ids = sorted(videos)
     probes: dict[str, Probe] = {}
@@ -255,15 +311,16 @@ def copies_from_probes(
     videos: dict[str, dict],
     probes: dict[str, Probe],
     params: CopyParams,
+    whitening: Whitening | None = None,
     chunk: int = 64,
     progress: Progress | None = None,
 ) -> list[CopyRecord]:
-    """Steps 2 and 3: the copy records, best score first."""
+    """Steps 2 and 4: the copy records, best score first (``whitening``: step 3's)."""
     pairs = candidate_pairs(probes, videos, params)
     generic = {v: p.generic for v, p in probes.items()}
     records: list[CopyRecord] = []
     for n, part in enumerate(chunks(pairs, chunk), 1):
-        records += align_pairs(store, part, generic, videos, params)
+        records += align_pairs(store, part, generic, videos, params, whitening)
         if progress:
             progress("align", min(n * chunk, len(pairs)), len(pairs))
     return sorted(records, key=lambda r: (-r.score, r.a, r.b))

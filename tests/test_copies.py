@@ -17,13 +17,16 @@ from vidseek.operators.frame_table import FrameTable
 from vidseek.retrieval.alignment import AlignParams, local_alignment, unit_rows
 from vidseek.retrieval.copies import (
     RECORD_FIELDS,
+    SHRINK,
     CopyParams,
+    Whitening,
     align_pairs,
     candidate_pairs,
     chunks,
     find_copies,
     kind_of,
     library,
+    library_whitening,
     probe_videos,
     write_copies,
 )
@@ -153,7 +156,9 @@ def plant_library(store: VideoStore, seed: int = 5) -> dict[str, FrameTable]:
     return tables
 
 
-PARAMS = CopyParams(min_seconds=5, k=12, generic_videos=6)  # a library of 15 videos: small k, fewer for generic
+# a library of 15 videos: a small probe, fewer videos make a frame generic; plain cosines (isotropic planted
+# noise is what whitening amplifies most: tests below check the whitening itself)
+PARAMS = CopyParams(min_seconds=5, k=12, generic_videos=6, whiten=0.0, threshold=0.93)
 
 
 def check_library_copies(records: list) -> None:
@@ -216,6 +221,32 @@ def test_records_write_as_csv_jsonl_and_json(lite_records, tmp_path):
     assert [float(r["a_start"]) for r in rows] == [r.a_start for r in records]
     lines = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
     assert lines == json.loads((tmp_path / "c.json").read_text()) == [r.as_dict() for r in records]
+
+
+def test_whitening_decorrelates_and_falls_back_to_plain_cosines():
+    rng = np.random.default_rng(7)
+    mix = rng.standard_normal((DIM, DIM)) * np.linspace(0.05, 3, DIM)  # strongly anisotropic frames
+    unit = unit_rows(rng.standard_normal((4000, DIM)) @ mix + 5 * rng.standard_normal(DIM))
+    w = Whitening.fit(unit, 1.0)
+    z = (unit - w.mean) @ w.matrix
+    cov = np.cov(z.T)
+    assert np.allclose(cov - np.diag(np.diag(cov)), 0, atol=1e-4)  # no correlation left
+    # each principal direction's variance λ becomes λ / (λ + ε·mean λ): 1 but where the shrinkage damps the
+    # directions the frames barely vary in (unit-normalising flattens one)
+    eig = np.linalg.eigvalsh(np.cov((unit - unit.mean(0)).T))
+    assert np.allclose(np.sort(np.diag(cov)), np.sort(eig / (eig + SHRINK * eig.mean())), atol=1e-3)
+    assert np.sort(np.diag(cov))[DIM // 2 :].min() > 0.99
+    assert np.allclose(np.linalg.norm(w(unit * 7.0), axis=1), 1.0)  # raw features in, unit vectors out
+    x = unit[:5]
+    for plain in (Whitening.fit(unit, 0.0), Whitening.fit(unit[: 2 * DIM - 1], 1.0)):  # power 0, too few frames
+        assert np.allclose(plain(x), x, atol=1e-6)
+
+
+def test_library_whitening_reads_the_stored_frames(lite):
+    w = library_whitening(lite, CopyParams())
+    unit = unit_rows(np.concatenate([t.vectors for t in lite.frames_of(sorted(library(lite))).values()]))
+    assert np.allclose(w.mean, unit.mean(0), atol=1e-4)  # every stored frame (the failed video has none)
+    assert np.array_equal(library_whitening(lite, CopyParams(whiten=0.0)).matrix, np.eye(DIM))
 
 
 def test_parameters_are_checked():
