@@ -101,10 +101,14 @@ def test_search_latency_smoke(tmp_path):
         f"{c} [{m}]"
         for c in ("mean, no rerank", "query-weighted + rerank@100", "max + rerank@100")
         for m in ("Lite, cold", "Lite, warm", "in-memory")
+    } | {  # the fast path beside the row path it replaced
+        f"{c} [Lite, {p} path, cold]"
+        for c in ("mean, no rerank", "query-weighted + rerank@100")
+        for p in ("fast", "row")
     }
     assert out["replica_load_s"] >= 0
     assert all(r["p50_ms"] > 0 for r in out["configs"].values())
-    assert all(r["no_text_p50_ms"] > 0 for k, r in out["configs"].items() if "Lite" in k)
+    assert all(r["no_text_p50_ms"] > 0 for k, r in out["configs"].items() if "Lite" in k and "path" not in k)
 
 
 def test_bounded_memory_smoke(tmp_path):

@@ -36,20 +36,21 @@ def test_bf16_on_the_gpu_agrees_with_fp32_on_the_cpu():
     assert cos.min() >= 0.99, cos.min()
 
 
-def test_the_index_job_encodes_on_the_gpu(tmp_path, monkeypatch):
+def test_the_index_job_encodes_on_the_gpu(tmp_path):
     from test_index_job import assert_exactly_once, make_clip
 
     from vidseek.pipeline.index_job import IndexConfig, run_index
     from vidseek.pipeline.placement import read_placement
+    from vidseek.pipeline.specs import JobHooks
 
     lib = tmp_path / "lib"
     lib.mkdir()
     for i in range(3):
         make_clip(lib / f"c{i}.mp4", 3)
     (tmp_path / "placement").mkdir()
-    monkeypatch.setenv("VIDSEEK_PLACEMENT_DIR", str(tmp_path / "placement"))
     uri = str(tmp_path / "gpu.db")
-    summary = run_index(IndexConfig(source=str(lib), store=uri, device="cuda", progress=False))
+    hooks = JobHooks(placement_dir=str(tmp_path / "placement"))
+    summary = run_index(IndexConfig(source=str(lib), store=uri, device="cuda", progress=False), hooks=hooks)
     assert (summary.indexed, summary.failed) == (3, 0)
     assert_exactly_once(uri)
     encoders = [r for r in read_placement(tmp_path / "placement") if r["stage"] == "encode"]

@@ -140,6 +140,7 @@ def test_local_ray_with_two_fake_gpus(tmp_path, monkeypatch):
 
     from vidseek.pipeline.index_job import IndexConfig, run_index
     from vidseek.pipeline.placement import read_placement
+    from vidseek.pipeline.specs import JobHooks
 
     if torch.cuda.is_available():
         pytest.skip("fake GPUs only mean something where torch sees none")
@@ -148,14 +149,14 @@ def test_local_ray_with_two_fake_gpus(tmp_path, monkeypatch):
     for i in range(4):
         make_clip(lib / f"c{i}.mp4", 2)
     (tmp_path / "placement").mkdir()
-    monkeypatch.setenv("VIDSEEK_PLACEMENT_DIR", str(tmp_path / "placement"))  # the local raylet inherits it
     uri = str(tmp_path / "g.db")
     import ray.data
 
     # both CLIP actors up before streaming: else, on a busy machine, the first can finish these 4 clips while
     # the second is still loading, and the job ends it before it records where it ran (seen: ['0'] only)
     monkeypatch.setattr(ray.data.DataContext.get_current(), "wait_for_min_actors_s", 300)
-    summary = run_index(IndexConfig(source=str(lib), store=uri, progress=False, num_cpus=4, num_gpus=2))
+    hooks = JobHooks(placement_dir=str(tmp_path / "placement"))
+    summary = run_index(IndexConfig(source=str(lib), store=uri, progress=False, num_cpus=4, num_gpus=2), hooks=hooks)
     assert (summary.indexed, summary.failed) == (4, 0)
     assert_exactly_once(uri)
     records = read_placement(tmp_path / "placement")

@@ -38,11 +38,13 @@ def index(
     from vidseek.operators.models import ModelLoadError
     from vidseek.pipeline.index_job import IndexConfig, JobError, run_index
     from vidseek.pipeline.sources import SourceError
+    from vidseek.pipeline.specs import JobHooks
     from vidseek.store.video_store import StoreError
 
     cfg = IndexConfig(**cfg, progress=not as_json and sys.stderr.isatty())
     try:
-        summary = run_index(cfg)
+        # a test's hooks (VIDSEEK_FAULT, VIDSEEK_PLACEMENT_DIR) are read here, at the entry point, never in the job
+        summary = run_index(cfg, hooks=JobHooks.from_env())
     except (SourceError, StoreError, ModelLoadError, JobError, ValueError) as e:
         fail(str(e))
     if as_json:
