@@ -57,12 +57,10 @@ def world(tmp_path_factory):
     return d, generate_world(d, seed=5, n_content=5, n_brief=0, n_order=0)
 
 
-@pytest.fixture(scope="module")
-def searcher(world, tmp_path_factory, testbed_clip):
-    """The world's clips in a Lite store, frames decoded and encoded as the index job does."""
+def fill_store(store: VideoStore, world, testbed_clip) -> None:
+    """The world's clips, frames decoded and encoded as the index job does."""
     torch.set_num_threads(1)
     d, manifest = world
-    store = VideoStore(str(tmp_path_factory.mktemp("qbe") / "s.db"))
     store.ensure_model(testbed_clip.stamp())
     rows = []
     for clip in manifest["clips"]:
@@ -82,8 +80,13 @@ def searcher(world, tmp_path_factory, testbed_clip):
             }
         )
     store.upsert_videos(rows)
-    s = Searcher(store, clip=testbed_clip, warn=False)
-    yield s
+
+
+@pytest.fixture(scope="module")
+def searcher(world, tmp_path_factory, testbed_clip):
+    store = VideoStore(str(tmp_path_factory.mktemp("qbe") / "s.db"))
+    fill_store(store, world, testbed_clip)
+    yield Searcher(store, clip=testbed_clip, warn=False)
     store.close()
 
 
@@ -218,3 +221,18 @@ def test_a_whole_clip_query_and_bad_ranges(world, searcher, tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"\x00" * 1000)
     with pytest.raises(DecodeError):
         search_clip(searcher, tmp_path / "bad.mp4")
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_image_and_clip_queries_on_the_server(world, milvus, testbed_clip, tmp_path):
+    d, manifest = world
+    with VideoStore(milvus, prefix="qbe") as store:
+        fill_store(store, world, testbed_clip)
+        s = Searcher(store, clip=testbed_clip, warn=False)
+        clip = manifest["clips"][2]
+        t = both_present(clip, manifest["fps"])
+        hits = search_image(s, png_at(d / clip["video"], t, tmp_path / "q.png"), SearchParams(k=3))
+        assert hits[0].video_id == clip["video"] and hits[0].moment[0] - 0.5 <= t <= hits[0].moment[1] + 0.5
+        top = search_clip(s, d / clip["video"], start=3.0, end=8.0)[0]
+        assert top.video_id == clip["video"] and top.segment == pytest.approx((3.0, 8.0), abs=0.5)
