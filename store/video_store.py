@@ -578,41 +578,17 @@ def best_per_video(hits: list[dict], k: int) -> list[dict]:
 
 
 def group_stored_rows(rows) -> dict[str, dict[str, np.ndarray]]:
-    """Frame rows -> per video, in the store's own layout (what a replica keeps in memory), sorted by idx:
-    idx, t, t_start, t_end, norm, merged [T] and unit vectors [T, D].
+    """Frame rows (dicts) -> per video in the store's layout (``group_stored_columns``)."""
+    rows = list(rows)
+    return group_stored_columns(result_columns(rows, list(rows[0]))) if rows else {}
+
+
+def group_stored_columns(cols: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Frame rows as columns (``result_columns``) -> per video, in the store's own layout (what a replica
+    keeps in memory), sorted by idx: idx, t, t_start, t_end, norm, merged [T] and unit vectors [T, D].
 
     Rows inside a merged row's span are left out: they are the members a thinning that was stopped midway
     had not deleted yet (it writes the merged row first), and the merged row already stands for them."""
-    by: dict[str, list[dict]] = {}
-    for r in rows:
-        by.setdefault(r["video_id"], []).append(r)
-    out = {}
-    for vid, rs in by.items():
-        rs.sort(key=lambda r: r["idx"])
-        kept: list[dict] = []
-        for r in rs:
-            last = kept[-1] if kept else None
-            if last is not None and last.get("merged", 1) > 1 and r["t_end"] <= last["t_end"] + 1e-4:
-                continue  # a member of ``last``'s run
-            kept.append(r)
-        out[vid] = {
-            "idx": np.asarray([r["idx"] for r in kept]),
-            **{k: np.asarray([r[k] for r in kept], np.float32) for k in ("t", "t_start", "t_end", "norm")},
-            "merged": np.asarray([r.get("merged", 1) for r in kept], np.int64),
-            "unit": np.asarray([r["vec"] for r in kept], np.float32),
-        }
-    return out
-
-
-def table_of(stored: dict[str, np.ndarray]) -> FrameTable:
-    """A video's rows in the store's layout (``group_stored_rows``) as a FrameTable: raw = unit × norm."""
-    raw = stored["unit"] * stored["norm"][:, None]  # [T, D]
-    return FrameTable(stored["idx"], stored["t"], stored["t_start"], stored["t_end"], raw, stored["merged"])
-
-
-def group_frame_columns(cols: dict[str, np.ndarray]) -> dict[str, FrameTable]:
-    """Frame rows as columns (``result_columns``) -> one FrameTable per video: the same tables as
-    ``group_frame_rows`` of the same rows, bit for bit (tests/test_columns.py)."""
     n = len(cols["video_id"])
     if not n:
         return {}
@@ -623,17 +599,25 @@ def group_frame_columns(cols: dict[str, np.ndarray]) -> dict[str, FrameTable]:
     cuts = np.flatnonzero(vid[order][1:] != vid[order][:-1]) + 1
     merged = cols["merged"].astype(np.int64) if "merged" in cols else np.ones(n, np.int64)
     t, t0, t1, norm = (cols[k].astype(np.float32) for k in ("t", "t_start", "t_end", "norm"))
+    unit = np.asarray(cols["vec"], np.float32)  # [N, D]
     out = {}
     for sel in np.split(order, cuts):
         if np.any(merged[sel] > 1):
             sel = sel[_outside_merged_spans(merged[sel], cols["t_end"][sel].astype(np.float64))]
-        raw = cols["vec"][sel] * norm[sel][:, None]  # [T, D] raw = unit × norm
-        out[str(vid[sel[0]])] = FrameTable(idx[sel], t[sel], t0[sel], t1[sel], raw, merged[sel])
+        out[str(vid[sel[0]])] = {
+            "idx": idx[sel],
+            "t": t[sel],
+            "t_start": t0[sel],
+            "t_end": t1[sel],
+            "norm": norm[sel],
+            "merged": merged[sel],
+            "unit": unit[sel],
+        }
     return out
 
 
 def _outside_merged_spans(merged: np.ndarray, t_end: np.ndarray) -> np.ndarray:
-    """Which rows (sorted by idx) to keep: not the members inside a merged row's span (see group_stored_rows)."""
+    """Which rows (sorted by idx) to keep: not the members inside a merged row's span (group_stored_columns)."""
     keep = np.ones(len(merged), bool)
     last = None
     for i in range(len(merged)):
@@ -642,6 +626,17 @@ def _outside_merged_spans(merged: np.ndarray, t_end: np.ndarray) -> np.ndarray:
             continue
         last = i
     return keep
+
+
+def table_of(stored: dict[str, np.ndarray]) -> FrameTable:
+    """A video's rows in the store's layout (``group_stored_columns``) as a FrameTable: raw = unit × norm."""
+    raw = stored["unit"] * stored["norm"][:, None]  # [T, D]
+    return FrameTable(stored["idx"], stored["t"], stored["t_start"], stored["t_end"], raw, stored["merged"])
+
+
+def group_frame_columns(cols: dict[str, np.ndarray]) -> dict[str, FrameTable]:
+    """Frame rows as columns -> one FrameTable per video (see ``group_stored_columns``)."""
+    return {vid: table_of(stored) for vid, stored in group_stored_columns(cols).items()}
 
 
 def group_frame_rows(rows) -> dict[str, FrameTable]:

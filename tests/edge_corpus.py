@@ -120,22 +120,27 @@ def build_edge_corpus(folder: Path, ffmpeg) -> dict[str, Path]:
     return paths
 
 
-def frames_of(path: Path) -> tuple[np.ndarray, float, float | None]:
-    """Every frame's presentation time from a plain PyAV decode, where the frames end (the last one's start
-    plus its own duration: ffprobe reports none for a held last frame), and the container's duration."""
+def frames_of(path: Path, image=None) -> tuple[np.ndarray, float, float | None, list]:
+    """Every frame's presentation time from a plain PyAV decode (no seeks, no skipping), where the frames end
+    (the last one's start plus its own duration: ffprobe reports none for a held last frame), the container's
+    duration, and ``image(stream)(frame)`` of every frame when ``image`` is given (else an empty list)."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         header = float(s.duration * s.time_base) if s.duration else None
-        frames = [(f.time, float(f.duration * f.time_base) if f.duration else 0.0) for f in c.decode(s)]
-    times = np.array([t for t, _ in frames])
-    return times, float(times[-1] + frames[-1][1]), header
+        convert = image(s) if image else None
+        frames = [
+            (f.time, float(f.duration * f.time_base) if f.duration else 0.0, convert and convert(f))
+            for f in c.decode(s)
+        ]
+    times = np.array([t for t, _, _ in frames])
+    return times, float(times[-1] + frames[-1][1]), header, [p for *_, p in frames] if image else []
 
 
 def expected_row_count(path: Path, plan: str = "fps:1") -> int:
     """Rows the sampling contract gives this file: distinct frames on screen at the plan's sample times."""
     from vidseek.operators.sampling import SamplingPlan
 
-    times, end, header = frames_of(path)
+    times, end, header, _ = frames_of(path)
     p = SamplingPlan.parse(plan)
     t, _, _ = p.spans(header if p.kind == "uniform" and header else end)
     return len(np.unique(np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 1)))

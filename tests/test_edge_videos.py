@@ -3,11 +3,10 @@ full decode through the sampling contract (docs/decoding.md, "What a sample is")
 
 from __future__ import annotations
 
-import av
 import numpy as np
 import pytest
 from conftest import ffmpeg
-from edge_corpus import CORPUS, DECORD_DIFFERS, build_edge_corpus
+from edge_corpus import CORPUS, DECORD_DIFFERS, build_edge_corpus, frames_of
 
 from vidseek.operators.decode import DecodeSummary, VideoDecoder, _RgbScaler, check_backend
 from vidseek.operators.preprocess import finish_frames, resize_plan
@@ -22,15 +21,13 @@ def edge(tmp_path_factory, media) -> dict:
 
 
 def full_decode(path, cfg):
-    """Every frame's time and model-input pixels, from a plain PyAV decode (no seeks, no skipping), the
-    video's end (last frame's start + its duration) and the container's duration."""
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        header = float(s.duration * s.time_base) if s.duration else None
-        scale = _RgbScaler(resize_plan(s.codec_context.width, s.codec_context.height, cfg))
-        frames = [(f.time, float(f.duration * f.time_base) if f.duration else 0.0, scale(f)) for f in c.decode(s)]
-    times = np.array([t for t, _, _ in frames])
-    return times, times[-1] + frames[-1][1], header, finish_frames(np.stack([p for *_, p in frames]), cfg)
+    """``edge_corpus.frames_of`` with every frame's model-input pixels, scaled as the decoders scale."""
+
+    def image(stream):
+        return _RgbScaler(resize_plan(stream.codec_context.width, stream.codec_context.height, cfg))
+
+    times, end, header, images = frames_of(path, image)
+    return times, end, header, finish_frames(np.stack(images), cfg)
 
 
 def reference_rows(path, cfg, plan: str):
