@@ -9,10 +9,11 @@ RESOLUTIONS = {"360p": "640x360", "720p": "1280x720", "1080p": "1920x1080"}
 
 
 def make_library(root: Path, resolution: str = "360p", n: int = 4, seconds: int = 30, fps: int = 30) -> Path:
-    """``n`` clips of ``seconds`` s at ``resolution`` under root/<res>-<n>x<s>s/ (reused when present)."""
+    """``n`` clips of ``seconds`` s at ``resolution`` (a name of RESOLUTIONS or ``WxH``) under
+    root/<res>-<n>x<s>s/ (reused when present)."""
     out = root / f"{resolution}-{n}x{seconds}s"
     out.mkdir(parents=True, exist_ok=True)
-    size = RESOLUTIONS[resolution]
+    size = RESOLUTIONS.get(resolution, resolution)
     for i in range(n):
         path = out / f"clip{i:03d}.mp4"
         if path.exists() and path.stat().st_size > 0:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -164,14 +165,36 @@ def import_clip4clip(
     n_frames: int = 12,
 ) -> ImportReport:
     """Map an official CLIP4Clip checkpoint onto vidseek; raises ValueError (with the report) when incomplete."""
-    from safetensors.torch import save_file
-
-    from vidseek.operators.encode import load_clip
-    from vidseek.operators.models import get_model_entry
-
     src = load_official(state_dict_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    clip_sd, rest = _split_supported(src)
+    if model_name is None:
+        model_name = infer_model_name(clip_sd)
+    arch, cfg = _quickgelu_config(model_name)
+    kind = _head_kind(rest)
+    report = ImportReport(
+        source=str(state_dict_path),
+        model=model_name,
+        head_type=kind,
+        encoder=str(out / "encoder.safetensors"),
+        head=None,
+        mapped=0,
+        encoder_keys=0,
+        head_keys=0,
+    )
+    enc = _map_encoder(clip_sd, arch, report)
+    head, head_sd = _map_head(kind, rest, heads, cfg["embed_dim"], report)
+    report.encoder_keys, report.head_keys = len(enc), len(head_sd)
+    report.mapped = len(enc) + len(head_sd)
+    if report.unmatched or report.shape_errors:
+        raise ValueError("CLIP4Clip import incomplete:\n" + report.render())
+    _write_outputs(out, enc, head, head_sd, n_frames, report)
+    return report
+
+
+def _split_supported(src: dict) -> tuple[dict, dict]:
+    """(``clip.*`` tensors without the prefix, the other tensors); refuses the variants vidseek cannot index."""
     clip_sd = {k[len("clip.") :]: v for k, v in src.items() if k.startswith("clip.")}
     rest = {k: v for k, v in src.items() if not k.startswith("clip.")}
     if any(k.startswith(("cross.", "similarity_dense")) for k in rest):
@@ -184,8 +207,13 @@ def import_clip4clip(
             "3D linear-patch checkpoints (CLIP4Clip --linear_patch 3d: clip.visual.conv2) are not "
             "supported: open_clip's ViT embeds each frame on its own"
         )
-    if model_name is None:
-        model_name = infer_model_name(clip_sd)
+    return clip_sd, rest
+
+
+def _quickgelu_config(model_name: str) -> tuple[str, dict]:
+    """The open_clip architecture of ``model_name`` and its config, which must use QuickGELU."""
+    from vidseek.operators.models import get_model_entry
+
     arch = get_model_entry(model_name).arch
     cfg = open_clip.get_model_config(arch)
     if not cfg.get("quick_gelu"):
@@ -193,31 +221,41 @@ def import_clip4clip(
             f"{model_name}: its config does not use QuickGELU, but CLIP4Clip's OpenAI CLIP weights "
             f"were trained with it; use the '-quickgelu' variant (e.g. {arch}-quickgelu)"
         )
-    kind = (
-        "seqTransf"
-        if any(k.startswith("transformerClip.") for k in rest)
-        else "seqLSTM"
-        if any(k.startswith("lstm_visual.") for k in rest)
-        else "meanP"
-    )
-    report = ImportReport(
-        source=str(state_dict_path),
-        model=model_name,
-        head_type=kind,
-        encoder=str(out / "encoder.safetensors"),
-        head=None,
-        mapped=0,
-        encoder_keys=0,
-        head_keys=0,
-    )
+    return arch, cfg
 
-    # encoder: open_clip CLIP uses OpenAI's names
+
+def _head_kind(rest: dict) -> str:
+    """CLIP4Clip's sim_header, from the tensors beside ``clip.*``."""
+    if any(k.startswith("transformerClip.") for k in rest):
+        return "seqTransf"
+    return "seqLSTM" if any(k.startswith("lstm_visual.") for k in rest) else "meanP"
+
+
+def _map_encoder(clip_sd: dict, arch: str, report: ImportReport) -> dict[str, torch.Tensor]:
+    """The encoder's state dict: open_clip's CLIP uses OpenAI's names, so keys map to themselves."""
     target = _empty_model(arch).state_dict()
     enc = _map({k: v for k, v in clip_sd.items() if k not in IGNORED}, target, lambda k: k, report)
     report.unused = [f"clip.{k}" for k in report.unused]
+    return enc
 
-    # head
-    head, head_sd = None, {}
+
+def _map_head(
+    kind: str, rest: dict, heads: int | None, embed_dim: int, report: ImportReport
+) -> tuple[torch.nn.Module | None, dict[str, torch.Tensor]]:
+    """The vidseek head of ``kind`` and its mapped state dict (meanP: none, every other tensor unused)."""
+    head, width, dest = _new_head(kind, rest, heads)
+    if head is None:
+        report.unused += list(rest)
+        return None, {}
+    if width != embed_dim:
+        raise ValueError(f"head width {width} != embedding dim {embed_dim}: frames could not feed it")
+    return head, _map(rest, head.state_dict(), dest, report)
+
+
+def _new_head(
+    kind: str, rest: dict, heads: int | None
+) -> tuple[torch.nn.Module | None, int, Callable[[str], str | None] | None]:
+    """(head of ``kind`` shaped as the checkpoint's, its width, source key -> head key or None)."""
     if kind == "seqTransf":
         pos = rest["frame_position_embeddings.weight"]
         width = int(pos.shape[1])
@@ -234,30 +272,28 @@ def import_clip4clip(
                 if k.startswith("transformerClip.resblocks.")
                 else None
             )
-    elif kind == "seqLSTM":
-        width = int(rest["lstm_visual.weight_ih_l0"].shape[1])
-        head = SeqLSTMHead(width)
 
-        def dest(k: str) -> str | None:
+        return head, width, dest
+    if kind == "seqLSTM":
+
+        def lstm_dest(k: str) -> str | None:
             return "lstm." + k[len("lstm_visual.") :] if k.startswith("lstm_visual.") else None
-    else:
 
-        def dest(k: str) -> str | None:
-            return None
+        width = int(rest["lstm_visual.weight_ih_l0"].shape[1])
+        return SeqLSTMHead(width), width, lstm_dest
+    return None, 0, None
 
-    if head is not None:
-        if width != cfg["embed_dim"]:
-            raise ValueError(f"head width {width} != embedding dim {cfg['embed_dim']}: frames could not feed it")
-        head_sd = _map(rest, head.state_dict(), dest, report)
-    else:
-        report.unused += list(rest)
-    report.encoder_keys, report.head_keys = len(enc), len(head_sd)
-    report.mapped = len(enc) + len(head_sd)
-    if report.unmatched or report.shape_errors:
-        raise ValueError("CLIP4Clip import incomplete:\n" + report.render())
+
+def _write_outputs(
+    out: Path, enc: dict, head: torch.nn.Module | None, head_sd: dict, n_frames: int, report: ImportReport
+) -> None:
+    """encoder.safetensors, head.pt (stamped with the encoder as loaded back) and import.json."""
+    from safetensors.torch import save_file
+
+    from vidseek.operators.encode import load_clip
 
     save_file(enc, report.encoder)
-    clip = load_clip(model_name, pretrained=report.encoder, device="cpu")  # the same load path as --pretrained
+    clip = load_clip(report.model, pretrained=report.encoder, device="cpu")  # the same load path as --pretrained
     report.stamp = clip.stamp()
     if head is not None:
         head.load_state_dict(head_sd, strict=True)
@@ -265,12 +301,11 @@ def import_clip4clip(
         save_head(
             report.head,
             head,
-            {"n_frames": n_frames, "head_type": kind, "source": "clip4clip"},
+            {"n_frames": n_frames, "head_type": report.head_type, "source": "clip4clip"},
             report.stamp,
             {"import": {k: v for k, v in asdict(report).items() if k != "stamp"}},
         )
     (out / "import.json").write_text(json.dumps(asdict(report), indent=1))
-    return report
 
 
 def _empty_model(arch: str) -> torch.nn.Module:

@@ -26,6 +26,15 @@ import numpy as np
 
 from vidseek.operators.ffmpeg_log import quiet_decord, quiet_ffmpeg
 from vidseek.operators.preprocess import PreprocessConfig, finish_frames, resize_plan
+from vidseek.operators.remote_source import (
+    RemoteError,
+    StorageOptions,
+    describe,
+    is_url,
+    media_input,
+    object_info,
+    object_video_id,
+)
 from vidseek.operators.rows import FrameRows, VideoEnd, to_batch
 from vidseek.operators.sample_aware import SampleTimes, SkipStats, sampled_frames
 from vidseek.operators.sampling import SamplingPlan
@@ -105,8 +114,17 @@ def videos_of(batch: dict) -> Iterator[tuple[str, str, str]]:
     return zip(paths, ids, extras)
 
 
-def check_file(path: str) -> None:
-    """Refuse what is not a regular, readable, non-empty file, before any decoder opens (and blocks on) it."""
+def check_file(path: str, storage_options: StorageOptions | None = None) -> None:
+    """Refuse what is not a regular, readable, non-empty file, before any decoder opens (and blocks on) it.
+    A URL: the object must exist, be readable with these credentials, and not be empty (one HEAD request)."""
+    if is_url(path):
+        try:
+            obj = object_info(path, storage_options)
+        except RemoteError as e:
+            raise DecodeError(str(e)) from None
+        if obj.size == 0:
+            raise DecodeError(f"{path}: empty object (0 bytes)")
+        return
     p = Path(path)
     if not p.exists():
         raise DecodeError(f"{path}: file not found")
@@ -122,11 +140,11 @@ def check_file(path: str) -> None:
         raise DecodeError(f"{path}: empty file (0 bytes)")
 
 
-def probe(path: str) -> Probe:
+def probe(path: str, storage_options: StorageOptions | None = None) -> Probe:
     """Container metadata via PyAV; raises DecodeError when the file holds no decodable video stream."""
     quiet_ffmpeg()
     try:
-        with av.open(path) as c:
+        with media_input(path, storage_options) as src, av.open(src) as c:
             if not c.streams.video:
                 raise DecodeError(f"{path}: no video stream (audio-only or not a video)")
             if c.format.name == "image2" or c.format.name.endswith("_pipe"):  # FFmpeg's still-image demuxers
@@ -157,8 +175,14 @@ def probe(path: str) -> Probe:
             return Probe(w, h, duration, rotation, s.codec_context.name, b_frames, cut)
     except DecodeError:
         raise
+    except RemoteError as e:
+        raise DecodeError(str(e)) from None
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
         raise DecodeError(f"{path}: not a readable video ({type(e).__name__}: {e})") from e
+    except Exception as e:
+        if is_url(path):  # a range read failed (connection reset, access revoked): the object's error
+            raise DecodeError(f"{path}: reading the object failed ({describe(e, storage_options)})") from None
+        raise
 
 
 def _rotate(frames: np.ndarray, rotation: int) -> np.ndarray:
@@ -244,6 +268,7 @@ def _pyav_frames(
     skip_loop_filter: bool = False,
     stats: SkipStats | None = None,
     threads: int = 0,
+    storage_options: StorageOptions | None = None,
 ) -> Iterator["av.VideoFrame"]:
     """Decoded frames in order; packets that fail to decode are counted in ``lost`` and skipped.
 
@@ -251,7 +276,7 @@ def _pyav_frames(
     screen at every sample time as a full decode, for less CPU.
     """
     quiet_ffmpeg()
-    with av.open(path) as c:
+    with media_input(path, storage_options) as src, av.open(src) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
         s.thread_count = threads  # 0: FFmpeg picks (one per core); the index job runs one decoder per core
@@ -290,6 +315,10 @@ class VideoDecoder:
         threads: decoder threads per video (1 fits many parallel actors on few cores).
         sample_aware: PyAV decodes only what the samples need (operators/sample_aware.py; same frames).
         skip_loop_filter: PyAV skips the loop filter: less CPU, slightly different pixels (docs/decoding.md).
+        storage_options: fsspec options (credentials, endpoint) for paths that are URLs
+            (operators/remote_source.py); a URL decodes with PyAV only, over range reads.
+        verify_objects: a URL's ``video_id`` must still be its object's (``object_video_id``): an object
+            changed since the job listed it fails, rather than have the new content stored as the old id.
     """
 
     def __init__(
@@ -301,6 +330,8 @@ class VideoDecoder:
         threads: int = 1,
         sample_aware: bool = True,
         skip_loop_filter: bool = False,
+        storage_options: StorageOptions | dict | None = None,
+        verify_objects: bool = False,
     ):
         self.cfg = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(**preprocess)
         self.plan = SamplingPlan.parse(sampling)
@@ -312,6 +343,8 @@ class VideoDecoder:
         self.threads = threads
         self.sample_aware = sample_aware
         self.skip_loop_filter = skip_loop_filter
+        self.storage = StorageOptions.parse(storage_options)
+        self.verify_objects = verify_objects
 
     # -- public API -------------------------------------------------------------------------------
     def __call__(self, batch: dict) -> Iterator[dict]:
@@ -328,6 +361,8 @@ class VideoDecoder:
         summary = DecodeSummary()
         status, error = "ok", ""
         try:
+            if self.verify_objects and is_url(path):
+                self._check_object_id(path, video_id)
             for c in self.decode(path, summary):
                 yield FrameRows.of_video(video_id, path, c.idx, c.t, c.t_start, c.t_end, c.frames)
             if summary.n_frames == 0:
@@ -336,6 +371,8 @@ class VideoDecoder:
             status, error = "failed", str(e)
         except Exception as e:  # noqa: BLE001 — any decoder crash on one file is that file's error record
             status, error = "failed", f"{path}: decoder error ({type(e).__name__}: {e})"
+            if is_url(path):  # a read that failed mid-object (connection reset, access revoked)
+                error = f"{path}: reading the object failed ({describe(e, self.storage)})"
         yield VideoEnd(
             video_id,
             path,
@@ -348,6 +385,14 @@ class VideoDecoder:
             extra,
         )
 
+    def _check_object_id(self, url: str, video_id: str) -> None:
+        try:
+            now = object_video_id(object_info(url, self.storage), url)
+        except RemoteError as e:
+            raise DecodeError(str(e)) from None
+        if now != video_id:
+            raise DecodeError(f"{url}: the object changed since the job listed it; run the job again to index it")
+
     def decode(self, path: str, summary: DecodeSummary | None = None) -> Iterator[FrameChunk]:
         """Frame chunks for one video; raises DecodeError (with the file and reason) on bad input.
 
@@ -356,9 +401,11 @@ class VideoDecoder:
         each one did (docs/decoding.md, "Two backends, one fallback").
         """
         summary = summary if summary is not None else DecodeSummary()
-        check_file(path)
-        info = probe(path)
-        order = self._backend_order(info)
+        check_file(path, self.storage)
+        if is_url(path) and self.backend == "decord":
+            raise DecodeError(f"{path}: decord reads local files only; use --decoder auto or pyav for URLs")
+        info = probe(path, self.storage)
+        order = ["pyav"] if is_url(path) else self._backend_order(info)  # PyAV reads a stream; decord a path
         outcomes: list[str] = []
         for i, name in enumerate(order):
             lost_before = summary.lost
@@ -458,7 +505,8 @@ class VideoDecoder:
     def _pyav_keyframes(self, path, info, convert, out: "_RowBuffer", lost, summary) -> Iterator[FrameChunk]:
         prev = None  # (frame, t); a key frame's span ends where the next one starts
         k = 0
-        for frame in _pyav_frames(path, lost, keyframes_only=True, threads=self.threads):
+        frames = _pyav_frames(path, lost, keyframes_only=True, threads=self.threads, storage_options=self.storage)
+        for frame in frames:
             ft = float(frame.time or 0.0)
             if prev is not None:
                 out.add(k, prev[1], prev[1], ft, convert(prev[0]))
@@ -472,7 +520,8 @@ class VideoDecoder:
     def _pyav_samples(self, path, info, convert, out: "_RowBuffer", lost, summary) -> Iterator[FrameChunk]:
         """Sequential decode: the frame on screen at sample time t is the last one starting at or before t."""
         if self.plan.kind == "uniform":
-            times, t0, t1 = self.plan.spans(self._plan_duration(info, info.duration or _demuxed_end(path)))
+            end = info.duration or _demuxed_end(path, self.storage)
+            times, t0, t1 = self.plan.spans(self._plan_duration(info, end))
             samples = SampleTimes(times=times)
 
             def target(i: int) -> float | None:
@@ -508,6 +557,7 @@ class VideoDecoder:
             skip_loop_filter=self.skip_loop_filter,
             stats=summary.skips,
             threads=self.threads,
+            storage_options=self.storage,
         )
         for frame in frames:
             ft = float(frame.time or 0.0)
@@ -567,10 +617,10 @@ class _RowBuffer:
         return FrameChunk(np.array(idx), np.array(t), np.array(a), np.array(b), self.finish(np.stack(images)))
 
 
-def _demuxed_end(path: str) -> float | None:
+def _demuxed_end(path: str, storage_options: StorageOptions | None = None) -> float | None:
     """Where a stream's frames end, from its packets alone (no decoding): for a file whose header gives no
     duration (a live WebM), which ``uniform:N`` must know before its first sample."""
-    with av.open(path) as c:
+    with media_input(path, storage_options) as src, av.open(src) as c:
         s = c.streams.video[0]
         ends = [(p.pts + (p.duration or 0)) * s.time_base for p in c.demux(s) if p.pts is not None]
     return float(max(ends)) if ends else None

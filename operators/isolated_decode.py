@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import vidseek
-from vidseek.operators.decode import VideoDecoder, check_file, probe
+from vidseek.operators.decode import DecodeError, VideoDecoder, check_file, probe
 from vidseek.operators.rows import FrameRows, VideoEnd, sources_from_batch, to_batch
 
 _VIDSEEK_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(vidseek.__file__)))  # holds the vidseek package
+TIMEOUT_HINT = "raise --decode-timeout if the file is fine but slow"  # the index job's; a caller may reword it
 START_TIMEOUT_S = 120.0  # a child's imports, on a machine busy with the other decoders
 
 
@@ -125,8 +126,7 @@ class IsolatedDecoder:
                     path,
                     video_id,
                     extra,
-                    f"{path}: timeout after {limit:.0f} s (decoding did "
-                    "not finish; raise --decode-timeout if the file is fine but slow)",
+                    f"{path}: timeout after {limit:.0f} s (decoding did not finish; {TIMEOUT_HINT})",
                 )
                 return
             kind, value = msg
@@ -236,15 +236,23 @@ def _child_main() -> None:
             return
         dec = decoders.get(args.key()) or decoders.setdefault(args.key(), args.build())
         try:
-            check_file(path)  # a FIFO or device is refused before anything opens (and blocks on) it
-            duration = probe(path).duration
+            # a FIFO or device is refused before anything opens (and blocks on) it; an object's HEAD request
+            # and header reads happen here, inside the time limit, as every read of the decode below does
+            check_file(path, dec.storage)
+            duration = probe(path, dec.storage).duration
+        except DecodeError as e:  # the decode below would find the same, after as many reads and retries again
+            _send(stdout, ("rows", VideoEnd(video_id, path, "failed", str(e), extra=extra)))
+            continue
         except Exception:  # noqa: BLE001 — the decode below reports what is wrong with the file
             duration = None
-        pickle.dump(("duration", duration), stdout, protocol=pickle.HIGHEST_PROTOCOL)
-        stdout.flush()
+        _send(stdout, ("duration", duration))
         for item in dec.iter_video(path, video_id, extra):
-            pickle.dump(("rows", item), stdout, protocol=pickle.HIGHEST_PROTOCOL)
-            stdout.flush()
+            _send(stdout, ("rows", item))
+
+
+def _send(stdout, message: tuple) -> None:
+    pickle.dump(message, stdout, protocol=pickle.HIGHEST_PROTOCOL)
+    stdout.flush()
 
 
 def _die_with_parent() -> None:

@@ -6,7 +6,7 @@ and the service reads the same. Search defaults live in retrieval/params.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -37,3 +37,5 @@ class IndexConfig:
     head: str | None = None  # a learned head checkpoint: also write learned video vectors
     merge_similar: float | None = None  # thin: merge consecutive frames at this cosine (None: the store's)
     frame_index: str | None = None  # a new store's frame vector index (store/frame_index.py; None: HNSW)
+    # fsspec options for URL sources, a JSON object's text (credentials, endpoint): never in a repr or a log
+    storage_options: str | None = field(default=None, repr=False)

@@ -37,6 +37,7 @@ from typing import Iterator
 from vidseek.operators.decode import check_backend
 from vidseek.operators.isolated_decode import DecodeLimit, DecoderArgs
 from vidseek.operators.model_stamp import random_weights_warning, requested_identity
+from vidseek.operators.remote_source import StorageOptions, is_url
 from vidseek.operators.rows import VideoResult, VideoSource, results_from_batch, source_items
 from vidseek.operators.sampling import SamplingPlan
 from vidseek.operators.video_vectors import VideoVectors
@@ -172,6 +173,7 @@ class JobInputs:
     sources: list[VideoSource]
     wanted: dict  # the requested model's identity (operators/model_stamp.py requested_identity)
     head_path: str | None
+    storage: StorageOptions = field(default_factory=StorageOptions)  # for URL sources (values hidden from repr)
 
 
 def job_inputs(cfg: IndexConfig) -> JobInputs:
@@ -182,9 +184,12 @@ def job_inputs(cfg: IndexConfig) -> JobInputs:
         from vidseek.operators.device import pick_device
 
         pick_device(cfg.device)  # local Ray: this machine's GPUs are the job's; none -> a clear error now
-    sources = discover(cfg.source)
+    storage = StorageOptions.parse(cfg.storage_options)  # bad JSON: one line, before the store opens
+    sources = discover(cfg.source, storage)
+    if cfg.decoder == "decord" and any(is_url(s.path) for s in sources):
+        raise ValueError("--decoder decord reads local files only: use --decoder auto or pyav for URL sources")
     wanted = requested_identity(cfg.model, cfg.pretrained)  # an unknown model fails here, before the store
-    return JobInputs(str(plan_spec), limit, sources, wanted, resolve_head(cfg.head))
+    return JobInputs(str(plan_spec), limit, sources, wanted, resolve_head(cfg.head), storage)
 
 
 def resolve_head(path: str | None) -> str | None:
@@ -296,6 +301,10 @@ def stage_specs(
     hooks = hooks or JobHooks()
     where = hooks.placement_dir
     options = {"backend": cfg.decoder, "skip_loop_filter": cfg.skip_loop_filter}
+    if inputs.storage:
+        options["storage_options"] = inputs.storage
+    if any(is_url(s.path) for s in inputs.sources):
+        options["verify_objects"] = True  # an object changed after the listing is not stored under its old id
     decoder = DecoderArgs(terms.stamp["preprocess"], inputs.sampling, cfg.chunk_frames, options)
     encode = EncodeSpec(
         model=cfg.model,
@@ -332,6 +341,23 @@ def stage_specs(
 # -- the job --------------------------------------------------------------------------------------------
 
 
+def _plan_in_store(
+    cfg: IndexConfig, store: VideoStore, inputs: JobInputs, phases: dict[str, float], t_plan: float
+) -> tuple[dict, StoreTerms, IndexPlan, int]:
+    """The store's part of a job: the stamp, the store's terms, the plan, and the plan applied (stale rows
+    deleted, heads re-applied: ``reaggregated``). ``phases["plan"]``: its time since ``t_plan`` (the store's
+    open), a model build for the stamp left out."""
+    try:
+        t_stamp = time.perf_counter()
+        stamp, confirm_in_actor = job_stamp(cfg, store, inputs.wanted, phases)
+        t_plan += time.perf_counter() - t_stamp  # the plan's time is the store's alone
+        terms = store_terms(cfg, store, inputs, stamp, confirm_in_actor)
+        plan = plan_job(store, inputs.sources, cfg.prune, cfg.retry_failed)
+        return stamp, terms, plan, apply_plan(store, plan, terms.head, inputs.sources)
+    finally:  # the store's part: its open, checks and resume planning
+        phases["plan"] = time.perf_counter() - t_plan
+
+
 def run_index(
     cfg: IndexConfig,
     store: VideoStore | None = None,
@@ -358,15 +384,7 @@ def run_index(
     t_plan = time.perf_counter()
     store = VideoStore(cfg.store, cfg.prefix, retry_s=cfg.store_retry_s, frame_index=cfg.frame_index) if own else store
     try:
-        try:
-            t_stamp = time.perf_counter()
-            stamp, confirm_in_actor = job_stamp(cfg, store, inputs.wanted, phases)
-            t_plan += time.perf_counter() - t_stamp  # the plan's time is the store's alone
-            terms = store_terms(cfg, store, inputs, stamp, confirm_in_actor)
-            plan = plan_job(store, inputs.sources, cfg.prune, cfg.retry_failed)
-            reaggregated = apply_plan(store, plan, terms.head, inputs.sources)
-        finally:  # the store's part: its open, checks and resume planning
-            phases["plan"] = time.perf_counter() - t_plan
+        stamp, terms, plan, reaggregated = _plan_in_store(cfg, store, inputs, phases, t_plan)
         summary = IndexSummary(
             skipped=plan.skipped,
             pruned=len(plan.pruned),

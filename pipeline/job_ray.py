@@ -70,27 +70,32 @@ def stalled_start_report(tmp: str) -> str:
 
 
 def start_local_ray(cfg: IndexConfig) -> None:
-    import ray
-
     # One temp dir per job: two local Ray instances sharing one (two jobs at once, or a job starting while
     # the last one's processes still exit) step on each other's session files and time out at start-up.
-    tmp = ray_temp_dir()
+    init_local_ray(ray_temp_dir(), num_cpus=cfg.num_cpus or os.cpu_count(), num_gpus=cfg.num_gpus)
+
+
+def init_local_ray(temp_dir: str, num_cpus: int | None, num_gpus: int | None = None) -> None:
+    """``ray.init`` of a local instance in ``temp_dir``, started again when a start stalls (up to
+    ``START_TRIES``); the tests' own local Ray starts through here too."""
+    import ray
+
     quiet_token_auth_notice()
     quiet_dashboard_failure()
     for attempt in range(1, START_TRIES + 1):
         try:
             ray.init(
-                num_cpus=cfg.num_cpus or os.cpu_count(),
-                num_gpus=cfg.num_gpus,
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
                 include_dashboard=False,
-                _temp_dir=tmp,
+                _temp_dir=temp_dir,
                 _node_ip_address="127.0.0.1",
                 log_to_driver=False,
                 configure_logging=False,
             )
             return
         except Exception as e:  # noqa: BLE001 — ray.init raises bare Exception on start-up timeouts
-            report = stalled_start_report(tmp)
+            report = stalled_start_report(temp_dir)
             ray.shutdown()  # stops what the stalled start left, the stuck fork included (Ray holds its Popen)
             if attempt == START_TRIES:
                 raise JobError(

@@ -1,8 +1,10 @@
 """What to index: a directory (recursive), a glob, or a list file (txt / csv / jsonl), as ``VideoSource``s
-(operators/rows.py).
+(operators/rows.py); or objects by URL (``s3://bucket/prefix/``, a URL glob, or list-file lines that are URLs:
+operators/remote_source.py).
 
-``video_id`` is deterministic from the file's identity (absolute path, size, mtime): re-running a job maps
-to the same keys, and a changed file gets a new id (its old rows are replaced).
+``video_id`` is deterministic from the file's identity (absolute path, size, mtime; for an object: URL, size,
+and its version id or ETag from the listing, no byte read): re-running a job maps to the same keys, and a
+changed file gets a new id (its old rows are replaced).
 """
 
 from __future__ import annotations
@@ -14,6 +16,15 @@ import json
 import os
 from pathlib import Path
 
+from vidseek.operators.remote_source import (  # object_video_id: importable from here too
+    RemoteError,
+    StorageOptions,
+    is_glob,
+    is_url,
+    list_objects,
+    object_info,
+    object_video_id,
+)
 from vidseek.operators.rows import VideoSource  # the input row type; importable from here too
 
 VIDEO_EXTENSIONS = {
@@ -38,15 +49,25 @@ class SourceError(ValueError):
     pass
 
 
-def video_id_for(path: str | Path) -> str:
-    """sha1 of absolute path + size + mtime_ns (20 hex chars); a missing file hashes its path alone."""
+def _hash(ident: str) -> str:
+    return hashlib.sha1(ident.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+
+
+def video_id_for(path: str | Path, options: StorageOptions | None = None) -> str:
+    """sha1 of absolute path + size + mtime_ns (20 hex chars); a missing file hashes its path alone. A URL:
+    ``object_video_id`` of its ``info()`` (a HEAD request)."""
+    if is_url(path):
+        try:
+            return object_video_id(object_info(str(path), options), str(path))
+        except RemoteError:
+            return object_video_id(None, str(path))
     p = Path(path).absolute()
     try:
         st = p.stat()
         ident = f"{p}|{st.st_size}|{st.st_mtime_ns}"
     except OSError:
         ident = f"{p}|missing"
-    return hashlib.sha1(ident.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    return _hash(ident)
 
 
 def _walk(root: Path) -> list[Path]:
@@ -91,12 +112,40 @@ def _read_list(path: Path) -> list[tuple[Path, dict]]:
                     raise SourceError(f"{path}:{n}: each line needs a 'path' key")
                 p = rec.pop("path")
                 rows.append((p, rec))
-    return [((base / p) if not os.path.isabs(p) else Path(p), meta) for p, meta in rows]
+    return [(p if is_url(p) else (base / p) if not os.path.isabs(p) else Path(p), meta) for p, meta in rows]
 
 
-def discover(source: str | Path) -> list[VideoSource]:
-    """All videos of SOURCE, de-duplicated by absolute path, in a stable order."""
+def _remote(source: str, options: StorageOptions) -> list[VideoSource]:
+    """Objects under a URL prefix or glob (one listing: ids without a request per object), or one object."""
+    try:
+        if source.endswith("/") or is_glob(source):
+            objects = list_objects(source, options, VIDEO_EXTENSIONS)
+            if not objects:
+                raise SourceError(
+                    f"{source}: no video objects there (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})"
+                )
+        else:
+            objects = [object_info(source, options)]
+    except RemoteError as e:
+        raise SourceError(str(e)) from None
+    return [VideoSource(o.url, object_video_id(o, o.url), {}) for o in objects]
+
+
+def _listed_object(url: str, meta: dict, options: StorageOptions) -> VideoSource:
+    """A list file's URL line: its id from ``info()``; one that cannot be read becomes that video's error."""
+    try:
+        obj = object_info(url, options)
+    except RemoteError:
+        obj = None  # the decoder records why (not found, access denied) as this video's error
+    return VideoSource(url, object_video_id(obj, url), meta)
+
+
+def discover(source: str | Path, storage_options: StorageOptions | dict | None = None) -> list[VideoSource]:
+    """All videos of SOURCE, de-duplicated by absolute path (or URL), in a stable order."""
     src = str(source)
+    options = StorageOptions.parse(storage_options)
+    if is_url(src):
+        return _dedup(_remote(src, options))
     p = Path(src)
     if any(ch in src for ch in "*?[") and not p.exists():
         items = [
@@ -119,9 +168,14 @@ def discover(source: str | Path) -> list[VideoSource]:
         )
     out, seen = [], set()
     for path, meta in items:
-        ap = str(path.absolute())
+        ap = path if is_url(path) else str(path.absolute())
         if ap in seen:
             continue
         seen.add(ap)
-        out.append(VideoSource(ap, video_id_for(ap), meta))
+        out.append(_listed_object(ap, meta, options) if is_url(ap) else VideoSource(ap, video_id_for(ap), meta))
     return out
+
+
+def _dedup(sources: list[VideoSource]) -> list[VideoSource]:
+    seen: set[str] = set()
+    return [s for s in sources if not (s.path in seen or seen.add(s.path))]

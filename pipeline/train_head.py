@@ -55,45 +55,16 @@ import torch.nn.functional as F
 
 from vidseek.operators.aggregate import mean_pool, pad_frames
 from vidseek.operators.contrastive import symmetric_infonce
-from vidseek.operators.heads import DEFAULT_FRAMES, HEAD_TYPES, new_head, sample_frames, save_head
+from vidseek.operators.heads import HEAD_TYPES, new_head, sample_frames, save_head
 from vidseek.operators.thinning import expand_merged
 from vidseek.pipeline.index_config import IndexConfig
+from vidseek.pipeline.train_config import TrainConfig
 from vidseek.retrieval.datasets import find_video, load_captions
 from vidseek.retrieval.metrics import ranks_from_scores, retrieval_metrics
 from vidseek.store.video_store import VideoLookup
 
 PARTIAL_FORMAT = "vidseek-train-partial"
 _EMBEDDERS: dict[tuple, object] = {}  # on-the-fly frame vectors of unindexed files, per (model, sampling)
-
-
-@dataclass
-class TrainConfig:
-    dataset: str  # captions: MSR-VTT JSON, CSV or JSONL
-    out: str = "head.pt"
-    store: str | None = None  # frame vectors from here (its model stamp picks the encoder)
-    video_root: str | None = None  # decode + encode dataset videos the store lacks
-    split: str | None = None  # MSR-VTT JSON split to train on
-    head_type: str = "seqTransf"  # seqTransf | seqLSTM
-    frames: int = DEFAULT_FRAMES
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-4
-    weight_decay: float = 0.2
-    warmup: float = 0.1  # fraction of all steps
-    grad_clip: float = 1.0
-    hard_negatives: bool = False  # batches of nearest-caption pairs (see module docstring)
-    val_fraction: float = 0.1
-    seed: int = 0
-    model: str | None = None  # without a store: registry name (default tiny-random); with one: must match
-    pretrained: str | None = None
-    sampling: str = IndexConfig.sampling  # for videos decoded on the fly
-    prefix: str = "vidseek"
-    device: str = "auto"
-    threads: int | None = None  # CPU threads for training (tiny heads run faster on 1; restored afterwards)
-    resume: bool = False
-    stop_after: int | None = None  # end this run after that many epochs (partial checkpoint kept)
-    progress: bool = True
-    verbose: bool = True
 
 
 @dataclass
@@ -362,19 +333,194 @@ def _load_clip_for(cfg: TrainConfig, store):
     return clip
 
 
-def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainResult:
-    """Train (or resume) a temporal head; see the module notes. ``echo`` prints epoch summaries."""
+@dataclass
+class _Split:
+    """The usable videos split by video (seeded), captions following their video, as training tensors."""
+
+    train_videos: list[str]
+    val_videos: list[str]
+    text: torch.Tensor  # [C, D] unit caption features, frozen
+    train_caps: list[np.ndarray]  # per training video: its caption rows in ``text``
+    tr_frames: torch.Tensor  # [V, T, D]
+    tr_mask: torch.Tensor  # [V, T]
+    val_pairs: list[tuple[int, int]]  # (caption row, validation video column)
+    val: tuple | None = None  # (frames, mask, text, gt) of the validation captions against their videos
+    baseline: dict | None = None  # meanP over the validation videos' sampled frames
+
+    @property
+    def n_train_captions(self) -> int:
+        return sum(len(c) for c in self.train_caps)
+
+
+def _split_videos(cfg: TrainConfig, videos: list[str]) -> tuple[list[str], list[str]]:
+    """(training videos, validation videos), a seeded split by video."""
+    perm = np.random.default_rng(cfg.seed).permutation(len(videos))
+    n_val = int(round(cfg.val_fraction * len(videos))) if cfg.val_fraction > 0 else 0
+    if cfg.val_fraction > 0 and len(videos) >= 3:
+        n_val = max(1, n_val)
+    if len(videos) - n_val < 2:
+        raise ValueError(f"{len(videos)} usable videos: need at least 2 for training after the validation split")
+    return [videos[i] for i in sorted(perm[n_val:])], [videos[i] for i in sorted(perm[:n_val])]
+
+
+def _split(cfg: TrainConfig, clip, pairs: list, frames_by_video: dict[str, np.ndarray]) -> _Split:
+    videos = [v for v in dict.fromkeys(p.video for p in pairs) if v in frames_by_video]
+    pairs = [p for p in pairs if p.video in frames_by_video]
+    dim = clip.embed_dim
+    train_videos, val_videos = _split_videos(cfg, videos)
+    captions = list(dict.fromkeys(p.caption for p in pairs))
+    cap_index = {c: i for i, c in enumerate(captions)}
+    text = text_features(clip, captions)  # [C, D] unit, frozen
+    caps_of: dict[str, list[int]] = {}
+    for p in pairs:
+        caps_of.setdefault(p.video, []).append(cap_index[p.caption])
+    tr_frames, tr_mask = padded([frames_by_video[v] for v in train_videos], dim)
+    split = _Split(train_videos, val_videos, text, [np.array(caps_of[v]) for v in train_videos], tr_frames, tr_mask, [])
+    if val_videos:
+        va_frames, va_mask = padded([frames_by_video[v] for v in val_videos], dim)
+        col = {v: i for i, v in enumerate(val_videos)}
+        split.val_pairs = [(c, col[v]) for v in val_videos for c in caps_of[v]]
+        va_text = text[[c for c, _ in split.val_pairs]]
+        va_gt = np.array([g for _, g in split.val_pairs], dtype=np.int64)
+        split.val = (va_frames, va_mask, va_text, va_gt)
+        split.baseline = evaluate_split(mean_pool(va_frames, va_mask), va_text, va_gt)
+    return split
+
+
+@dataclass
+class _Run:
+    """The head being trained, its optimiser and schedule, and where it stands."""
+
+    head: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scale: float  # CLIP's logit scale, frozen
+    steps_per_epoch: int
+    data_digest: str  # which videos it trains and validates on (a resumed run must see the same)
+    history: list[dict] = field(default_factory=list)
+    start: int = 0  # epochs done before this process
+    train_time: float = 0.0
+    train_clips: int = 0
+
+
+def _new_run(cfg: TrainConfig, clip, split: _Split) -> _Run:
+    torch.manual_seed(cfg.seed)
+    head = new_head(cfg.head_type, clip.model, width=clip.embed_dim).float().to(clip.device)
+    head.requires_grad_(True)
+    scale = float(clip.model.logit_scale.detach().float().exp().clamp(max=100.0))
+    optimizer = torch.optim.AdamW(param_groups(head, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6)
+    steps_per_epoch = math.ceil(len(split.train_videos) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, int(round(cfg.warmup * total))))
+    digest = hashlib.sha256(json.dumps([split.train_videos, split.val_videos]).encode()).hexdigest()[:16]
+    return _Run(head, optimizer, scheduler, scale, steps_per_epoch, digest)
+
+
+def _resume(run: _Run, state: dict, partial: Path, say) -> None:
+    if state.get("data_digest") != run.data_digest:
+        raise ValueError(
+            f"cannot resume from {partial}: the usable training/validation videos changed since "
+            "(store or video root content); delete it to start over"
+        )
+    run.head.load_state_dict(state["head"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    run.history, run.start = list(state["history"]), int(state["epoch"])
+    say(f"resuming from {partial} after epoch {run.start}")
+
+
+def _train_epoch(cfg: TrainConfig, run: _Run, split: _Split, epoch: int, device, text_dev: torch.Tensor) -> dict:
+    """One epoch (one random caption per training video, in a seeded order); its history entry."""
     from tqdm.auto import tqdm
 
-    if cfg.head_type not in HEAD_TYPES:
-        raise ValueError(f"unknown head type {cfg.head_type!r}; choose from {list(HEAD_TYPES)}")
-    if cfg.frames < 1 or cfg.epochs < 1 or cfg.batch_size < 2 or not 0 <= cfg.val_fraction < 1:
-        raise ValueError("need frames ≥ 1, epochs ≥ 1, batch size ≥ 2 and 0 ≤ val fraction < 1")
-    say = echo or (print if cfg.verbose else (lambda s: None))
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (before its first use)
-    pairs = load_captions(cfg.dataset, cfg.split)
-    videos = list(dict.fromkeys(p.video for p in pairs))
+    rng = np.random.default_rng([cfg.seed, epoch])
+    pick = torch.tensor([int(c[rng.integers(len(c))]) for c in split.train_caps], device=device)  # 1 per video
+    order = torch.from_numpy(
+        nearest_pair_order(split.text[pick.cpu()], rng)
+        if cfg.hard_negatives
+        else rng.permutation(len(split.train_videos))
+    ).to(device)
+    run.head.train()
+    t0, losses = time.perf_counter(), []
+    bar = tqdm(
+        range(run.steps_per_epoch),
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not cfg.progress,
+        leave=False,
+        unit="step",
+    )
+    for s in bar:
+        idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+        cap = pick[idx]
+        video = run.head(split.tr_frames[idx], split.tr_mask[idx])
+        loss = contrastive_loss(text_dev[cap], video, run.scale, cap)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.head.parameters(), cfg.grad_clip)
+        run.optimizer.step()
+        run.scheduler.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    run.train_time += seconds
+    run.train_clips += len(split.train_videos)
+    entry = {
+        "epoch": epoch + 1,
+        "loss": float(np.mean(losses)),
+        "lr": float(run.scheduler.get_last_lr()[0]),
+        "seconds": round(seconds, 3),
+        "clips_per_s": round(len(split.train_videos) / max(seconds, 1e-9), 1),
+        "val": None,
+    }
+    if split.val is not None:
+        va_frames, va_mask, va_text, va_gt = split.val
+        entry["val"] = evaluate_split(pool_with(run.head, va_frames, va_mask, device), va_text, va_gt)
+    return entry
 
+
+def _partial_state(run: _Run, fingerprint: dict, epoch: int) -> dict:
+    return {
+        "format": PARTIAL_FORMAT,
+        "fingerprint": fingerprint,
+        "data_digest": run.data_digest,
+        "epoch": epoch,
+        "head": {k: v.detach().cpu() for k, v in run.head.state_dict().items()},
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "history": run.history,
+    }
+
+
+def _train_epochs(cfg: TrainConfig, run: _Run, split: _Split, device, partial: Path, fingerprint: dict, say) -> None:
+    """The epochs this run does (all left, or ``stop_after``), a partial checkpoint after each; the process's
+    torch thread count and determinism setting are restored afterwards."""
+    split.tr_frames, split.tr_mask = split.tr_frames.to(device), split.tr_mask.to(device)
+    text_dev = split.text.to(device)
+    last = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, run.start + cfg.stop_after)
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        for epoch in range(run.start, last):
+            entry = _train_epoch(cfg, run, split, epoch, device, text_dev)
+            run.history.append(entry)
+            say(format_epoch(entry, split.baseline))
+            _save_partial(partial, _partial_state(run, fingerprint, epoch + 1))
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _frames_for_training(cfg: TrainConfig, videos: list[str], say):
+    """(clip, the partial checkpoint to resume or None, sampled frames per video, videos that failed to
+    decode), the store opened only while its frames are read."""
     store = None
     if cfg.store is not None:
         from vidseek.store.video_store import VideoStore
@@ -382,186 +528,78 @@ def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> T
         store = VideoStore(cfg.store, cfg.prefix)
     try:
         clip = _load_clip_for(cfg, store)
-        stamp = clip.stamp()
-        out = Path(cfg.out)
-        partial = out.with_name(out.name + ".partial")
-        fingerprint = _fingerprint(cfg, stamp)
-        state = _resume_state(partial, fingerprint, say) if cfg.resume else None
+        state = _resume_state(_partial_path(cfg), _fingerprint(cfg, clip.stamp()), say) if cfg.resume else None
         frames_by_video, skipped = collect_frames(
             videos, clip, cfg.frames, store, cfg.video_root, cfg.sampling, cfg.dataset
         )
     finally:
         if store is not None:
             store.close()  # Milvus Lite: one process per store; free it for search/index while we train
-    videos = [v for v in videos if v in frames_by_video]
-    pairs = [p for p in pairs if p.video in frames_by_video]
-    dim = clip.embed_dim
-    device = clip.device
+    return clip, state, frames_by_video, skipped
 
-    # split by video (seeded), captions follow their video
-    perm = np.random.default_rng(cfg.seed).permutation(len(videos))
-    n_val = int(round(cfg.val_fraction * len(videos))) if cfg.val_fraction > 0 else 0
-    if cfg.val_fraction > 0 and len(videos) >= 3:
-        n_val = max(1, n_val)
-    if len(videos) - n_val < 2:
-        raise ValueError(f"{len(videos)} usable videos: need at least 2 for training after the validation split")
-    val_videos = [videos[i] for i in sorted(perm[:n_val])]
-    train_videos = [videos[i] for i in sorted(perm[n_val:])]
 
-    captions = list(dict.fromkeys(p.caption for p in pairs))
-    cap_index = {c: i for i, c in enumerate(captions)}
-    text = text_features(clip, captions)  # [C, D] unit, frozen
-    caps_of: dict[str, list[int]] = {}
-    for p in pairs:
-        caps_of.setdefault(p.video, []).append(cap_index[p.caption])
+def _partial_path(cfg: TrainConfig) -> Path:
+    out = Path(cfg.out)
+    return out.with_name(out.name + ".partial")
 
-    tr_frames, tr_mask = padded([frames_by_video[v] for v in train_videos], dim)
-    train_caps = [np.array(caps_of[v]) for v in train_videos]
-    n_train_caps = sum(len(c) for c in train_caps)
-    if n_val:
-        va_frames, va_mask = padded([frames_by_video[v] for v in val_videos], dim)
-        col = {v: i for i, v in enumerate(val_videos)}
-        val_pairs = [(c, col[v]) for v in val_videos for c in caps_of[v]]
-        va_text = text[[c for c, _ in val_pairs]]
-        va_gt = np.array([g for _, g in val_pairs], dtype=np.int64)
-        baseline = evaluate_split(mean_pool(va_frames, va_mask), va_text, va_gt)
-    else:
-        val_pairs, baseline = [], None
 
-    # model, optimiser, schedule
-    torch.manual_seed(cfg.seed)
-    head = new_head(cfg.head_type, clip.model, width=dim).float().to(device)
-    head.requires_grad_(True)
-    scale = float(clip.model.logit_scale.detach().float().exp().clamp(max=100.0))
-    optimizer = torch.optim.AdamW(param_groups(head, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6)
-    steps_per_epoch = math.ceil(len(train_videos) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, int(round(cfg.warmup * total))))
-
-    data_digest = hashlib.sha256(json.dumps([train_videos, val_videos]).encode()).hexdigest()[:16]
-    history: list[dict] = []
-    start = 0
+def train_head(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainResult:
+    """Train (or resume) a temporal head; see the module notes. ``echo`` prints epoch summaries."""
+    if cfg.head_type not in HEAD_TYPES:
+        raise ValueError(f"unknown head type {cfg.head_type!r}; choose from {list(HEAD_TYPES)}")
+    if cfg.frames < 1 or cfg.epochs < 1 or cfg.batch_size < 2 or not 0 <= cfg.val_fraction < 1:
+        raise ValueError("need frames ≥ 1, epochs ≥ 1, batch size ≥ 2 and 0 ≤ val fraction < 1")
+    say = echo or (print if cfg.verbose else (lambda s: None))
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (before its first use)
+    pairs = load_captions(cfg.dataset, cfg.split)
+    clip, state, frames_by_video, skipped = _frames_for_training(cfg, list(dict.fromkeys(p.video for p in pairs)), say)
+    stamp, partial = clip.stamp(), _partial_path(cfg)
+    fingerprint = _fingerprint(cfg, stamp)
+    split = _split(cfg, clip, pairs, frames_by_video)
+    run = _new_run(cfg, clip, split)
     if state is not None:
-        if state.get("data_digest") != data_digest:
-            raise ValueError(
-                f"cannot resume from {partial}: the usable training/validation videos changed since "
-                "(store or video root content); delete it to start over"
-            )
-        head.load_state_dict(state["head"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        history, start = list(state["history"]), int(state["epoch"])
-        say(f"resuming from {partial} after epoch {start}")
-    resumed_from = start
-
-    tr_frames, tr_mask = tr_frames.to(device), tr_mask.to(device)
-    text_dev = text.to(device)
-    train_time, train_clips = 0.0, 0
-    last = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, start + cfg.stop_after)
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if device.type == "cuda":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        for epoch in range(start, last):
-            rng = np.random.default_rng([cfg.seed, epoch])
-            pick = torch.tensor([int(c[rng.integers(len(c))]) for c in train_caps], device=device)  # 1 per video
-            order = torch.from_numpy(
-                nearest_pair_order(text[pick.cpu()], rng) if cfg.hard_negatives else rng.permutation(len(train_videos))
-            ).to(device)
-            head.train()
-            t0, losses = time.perf_counter(), []
-            bar = tqdm(
-                range(steps_per_epoch),
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                disable=not cfg.progress,
-                leave=False,
-                unit="step",
-            )
-            for s in bar:
-                idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-                cap = pick[idx]
-                video = head(tr_frames[idx], tr_mask[idx])
-                loss = contrastive_loss(text_dev[cap], video, scale, cap)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                losses.append(float(loss.detach()))
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            bar.close()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - t0
-            train_time += seconds
-            train_clips += len(train_videos)
-            entry = {
-                "epoch": epoch + 1,
-                "loss": float(np.mean(losses)),
-                "lr": float(scheduler.get_last_lr()[0]),
-                "seconds": round(seconds, 3),
-                "clips_per_s": round(len(train_videos) / max(seconds, 1e-9), 1),
-                "val": None,
-            }
-            if n_val:
-                entry["val"] = evaluate_split(pool_with(head, va_frames, va_mask, device), va_text, va_gt)
-            history.append(entry)
-            say(format_epoch(entry, baseline))
-            _save_partial(
-                partial,
-                {
-                    "format": PARTIAL_FORMAT,
-                    "fingerprint": fingerprint,
-                    "data_digest": data_digest,
-                    "epoch": epoch + 1,
-                    "head": {k: v.detach().cpu() for k, v in head.state_dict().items()},
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history,
-                },
-            )
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
-
+        _resume(run, state, partial, say)
+    resumed_from = run.start
+    _train_epochs(cfg, run, split, clip.device, partial, fingerprint, say)
     result = TrainResult(
         out=None,
         head_id="",
-        history=history,
-        baseline=baseline,
-        n_train_videos=len(train_videos),
-        n_val_videos=n_val,
-        n_train_captions=n_train_caps,
-        n_val_captions=len(val_pairs),
-        device=str(device),
-        clips_per_s=round(train_clips / train_time, 1) if train_time else 0.0,
+        history=run.history,
+        baseline=split.baseline,
+        n_train_videos=len(split.train_videos),
+        n_val_videos=len(split.val_videos),
+        n_train_captions=split.n_train_captions,
+        n_val_captions=len(split.val_pairs),
+        device=str(clip.device),
+        clips_per_s=round(run.train_clips / run.train_time, 1) if run.train_time else 0.0,
         resumed_from=resumed_from,
-        finished=bool(history) and history[-1]["epoch"] >= cfg.epochs,
+        finished=bool(run.history) and run.history[-1]["epoch"] >= cfg.epochs,
         partial=str(partial),
         skipped=skipped,
     )
-    if not result.finished:
-        return result
+    if result.finished:
+        _save_final(cfg, run, result, stamp, partial)
+    return result
+
+
+def _save_final(cfg: TrainConfig, run: _Run, result: TrainResult, stamp: dict, partial: Path) -> None:
+    """The final checkpoint (stamp, config, validation metrics); the partial one is removed."""
     extra = {
         "train_config": asdict(cfg),
-        "history": history,
-        "val": history[-1]["val"],
-        "val_mean_pool": baseline,
+        "history": run.history,
+        "val": run.history[-1]["val"],
+        "val_mean_pool": result.baseline,
         "data": {
-            "train_videos": len(train_videos),
-            "val_videos": n_val,
-            "train_captions": n_train_caps,
-            "val_captions": len(val_pairs),
-            "skipped": skipped,
+            "train_videos": result.n_train_videos,
+            "val_videos": result.n_val_videos,
+            "train_captions": result.n_train_captions,
+            "val_captions": result.n_val_captions,
+            "skipped": result.skipped,
         },
-        "logit_scale": scale,
+        "logit_scale": run.scale,
     }
-    head.cpu()
-    result.head_id = save_head(out, head, {"n_frames": cfg.frames, "head_type": cfg.head_type}, stamp, extra)
+    run.head.cpu()
+    out = Path(cfg.out)
+    result.head_id = save_head(out, run.head, {"n_frames": cfg.frames, "head_type": cfg.head_type}, stamp, extra)
     result.out = str(out)
     partial.unlink(missing_ok=True)
-    return result

@@ -23,6 +23,7 @@ Three steps, each a function of plain data so that a Ray driver can split the fi
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections import Counter
@@ -326,16 +327,26 @@ def copies_from_probes(
     return sorted(records, key=lambda r: (-r.score, r.a, r.b))
 
 
-def write_copies(records: list[CopyRecord], path: str | Path) -> None:
-    """Records as ``.csv`` (one row each), ``.jsonl`` (one object a line) or ``.json`` (a list), by suffix."""
-    path = Path(path)
+def format_copies(records: list[CopyRecord], fmt: str) -> str:
+    """Records as ``csv`` (a header, one row each), ``jsonl`` (one object a line) or ``json`` (a list)."""
     rows = [r.as_dict() for r in records]
-    if path.suffix.lower() == ".csv":
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=RECORD_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
-    elif path.suffix.lower() == ".jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    else:
-        path.write_text(json.dumps(rows, indent=1))
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.DictWriter(out, fieldnames=RECORD_FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return out.getvalue()
+    if fmt == "jsonl":
+        return "".join(json.dumps(r) + "\n" for r in rows)
+    if fmt == "json":
+        return json.dumps(rows, indent=1)
+    raise ValueError(f"unknown copies format {fmt!r}: csv, jsonl or json")
+
+
+def write_copies(records: list[CopyRecord], path: str | Path, fmt: str | None = None) -> None:
+    """Records as ``.csv``, ``.jsonl`` or ``.json`` (``format_copies``), by ``fmt`` or else by the suffix
+    (any other suffix: JSON)."""
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    fmt = fmt or (suffix if suffix in ("csv", "jsonl") else "json")
+    path.write_text(format_copies(records, fmt), newline="")

@@ -85,4 +85,24 @@ class SearchParams:
         return self
 
 
+IMAGE_WEIGHT = 0.5  # the image's share in a text + image query (docs/copies.md, "Text and image together")
+
+
+@dataclass(frozen=True)
+class ClipSearchParams:
+    """A video-clip query's knobs (``retrieval/query_by_example.py`` ``search_clip``; docs/copies.md)."""
+
+    k: int = 10
+    candidates: int = 50  # videos aligned (the most hit by the query's frames)
+    per_frame: int = 20  # videos per query frame in the grouped frame ANN
+    threshold: float = 0.85  # θ of the alignment: a frame pair above it counts as matching
+    gap: float = 0.02
+    filter: str = ""  # a safe expression from vidseek.store.filters
+
+    def validate(self) -> "ClipSearchParams":
+        if min(self.k, self.candidates, self.per_frame) < 1 or not 0 < self.threshold < 1 or self.gap < 0:
+            raise ValueError("need k, candidates, per_frame ≥ 1, 0 < threshold < 1, gap ≥ 0")
+        return self
+
+
 DEFAULTS = SearchParams()  # the one source of search defaults: the CLI, the service and the README read it

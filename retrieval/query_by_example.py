@@ -9,8 +9,8 @@
   Its cosine with a unit frame f is ((1 − w)·cos(t, f) + w·cos(i, f)) / |(1 − w)·t + w·i|: the weighted sum of
   the two cosines, up to a constant common to every frame, so every stage of search ranks by score fusion
   without knowing there were two queries (docs/copies.md, "Text and image together").
-- Clip: decoded with the store's sampling and preprocessing (``IsolatedDecoder``: a time limit, a child
-  process) between ``start`` and ``end``, encoded; candidates are the videos of each query frame's grouped
+- Clip: decoded with the store's sampling and preprocessing between ``start`` and ``end``, in a child
+  process under the caller's time limit, and only up to ``end`` (``retrieval/clip_frames.py``), encoded; candidates are the videos of each query frame's grouped
   frame ANN; each candidate's stored frames are aligned with the query's (``retrieval/alignment.py``) and
   hits are ranked by the alignment's score, with the aligned segment in the video and in the clip.
 """
@@ -26,17 +26,23 @@ import numpy as np
 
 from vidseek.operators.encode import LoadedClip, encode_images
 from vidseek.operators.frame_table import FrameTable
-from vidseek.operators.isolated_decode import DecodeLimit, IsolatedDecoder
+from vidseek.operators.isolated_decode import DecodeLimit
 from vidseek.operators.preprocess import PreprocessConfig, finish_frames, resize_frames_torch, resize_plan
 from vidseek.retrieval.alignment import AlignParams, local_alignment, unit_rows
 from vidseek.retrieval.backends import where_for
-from vidseek.retrieval.params import SearchParams
+from vidseek.retrieval.clip_frames import clip_frames
+from vidseek.retrieval.params import IMAGE_WEIGHT, ClipSearchParams, SearchParams  # light: the CLI reads them
 from vidseek.retrieval.search import Hit, Searcher
 from vidseek.store.video_store import VideoStore
 
-DEFAULT_WEIGHT = 0.5  # the image's share in a text + image query
-IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
-MAX_IMAGE_PIXELS = 64_000_000  # Pillow's decompression-bomb guard, made explicit
+DEFAULT_WEIGHT = IMAGE_WEIGHT  # the image's share in a text + image query
+IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")  # MPO: what Pillow calls a camera's JPEG with a second picture
+MAX_IMAGE_PIXELS = 64_000_000  # checked from the header before decoding; Pillow's global is left as it is
+
+
+def no_frames_message(store: str) -> str:
+    """What the CLI and the service say for a store (named by ``store``) that holds no frame vectors."""
+    return f"{store} holds no frame vectors: an image or clip query is compared with stored frames; index videos first"
 
 
 class QueryImageError(ValueError):
@@ -45,19 +51,33 @@ class QueryImageError(ValueError):
 
 # -- image ----------------------------------------------------------------------------------------------
 def load_image(image: str | Path | bytes) -> np.ndarray:
-    """A JPEG, PNG or WebP file (or its bytes) as RGB uint8 [H, W, 3], EXIF orientation applied."""
+    """A JPEG (a camera's MPO too: its first picture), PNG or WebP file (or its bytes) as RGB uint8 [H, W, 3],
+    EXIF orientation applied. Refused before its pixels are decoded: more than ``MAX_IMAGE_PIXELS``."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     name = "uploaded image" if isinstance(image, bytes) else str(image)
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as im:
             if im.format not in IMAGE_FORMATS:
                 raise QueryImageError(f"{name}: {im.format} image; use JPEG, PNG or WebP")
-            im = ImageOps.exif_transpose(im)
+            check_pixels(name, *im.size)  # the header's size: before load() decodes (and allocates) anything
+            im = ImageOps.exif_transpose(im)  # an MPO's current picture is its first
             return np.asarray(im.convert("RGB"), np.uint8)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
-        raise QueryImageError(f"{name}: not a readable image ({type(e).__name__}: {e})") from e
+    except Image.DecompressionBombError as e:  # Pillow's own guard, at twice its (process-wide) limit
+        raise QueryImageError(
+            f"{name}: over the {MAX_IMAGE_PIXELS} pixels a query image may have ({e}); send a smaller image"
+        ) from e
+    except (UnidentifiedImageError, OSError) as e:
+        raise QueryImageError(f"{name}: not a readable image ({type(e).__name__}: {e}); use JPEG, PNG or WebP") from e
+
+
+def check_pixels(name: str, width: int, height: int) -> None:
+    """QueryImageError for an image larger than ``MAX_IMAGE_PIXELS`` (a decompression bomb, or just too big)."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise QueryImageError(
+            f"{name}: over the {MAX_IMAGE_PIXELS} pixels a query image may have ({width}×{height}); "
+            "send a smaller image"
+        )
 
 
 def prepare_image(rgb: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -117,21 +137,6 @@ def search_image(
 
 
 # -- video clip -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ClipSearchParams:
-    k: int = 10
-    candidates: int = 50  # videos aligned (the most hit by the query's frames)
-    per_frame: int = 20  # videos per query frame in the grouped frame ANN
-    threshold: float = 0.85  # θ of the alignment: a frame pair above it counts as matching
-    gap: float = 0.02
-    filter: str = ""  # a safe expression from vidseek.store.filters
-
-    def validate(self) -> "ClipSearchParams":
-        if min(self.k, self.candidates, self.per_frame) < 1 or not 0 < self.threshold < 1 or self.gap < 0:
-            raise ValueError("need k, candidates, per_frame ≥ 1, 0 < threshold < 1, gap ≥ 0")
-        return self
-
-
 @dataclass
 class ClipHit:
     video_id: str
@@ -160,44 +165,6 @@ def store_sampling(store: VideoStore) -> str:
     return counts.most_common(1)[0][0]
 
 
-def clip_frames(
-    clip: LoadedClip,
-    path: str | Path,
-    sampling: str,
-    start: float | None = None,
-    end: float | None = None,
-    limit: DecodeLimit = DecodeLimit(),
-) -> tuple[FrameTable, np.ndarray]:
-    """The query clip's sampled frames between ``start`` and ``end`` (s): their table (raw vectors) and pixels.
-
-    Decoded as the index job decodes (the model's preprocessing, ``sampling``), in a child process under
-    ``limit``; raises ``DecodeError`` for a file that cannot be decoded, ValueError for an empty range."""
-    from vidseek.operators.decode import DecodeError
-
-    if start is not None and end is not None and end <= start:
-        raise ValueError(f"--end ({end}) must be after --start ({start})")
-    decoder = IsolatedDecoder(clip.preprocess.as_dict(), sampling, 256, limit)
-    try:
-        *chunks, end_row = decoder.iter_video(str(path), str(path))
-    finally:
-        decoder.close()
-    if not end_row.ok:
-        raise DecodeError(end_row.error)
-    rows = {k: np.concatenate([getattr(c, k) for c in chunks]) for k in ("idx", "t", "t_start", "t_end", "payload")}
-    keep = np.ones(len(rows["t"]), bool)
-    if start is not None:
-        keep &= rows["t_end"] > start
-    if end is not None:
-        keep &= rows["t_start"] < end
-    if not keep.any():
-        raise ValueError(f"{path}: no sampled frame between {start} and {end} s")
-    pixels = rows["payload"][keep]
-    t0 = np.maximum(rows["t_start"][keep], start or 0.0)
-    t1 = np.minimum(rows["t_end"][keep], end if end is not None else np.inf)
-    table = FrameTable.of(rows["idx"][keep], rows["t"][keep], t0, t1, encode_images(clip, pixels))
-    return table, pixels
-
-
 def search_clip(
     searcher: Searcher,
     path: str | Path,
@@ -205,12 +172,16 @@ def search_clip(
     end: float | None = None,
     params: ClipSearchParams | None = None,
     sampling: str | None = None,
+    limit: DecodeLimit = DecodeLimit(),
+    max_frames: int | None = None,
 ) -> list[ClipHit]:
     """Videos holding the clip (or a part of it), best first, with the aligned segments (see module doc).
 
-    ``sampling``: how to sample the clip; None: the store's own (``store_sampling``)."""
+    ``sampling``: how to sample the clip; None: the store's own (``store_sampling``). ``limit`` and
+    ``max_frames``: the clip's decode time limit and most sampled frames (``retrieval/clip_frames.py``)."""
     params = (params or ClipSearchParams()).validate()
-    query, _ = clip_frames(searcher.clip, path, sampling or store_sampling(searcher.store), start, end)
+    plan = sampling or store_sampling(searcher.store)
+    query, _ = clip_frames(searcher.clip, path, plan, start, end, limit, max_frames)
     return search_clip_frames(searcher, query, params)
 
 

@@ -26,6 +26,7 @@ from vidseek.operators.frame_table import FrameTable
 from vidseek.operators.model_stamp import RandomWeightsWarning, random_weights_warning
 from vidseek.retrieval.backends import SearchBackend, StoreBackend, where_for
 from vidseek.retrieval.frame_cache import FrameCache
+from vidseek.retrieval.frame_mirror import FrameMirror
 from vidseek.retrieval.fusion import rerank
 from vidseek.retrieval.params import DEFAULTS, SearchParams  # noqa: F401 — re-exported
 from vidseek.retrieval.query_cache import QueryCache, stamp_key
@@ -66,21 +67,30 @@ class Searcher:
         frame_cache: Callable[[VideoStore, int], FrameCache] | None = None,
         warn: bool = True,
         query_cache: QueryCache | None = None,
+        frame_mirror: FrameMirror | None = None,
     ):
         """``in_memory``: hold the store's ok videos and frames in this process (``StoreReplica``) and search
         them there — for long-lived searchers over Milvus Lite, whose per-query cost grows with its rows.
         ``frame_cache(store, max_vectors)``: another cache of candidates' frames (the service's is safe under
         concurrent writes); the default is a plain ``FrameCache``. ``query_cache``: query embeddings kept
         across searches (retrieval/query_cache.py; the service shares one); the default holds 4,096.
+        ``frame_mirror``: a synced local copy of the store's frame tables (retrieval/frame_mirror.py) that
+        rescoring reads instead of fetching the candidates' frame vectors from Milvus; videos it lacks still
+        come through the frame cache.
 
         ``model_warning`` is a line saying the store's model has random weights (``tiny-random``, the default
         model): its hits are random. A Searcher issues it once, as a ``RandomWeightsWarning``, unless
         ``warn=False`` (the CLI and the service report ``model_warning`` in their own output)."""
         self.store = VideoStore(store) if isinstance(store, str) else store
-        self.store.search_consistency = SEARCH_CONSISTENCY  # no Strong-timestamp wait per call (video_store.py)
+        self.store.search_consistency = SEARCH_CONSISTENCY  # no Strong-timestamp wait per call (store/layout.py)
         self.frames = (
             frame_cache(self.store, cache_vectors) if frame_cache else FrameCache(self.store.frames_of, cache_vectors)
         )
+        if frame_mirror is not None and in_memory:
+            raise ValueError("frame_mirror and in_memory both replace the frame source: choose one")
+        if frame_mirror is not None:
+            frame_mirror.fallback = self.frames
+            self.frames = frame_mirror
         self.store.require_ready()
         self.replica = None
         self.backend: SearchBackend = StoreBackend(self.store)

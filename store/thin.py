@@ -5,7 +5,7 @@ run's first row as the merged row, then delete the other members. Nothing is dec
 rows (meanP, learned vectors) were pooled from every frame at index time and stay as they are.
 
 Stopped at any point, the store still reads right: a member left behind lies inside its merged row's span,
-and readers skip it (``video_store.group_frame_rows``); running ``thin`` again deletes it. The store records
+and readers skip it (``frame_groups.group_frame_rows``); running ``thin`` again deletes it. The store records
 its threshold once every video is thinned, and index jobs into it merge new videos at the same threshold.
 """
 

@@ -32,13 +32,15 @@ def index_video(
     sampling: str = "fps:1",
     metadata: dict | None = None,
     delay_s: float = 0.0,
+    storage_options: dict | None = None,
 ) -> dict:
-    """Decode, encode and write one video (frame rows, then its video row); returns the row."""
+    """Decode, encode and write one video (frame rows, then its video row); returns the row. A URL is read with
+    ``storage_options``."""
     summary = DecodeSummary()
     row = {"video_id": video_id, "path": path, "sampling": sampling, "metadata": metadata or {}}
     vectors = []
     try:
-        for chunk in VideoDecoder(clip.preprocess, sampling).decode(path, summary):
+        for chunk in VideoDecoder(clip.preprocess, sampling, storage_options=storage_options).decode(path, summary):
             emb = encode_images(clip, chunk.frames)
             store.insert_frames(video_id, FrameTable.of(chunk.idx, chunk.t, chunk.t_start, chunk.t_end, emb))
             vectors.append(emb)

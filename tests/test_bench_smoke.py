@@ -101,12 +101,13 @@ def test_search_latency_smoke(tmp_path):
         f"{c} [{m}]"
         for c in ("mean, no rerank", "query-weighted + rerank@100", "max + rerank@100")
         for m in ("Lite, cold", "Lite, warm", "in-memory")
-    } | {  # the fast path beside the row path it replaced
+    } | {  # the fast path beside the row path it replaced, and beside the frame mirror
         f"{c} [Lite, {p} path, cold]"
         for c in ("mean, no rerank", "query-weighted + rerank@100")
-        for p in ("fast", "row")
-    }
+        for p in ("fast", "row", "mirror")
+    } | {"mirror sync [Lite]"}
     assert out["replica_load_s"] >= 0
+    assert out["configs"].pop("mirror sync [Lite]")["rows"] == 240
     assert all(r["p50_ms"] > 0 for r in out["configs"].values())
     assert all(r["no_text_p50_ms"] > 0 for k, r in out["configs"].items() if "Lite" in k and "path" not in k)
 
@@ -118,3 +119,22 @@ def test_bounded_memory_smoke(tmp_path):
     for lib in ("long_video", "clip_library"):
         # PSS splits shared pages between processes, so its sum can never exceed the RSS sum
         assert 0 < out[lib]["peak_pss_gb"] <= out[lib]["peak_rss_gb"], out[lib]
+
+
+@pytest.mark.s3
+def test_remote_throughput_smoke(tmp_path):
+    """bench/remote_throughput.py: local files and an S3 endpoint (moto) indexed in one run, with the bytes read."""
+    out = run_bench(tmp_path, "bench/remote_throughput.py", "--videos", "2", "--seconds", "3", "--rounds", "1")
+    assert out["videos"] == 2 and len(out["runs"]) == 3  # one round: local, local-pyav, s3
+    for name in ("local", "local-pyav", "s3"):
+        src = out["sources"][name]
+        assert src["indexed"] == 2 and src["failed"] == 0, (name, src)
+        for key in ("videos_per_s", "video_s_per_s", "stream_videos_per_s", "stream_video_s_per_s"):
+            assert src[key] > 0, (name, key)
+    assert out["sources"]["s3"]["decoders"] == {"pyav": 2}  # a URL is decoded by PyAV only
+    assert out["sources"]["local-pyav"]["decoders"] == {"pyav": 2}
+    assert out["s3_vs_local"]["wall"] > 0 and out["s3_vs_local_pyav"]["stream"] > 0
+    b = out["s3_bytes"]
+    # fps:1 demuxes every packet: the S3 run read at least the objects' bytes, the local runs none of them
+    assert b["object_bytes"] > 0 and b["read_bytes_per_run"] >= b["object_bytes"] and b["object_gets_per_run"] >= 2
+    assert b["local_runs_object_gets"] == 0

@@ -12,19 +12,37 @@ import pytest
 import typer.main
 
 from vidseek.apps.cli.main import app
-from vidseek.apps.cli.options import INDEX, SEARCH, CliOption, NotOnCli, OptionTable
+from vidseek.apps.cli.options import CLIP, COPIES, INDEX, SEARCH, TRAIN, CliOption, NotOnCli, OptionTable
 from vidseek.pipeline.index_config import IndexConfig
-from vidseek.retrieval.params import SearchParams
+from vidseek.pipeline.train_config import TrainConfig
+from vidseek.retrieval.copies import CopyParams
+from vidseek.retrieval.params import ClipSearchParams, SearchParams
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = {"index": INDEX, "search": SEARCH}  # the command that takes every option of the table
+TABLES = {
+    "index": INDEX,
+    "search": SEARCH,
+    "search --video": CLIP,
+    "copies": COPIES,
+    "train": TRAIN,
+}  # command: its table
 
 
 def command(name: str):
-    return typer.main.get_command(app).commands[name]
+    return typer.main.get_command(app).commands[name.split()[0]]  # "search --video": the search command
 
 
-@pytest.mark.parametrize("cls, table", [(IndexConfig, INDEX), (SearchParams, SEARCH)], ids=["index", "search"])
+@pytest.mark.parametrize(
+    "cls, table",
+    [
+        (IndexConfig, INDEX),
+        (SearchParams, SEARCH),
+        (ClipSearchParams, CLIP),
+        (CopyParams, COPIES),
+        (TrainConfig, TRAIN),
+    ],
+    ids=["index", "search", "clip", "copies", "train"],
+)
 def test_every_field_is_a_cli_option_or_says_why_not(cls, table):
     assert table.missing == [], (
         f"{cls.__name__} fields {table.missing} have no entry in apps/cli/options.py: add a CliOption (name, help) "
@@ -68,6 +86,13 @@ def test_other_commands_take_the_same_defaults():
         SearchParams.depth,
         IndexConfig.model,
     )
+
+
+def test_a_flag_keeps_its_own_off_switch():
+    hard = {p.name: p for p in command("train").params}["hard_negatives"]
+    assert (hard.opts, hard.secondary_opts, hard.default) == (["--hard-negatives"], ["--random-batches"], False)
+    resume = {p.name: p for p in command("train").params}["resume"]
+    assert (resume.opts, resume.secondary_opts) == (["--resume"], [])  # an on switch only, as before
 
 
 def test_precision_choices_are_the_encoders():

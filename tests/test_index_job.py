@@ -17,6 +17,7 @@ import pytest
 
 from vidseek.operators.models import ModelEntry, register_model
 from vidseek.pipeline.index_job import IndexConfig, JobError, run_index
+from vidseek.pipeline.job_ray import init_local_ray
 from vidseek.pipeline.sources import video_id_for
 from vidseek.retrieval.search import Searcher
 from vidseek.store.filters import parse_user_filter
@@ -54,7 +55,7 @@ def ray_local():
     import ray
 
     temp_dir = tempfile.mkdtemp(prefix="vs-ray-")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False, _temp_dir=temp_dir)
+    init_local_ray(temp_dir, num_cpus=2)  # the product's start: a stalled start is started again
     yield
     ray.shutdown()
     shutil.rmtree(temp_dir, ignore_errors=True)

@@ -56,6 +56,21 @@ def test_fast_and_row_search_paths_agree(milvus, tiny_clip):
         assert_paths_agree(store, tiny_clip)
 
 
+def test_frame_mirror_is_the_server_store_and_searches_the_same(milvus, tiny_clip, tmp_path):
+    from test_frame_mirror import assert_mirror_is_the_store, assert_same_hits
+    from test_search_paths import fill_random
+
+    from vidseek.retrieval.frame_mirror import FrameMirror
+
+    with VideoStore(milvus, prefix="mirror") as store:
+        store.ensure_model(tiny_clip.stamp())
+        fill_random(store)
+        mirror = FrameMirror(tmp_path / "mirror", store, batch_videos=16)
+        assert mirror.sync().added == 59
+        assert_mirror_is_the_store(store, mirror)
+        assert_same_hits(store, tiny_clip, mirror)
+
+
 def test_store_operations_with_2_3_limits(milvus):
     rng = np.random.default_rng(0)
     with VideoStore(milvus, prefix="ops") as store:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from vidseek.operators.frame_table import FrameTable
+from vidseek.store.search_strategies import FANOUT_STEP, GROUP_FANOUT
 from vidseek.store.server_caps import ServerCaps
 from vidseek.store.video_store import StoreError, VideoStore
 
@@ -144,3 +145,51 @@ def test_a_server_that_does_not_answer_is_one_clear_line(tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"cannot reach the Milvus server at {uri} (") and "is it running" in msg
     assert "\n" not in msg
+
+
+def test_the_fallback_learns_how_deep_the_kth_video_lies_and_starts_there(tmp_path):
+    """60 frames per video in tight clumps: 10 frames per wanted video find about 2 videos, so the first
+    search fetches again; later searches start at the depth it learned and fetch once, with the same answer
+    rule (the first k distinct videos of the frame ranking) checked against exact max pooling."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(VIDEOS, 1, D))
+    frames = base + 0.15 * rng.normal(size=(VIDEOS, 60, D))
+    frames /= np.linalg.norm(frames, axis=-1, keepdims=True)
+    queries = rng.normal(size=(20, D))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = np.argsort(-(np.einsum("vtd,qd->qvt", frames, queries).max(-1)), axis=1)[:, :K]  # [Q, K]
+    with VideoStore(str(tmp_path / "s.db"), caps=M23) as store:
+        store.ensure_model({"model": "t", "embed_dim": D, "weights": "w"})
+        ids = _fill(store, frames)
+        search = store._search
+        limits: list[list[int]] = []
+        fetch = search._frame_hits
+
+        def counted(data, limit, *a, **kw):
+            limits[-1].append(limit)
+            return fetch(data, limit, *a, **kw)
+
+        search._frame_hits = counted
+        got, fanouts = [], []
+        for q in queries:
+            limits.append([])
+            got += store.search_frames_grouped(q[None], K)
+            fanouts.append(search.fanout)
+        again = len(limits)
+        for q in queries:  # the same queries again: each starts where the last of the first pass did
+            limits.append([])
+            store.search_frames_grouped(q[None], K)
+    assert len(limits[0]) >= 2 and limits[0][0] == K * GROUP_FANOUT  # the first search was short at 10 per video
+    assert search.fanout > GROUP_FANOUT
+    on_grid = [
+        abs(np.log(f / GROUP_FANOUT) / np.log(FANOUT_STEP) - round(np.log(f / GROUP_FANOUT) / np.log(FANOUT_STEP)))
+        < 1e-9
+        for f in fanouts
+    ]
+    assert fanouts == sorted(fanouts) and all(on_grid), fanouts
+    assert {x[0] for x in limits[again:]} == {int(K * fanouts[-1])}, limits[again:]
+    limits = limits[:again]
+    later = [len(x) for x in limits[1:]]
+    assert sum(n == 1 for n in later) >= 0.8 * len(later), limits  # started deep enough: one fetch
+    assert all(len(g) == K for g in got)
+    assert _recall(got, exact, ids) >= 0.95

@@ -510,6 +510,46 @@ def test_guard_host_origin_and_body_rules():
     assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("192.168.1.2")
 
 
+def test_guard_passes_the_body_on_as_it_comes_and_counts_chunked_bodies_per_path():
+    import asyncio
+
+    received: list[int] = []
+
+    async def app(scope, receive, send):
+        while True:
+            msg = await receive()
+            received.append(len(msg.get("body", b"")))
+            if not msg.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    guard = Guard(app, token=None, max_body=100, upload_paths={"/up": 1000})
+
+    def post(path: str, chunks: list[bytes]) -> tuple[int, list]:
+        received.clear()
+        msgs = [{"type": "http.request", "body": c, "more_body": i + 1 < len(chunks)} for i, c in enumerate(chunks)]
+        sent: list[dict] = []
+
+        async def receive():
+            return msgs.pop(0)
+
+        async def send(msg):
+            sent.append(msg)
+
+        scope = {"type": "http", "method": "POST", "path": path, "headers": [(b"host", b"h")], "query_string": b""}
+        asyncio.run(guard(scope, receive, send))
+        return sent[0]["status"], sent
+
+    assert post("/up", [b"a" * 300] * 3)[0] == 200
+    assert received == [300, 300, 300]  # chunk by chunk: the guard holds no body
+    status, sent = post("/up", [b"a" * 400] * 3)  # 1200 bytes, no Content-Length
+    assert status == 413 and b"over 1000 bytes" in sent[1]["body"] and len(sent) == 2
+    assert received == [400, 400]  # the chunk past the limit never reached the app
+    assert post("/x", [b"a" * 60] * 2)[0] == 413  # another path keeps max_body
+    assert post("/up", [b"a" * 60] * 2)[0] == 200
+
+
 def test_access_log_redacts_tokens():
     import logging
 
@@ -537,6 +577,9 @@ def test_serve_refuses_public_bind_without_token(tmp_path):
         assert r.exit_code == 2 and "refusing to bind" in r.output and "--token" in r.output, r.output
     r = runner.invoke(app, ["serve", "--store", str(tmp_path / "s.db"), "--host", "0.0.0.0", "--token", "short"])
     assert r.exit_code == 2 and "too short" in r.output
+    both = ["serve", "--store", str(tmp_path / "s.db"), "--in-memory", "--frame-mirror", str(tmp_path / "m")]
+    r = runner.invoke(app, both)
+    assert r.exit_code == 2 and "choose one" in r.output, r.output
     assert not (tmp_path / "s.db").exists()  # refused before the store was opened
 
 
@@ -627,21 +670,27 @@ def test_ingest_indexes_through_the_service_while_searching(lib, lib_app, librar
     assert again["summary"]["skipped"] == 1 and again["to_index"] == 0
 
 
+def _one_video_service(tmp_path_factory, tiny_clip, library, name: str, **options):
+    """A service over a new store holding one indexed video (redblue), an ingest root with one more
+    (``incoming-<name>/clock.webm``, not indexed) and a client: (service, client, that new file, the indexed path)."""
+    root, clips = library
+    new = root / f"incoming-{name}" / "clock.webm"
+    new.parent.mkdir(exist_ok=True)
+    new.write_bytes(clips["clock"].read_bytes())
+    uri = str(tmp_path_factory.mktemp(f"svc_{name}") / f"{name}.db")
+    app = create_app(uri, token=TOKEN, clip=tiny_clip, ingest_roots=[root], index_fn=direct_index, **options)
+    svc = app.state.service
+    svc.store.ensure_model(tiny_clip.stamp())
+    p = str(clips["redblue"])
+    index_video(svc.store, tiny_clip, p, video_id_for(p))
+    return svc, TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}), new, p
+
+
 def test_in_memory_service_sees_ingested_videos(tmp_path_factory, tiny_clip, library):
     """``--in-memory``: searches run on the replica, and an ingest's writes reach it through the store's
     write notifications (no restart, no stale results)."""
-    root, clips = library
-    new = root / "incoming-mem" / "clock.webm"
-    new.parent.mkdir(exist_ok=True)
-    new.write_bytes(clips["clock"].read_bytes())
-    uri = str(tmp_path_factory.mktemp("svc_mem") / "mem.db")
-    app = create_app(uri, token=TOKEN, clip=tiny_clip, ingest_roots=[root], index_fn=direct_index, in_memory=True)
-    svc = app.state.service
+    svc, client, new, p = _one_video_service(tmp_path_factory, tiny_clip, library, "mem", in_memory=True)
     try:
-        svc.store.ensure_model(tiny_clip.stamp())
-        p = str(clips["redblue"])
-        index_video(svc.store, tiny_clip, p, video_id_for(p))
-        client = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
         first = client.get("/search", params={"q": "a clock", "k": 10}).json()["hits"]
         assert [h["video_id"] for h in first] == [video_id_for(p)]
         assert svc.searcher().replica is not None and len(svc.searcher().replica) == 1
@@ -649,6 +698,30 @@ def test_in_memory_service_sees_ingested_videos(tmp_path_factory, tiny_clip, lib
         assert job["state"] == "done" and job["summary"]["indexed"] == 1, job
         hits = client.get("/search", params={"q": "a clock", "k": 10}).json()["hits"]
         assert video_id_for(str(new)) in {h["video_id"] for h in hits} and len(svc.searcher().replica) == 2
+    finally:
+        svc.close()
+
+
+def test_frame_mirror_service_sees_ingested_videos(tmp_path_factory, tiny_clip, library):
+    """``--frame-mirror``: rescoring reads the mirror; a video ingested through the service is read from the
+    store at once (its write tells the mirror) and from the mirror after the next sync."""
+    frames = str(tmp_path_factory.mktemp("svc_mirror_frames"))
+    svc, client, new, p = _one_video_service(
+        tmp_path_factory, tiny_clip, library, "mirror", frame_mirror=frames, mirror_sync_s=0
+    )
+    try:
+        first = client.get("/search", params={"q": "a clock", "k": 10}).json()["hits"]
+        assert [h["video_id"] for h in first] == [video_id_for(p)]
+        mirror = svc.searcher().frames
+        assert len(mirror) == 1 and mirror.hits == 1 and mirror.misses == 0
+        job = _wait(client, client.post("/ingest", json={"source": "incoming-mirror"}).json()["id"])
+        assert job["state"] == "done" and job["summary"]["indexed"] == 1, job
+        hits = client.get("/search", params={"q": "a clock", "k": 10}).json()["hits"]
+        assert video_id_for(str(new)) in {h["video_id"] for h in hits}
+        assert mirror.misses >= 1 and video_id_for(str(new)) not in mirror._where  # read from the store
+        assert mirror.sync().added == 1
+        again = client.get("/search", params={"q": "a clock", "k": 10}).json()["hits"]
+        assert [(h["video_id"], h["score"]) for h in again] == [(h["video_id"], h["score"]) for h in hits]
     finally:
         svc.close()
 
@@ -801,100 +874,6 @@ def test_get_and_post_search_parameters_are_the_declared_ones(api):
             assert ok, tau
         except ValueError:
             assert not ok, tau
-
-
-# -- the shared store: every write locked and announced ----------------------------------------------------
-CLIENT_WRITES = ("insert", "upsert", "delete", "create_", "drop_", "rename_", "alter_", "add_", "truncate")
-
-
-def _video_store_write_methods() -> set[str]:
-    """The methods of VideoStore that write: those calling a writing method of its Milvus client (``self.client``
-    or a local alias of it), and those calling such a method of ``self``, read from VideoStore's source."""
-    import ast
-    import inspect
-    import textwrap
-
-    from vidseek.store.video_store import VideoStore
-
-    cls = ast.parse(textwrap.dedent(inspect.getsource(VideoStore))).body[0]
-    direct, calls = set(), {}
-    for fn in (n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
-        nodes = list(ast.walk(fn))
-        aliases = {"self.client"} | {
-            ast.unparse(t)
-            for n in nodes
-            if isinstance(n, ast.Assign) and ast.unparse(n.value) == "self.client"
-            for t in n.targets
-        }
-        calls[fn.name] = set()
-        for n in nodes:
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
-                owner = ast.unparse(n.func.value)
-                if owner in aliases and n.func.attr.startswith(CLIENT_WRITES):
-                    direct.add(fn.name)
-                elif owner == "self":
-                    calls[fn.name].add(n.func.attr)
-    writes = set(direct)
-    while more := {m for m, called in calls.items() if called & writes} - writes:
-        writes |= more
-    return writes
-
-
-def test_shared_store_overrides_every_write_method_of_the_video_store():
-    """A write method added to VideoStore and not to SharedStore would write unlocked and unannounced (stale
-    frame cache, replica and ingest counts): this fails until SharedStore wraps it."""
-    from vidseek.apps.service.ingest import SharedStore
-
-    writes = _video_store_write_methods()
-    assert {"upsert_videos", "insert_frames", "_create"} <= writes  # the reading of the source works
-    public = {m for m in writes if not m.startswith("_")}
-    missing = sorted(m for m in public if m not in SharedStore.__dict__)
-    assert not missing, f"SharedStore does not wrap VideoStore's write methods {missing}"
-    assert set(SharedStore.WRITE_METHODS) == public
-
-
-# each write method of SharedStore: its arguments and the video ids its listeners are told of
-WRITE_CALLS = {
-    "ensure_model": (({"model": "m", "embed_dim": 2},), []),
-    "record_thinning": ((0.95,), []),
-    "insert_frames": (("v1", "table"), ["v1"]),
-    "upsert_frames": (("v1", "table"), ["v1"]),
-    "delete_frame_rows": ((["v1:000001", "v2:000000", "v1:000002"],), ["v1", "v2"]),
-    "upsert_videos": (([{"video_id": "v1"}, {"video_id": "v2"}],), ["v1", "v2"]),
-    "delete_videos": ((iter(["v1", "v2"]),), ["v1", "v2"]),
-    "delete_frames": ((iter(["v2"]),), ["v2"]),
-}
-
-
-def test_shared_store_writes_hold_the_lock_and_tell_the_listeners(monkeypatch):
-    from vidseek.apps.service.ingest import SharedStore
-    from vidseek.store.video_store import VideoStore
-
-    assert set(WRITE_CALLS) == set(SharedStore.WRITE_METHODS)
-    store = SharedStore.__new__(SharedStore)  # no connection: VideoStore's writes are stubbed below
-    store.write_lock, store.generation, store.listeners = threading.RLock(), 0, []
-    told: list = []
-    store.listeners.append(lambda ids, rows: told.append(list(ids)))
-
-    def held_elsewhere() -> bool:
-        got: list = []
-        t = threading.Thread(target=lambda: got.append(store.write_lock.acquire(blocking=False)))
-        t.start()
-        t.join()
-        if got[0]:
-            store.write_lock.release()
-        return not got[0]
-
-    seen: dict = {}
-    for name in WRITE_CALLS:
-        monkeypatch.setattr(VideoStore, name, lambda self, *a, _n=name: seen.update({_n: (held_elsewhere(), a)}))
-    for name, (args, ids) in WRITE_CALLS.items():
-        before, told[:] = store.generation, []
-        getattr(store, name)(*args)
-        locked, passed = seen[name]
-        assert locked, f"{name} wrote without the write lock"
-        assert store.generation == before + 1 and told == [ids], (name, told)
-        assert not any(hasattr(a, "__next__") for a in passed), name  # an iterator is read once, into a list
 
 
 # -- page, health, schema -------------------------------------------------------------------------------

@@ -169,3 +169,51 @@ def test_search_page_shows_results_and_plays_a_moment(browser, served, artifacts
         assert not problems, problems
     finally:
         page.close()
+
+
+def test_an_image_dropped_on_the_page_runs_the_image_search(browser, served, tmp_path):
+    """A real ``drop`` event with a DataTransfer holding the PNG's bytes: the page uploads it to /search/image
+    and shows its hits as text search's, thumbnails loaded; a file of another type is refused in the page."""
+    url, videos = served
+    ffmpeg("-ss", "1", "-i", str(videos[0]), "-frames:v", "1", str(tmp_path / "shot.png"))
+    png = list((tmp_path / "shot.png").read_bytes())
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    drop = """([bytes, name, type]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], name, { type }));
+        const target = document.querySelector('[data-testid=drop]');
+        target.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        target.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }"""
+    try:
+        page.goto(url + "/")
+        page.click("#settings summary")
+        page.fill("#token", TOKEN)
+        page.dispatch_event("#token", "change")
+        uploads = []
+        page.on("request", lambda r: uploads.append(r) if "/search/image" in r.url else None)
+        page.evaluate(drop, [png, "shot.png", "image/png"])
+        page.wait_for_function("() => document.querySelector('#status').textContent.includes('image “shot.png”')")
+        assert len(uploads) == 1 and uploads[0].method == "POST"
+        assert "multipart/form-data" in uploads[0].headers["content-type"]
+        hits = page.locator("[data-testid=hit]")
+        assert hits.count() == len(videos)  # every video of the library, ranked, as text search shows them
+        # the video the frame was taken from ranks first (the same picture: its image vector is the frame's)
+        assert hits.first.get_attribute("data-video-id") == video_id_for(videos[0])
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=hit] img')]"
+            ".every(i => i.complete && i.naturalWidth === 320)",
+            timeout=20_000,
+        )
+        assert page.evaluate("() => document.querySelector('#results').dataset.image") == "shot.png"
+        assert "score" in hits.first.inner_text()
+        page.evaluate(drop, [list(b"just text"), "notes.txt", "text/plain"])
+        page.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
+        assert "notes.txt: text/plain; drop a JPEG, PNG or WebP image" in page.inner_text("#status")
+        assert len(uploads) == 1  # refused in the page: nothing sent
+        assert not problems, problems
+    finally:
+        page.close()

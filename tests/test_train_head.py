@@ -99,6 +99,14 @@ def pair_accuracy(vectors, labels, text):
     return float(np.mean(ok))
 
 
+def test_the_light_config_frames_default_is_the_heads():
+    """pipeline/train_config.py repeats operators/heads.py DEFAULT_FRAMES so the CLI need not import torch."""
+    from vidseek.operators.heads import DEFAULT_FRAMES
+    from vidseek.pipeline import train_config
+
+    assert train_config.DEFAULT_FRAMES == DEFAULT_FRAMES == TrainConfig("d").frames
+
+
 def test_one_step_lowers_loss(tiny_clip):
     torch.manual_seed(0)
     head = SeqTransfHead.from_clip_text(tiny_clip.model)
@@ -338,3 +346,47 @@ def test_nearest_pair_order_batches_confusable_captions_together():
     twins = {frozenset((i, i + 6)) for i in range(1, 6)}
     assert len(twins & pairs) >= 4, pairs  # near-twins end up side by side
     assert frozenset((0, 12)) not in pairs  # identical captions are never each other's negative
+
+
+def test_the_cli_trains_the_head_its_options_describe(order_task, tmp_path):
+    """`vidseek train` hands each option to TrainConfig (apps/cli/options.py TRAIN): non-default values give
+    the very head train_head gives with them."""
+    from typer.testing import CliRunner
+
+    from vidseek.apps.cli.main import app
+
+    values = dict(head_type="seqLSTM", epochs=2, batch_size=32, lr=1e-3, weight_decay=0.1, warmup=0.2, seed=7)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in values.items()]
+    out = tmp_path / "cli.pt"
+    args = ["train", "--dataset", order_task["dataset"], "--store", order_task["store"], "--out", str(out)]
+    r = CliRunner().invoke(app, [*args, *flags, "--hard-negatives", "--val-fraction=0.25", "--json"])
+    assert r.exit_code == 0, r.output
+    cli = json.loads(r.stdout.splitlines()[-1])
+    ref = train_head(
+        TrainConfig(
+            dataset=order_task["dataset"],
+            store=order_task["store"],
+            out=str(tmp_path / "ref.pt"),
+            hard_negatives=True,
+            val_fraction=0.25,
+            progress=False,
+            verbose=False,
+            **values,
+        )
+    )
+    assert [h["loss"] for h in cli["history"]] == [h["loss"] for h in ref.history] and cli["n_val_videos"] == 24
+    got, want = read_head(out), read_head(tmp_path / "ref.pt")
+    assert got["config"]["head_type"] == "seqLSTM" and got["extra"]["train_config"]["hard_negatives"] is True
+    assert all(torch.equal(got["state_dict"][k], want["state_dict"][k]) for k in want["state_dict"])
+
+
+def test_the_cli_names_a_missing_store_and_the_way_out(tmp_path, order_task):
+    from typer.testing import CliRunner
+
+    from vidseek.apps.cli.main import app
+
+    missing = tmp_path / "nowhere.db"
+    args = ["train", "--dataset", order_task["dataset"], "--store", str(missing), "--out", str(tmp_path / "h.pt")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and f"store {missing} does not exist" in r.output and "--video-root" in r.output
+    assert not (tmp_path / "h.pt").exists()

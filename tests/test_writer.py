@@ -78,3 +78,19 @@ def test_the_writer_stage_imports_no_torch():
     """torch costs the writer actor ~3 s of CPU at start-up; it needs none without a learned head."""
     code = "import sys, vidseek.pipeline.stages.write; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_a_video_that_fails_after_its_frames_were_flushed_leaves_only_its_error_row(tmp_path, tiny_clip):
+    """A read that breaks mid-object (a URL source's connection reset) after frames went to the store: the
+    failed end record deletes them; nothing half-written stays."""
+    uri = str(tmp_path / "w.db")
+    writer = StoreWriter(uri, tiny_clip.stamp(), "fps:1", flush_rows=2, expected=1)
+    writer(_embedded(_frames("cut", 3)))  # 3 rows ≥ flush_rows: written before the video ends
+    assert writer.store.count_frames("cut") == 3  # the precondition: frames really were flushed
+    end = VideoEnd("cut", "s3://b/cut.mp4", "failed", error="s3://b/cut.mp4: reading the object failed (reset)")
+    out = writer(_embedded(FrameRows.empty((64,), np.float32), [end]))
+    assert list(out["status"]) == ["failed"]
+    with VideoStore(uri) as store:
+        assert store.count_frames("cut") == 0
+        (row,) = store.video_records(fields=["video_id", "status", "error"])
+    assert row["status"] == "failed" and "reading the object failed" in row["error"]

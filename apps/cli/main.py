@@ -1,4 +1,5 @@
-"""The ``vidseek`` command line (typer): index, search, rerank, eval, eval-run, models, info, demo."""
+"""The ``vidseek`` command line (typer): index, search (text, image, clip), rerank, eval, eval-run, models, info,
+demo, serve; train, import-clip4clip, copies and testbed from their modules."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Optional
 import numpy as np
 import typer
 
-from vidseek.apps.cli import testbed, train
+from vidseek.apps.cli import by_example, copies, testbed, train
 from vidseek.apps.cli.common import fail, open_searcher, quiet_logs, warn
 from vidseek.apps.cli.config import config_option
-from vidseek.apps.cli.options import INDEX, MODEL_HELP, PRETRAINED_HELP, SEARCH, derived
+from vidseek.apps.cli.options import CLIP, INDEX, MODEL_HELP, PRETRAINED_HELP, SEARCH, derived
+from vidseek.retrieval.params import IMAGE_WEIGHT
 
 app = typer.Typer(
     add_completion=False,
@@ -59,33 +61,65 @@ def index(
 @derived
 def search(
     config: Optional[Path] = config_option(),
-    query: str = typer.Argument(..., help="text query"),
+    query: Optional[str] = typer.Argument(None, help="text query (with --image: fused with the image)"),
     store=INDEX.field("store"),
     params=SEARCH.fields(),
+    image: Optional[Path] = typer.Option(
+        None, "--image", dir_okay=False, help="query image (JPEG, PNG or WebP): videos with frames like it"
+    ),
+    image_weight: float = typer.Option(
+        IMAGE_WEIGHT, "--image-weight", help="the image's share when TEXT is given too (0: text only, 1: image only)"
+    ),
+    video: Optional[Path] = typer.Option(
+        None, "--video", dir_okay=False, help="query clip: videos holding it, with the aligned segments"
+    ),
+    start: Optional[float] = typer.Option(None, "--start", help="--video: search with the clip from here (s)"),
+    end: Optional[float] = typer.Option(None, "--end", help="--video: up to here (s)"),
+    clip=CLIP.fields(),
+    decode_timeout=INDEX.field(
+        "decode_timeout_s",
+        help="--video: most seconds the clip may take to decode, plus --decode-timeout-per-s × its duration",
+    ),
+    decode_timeout_per_s=INDEX.field("decode_timeout_per_s", help="--video: seconds allowed per second of the clip"),
     filter: list[str] = typer.Option([], "--filter", help="metadata filter key=value (repeatable; typed, quoted)"),
     as_json: bool = typer.Option(False, "--json"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Search STORE with a text query: one hit per video with its best moment."""
+    """Search STORE with a text query, an image (--image, alone or with TEXT) or a clip (--video): one hit
+    per video with its best moment (a clip: the aligned segment in the video and in the clip)."""
     quiet_logs(verbose)
+    from vidseek.operators.isolated_decode import DecodeLimit
+    from vidseek.retrieval.params import ClipSearchParams
     from vidseek.retrieval.search import SearchParams
     from vidseek.store.filters import all_of, parse_user_filter
     from vidseek.store.video_store import StoreError
 
+    searcher = None
     try:
         expr = all_of(*[parse_user_filter(f) for f in filter])
         checked = SearchParams(**params, filter=expr).validate()  # before the store opens: a bad value says so
-        hits = open_searcher(store).search(query, checked)
+        by_example.check_example_args(query, image, video, start, end, image_weight)
+        clip_params = ClipSearchParams(k=checked.k, filter=expr, **clip).validate()
+        limit = DecodeLimit(decode_timeout, decode_timeout_per_s)
+        searcher = open_searcher(store)
+        if video is not None:
+            out, text = by_example.clip_result(searcher, video, start, end, clip_params, limit)
+        elif image is not None:
+            out, hits, label = by_example.image_result(searcher, image, query, image_weight, checked)
+            text = format_hits(query, hits, header=label)
+        else:
+            hits = searcher.search(query, checked)
+            out, text = {"query": query, "hits": [h.as_dict() for h in hits]}, format_hits(query, hits)
     except (StoreError, ValueError) as e:
         fail(str(e))
-    if as_json:
-        typer.echo(json.dumps({"query": query, "hits": [h.as_dict() for h in hits]}))
-        return
-    typer.echo(format_hits(query, hits))
+    finally:
+        if searcher is not None:
+            searcher.store.close()
+    typer.echo(json.dumps(out) if as_json else text)
 
 
-def format_hits(query: str, hits: list) -> str:
-    lines = [f"query: {query!r}"]
+def format_hits(query: str | None, hits: list, header: str | None = None) -> str:
+    lines = [header or f"query: {query!r}"]
     if not hits:
         lines.append("  (no hits)")
     for i, h in enumerate(hits, 1):
@@ -319,6 +353,72 @@ def demo(
     searcher.store.close()
 
 
+def _check_serve_options(host: str, token: str | None, ingest_roots: list[Path], two_frame_sources: bool) -> None:
+    """Refuse a short token, a non-loopback address without one, an ingest root that is no directory, and
+    both --in-memory and --frame-mirror."""
+    if two_frame_sources:
+        fail("--frame-mirror and --in-memory both replace where rescoring reads frames: choose one")
+    from vidseek.apps.service.auth import is_loopback
+
+    if token is not None and len(token) < 16:
+        fail(
+            "the token is too short (16+ characters): make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    if not is_loopback(host) and not token:
+        fail(
+            f"refusing to bind {host} without a token: anyone who can reach it could search and read your "
+            "videos. Pass --token (or set VIDSEEK_TOKEN), or bind 127.0.0.1 (the default)"
+        )
+    for root in ingest_roots:
+        if not root.is_dir():
+            fail(f"--ingest-root {root}: not a directory")
+
+
+def _service_app(store: str, **options):
+    """The service's app for ``store`` (``create_app``), or one line that says why it cannot start."""
+    from vidseek.apps.service import create_app
+    from vidseek.store.video_store import StoreBusyError, StoreError
+
+    try:
+        return create_app(store, **options)
+    except StoreBusyError as e:
+        fail(
+            f"cannot serve {store}: another process holds it (an index job or another service?). Milvus "
+            "Lite allows one process per store: wait for the job to finish, or stop it and index through "
+            f"this service instead (start it, then POST /ingest), or use a Milvus server URI. "
+            f"({e.__cause__.__class__.__name__}: {e.__cause__})"
+        )
+    except StoreError as e:
+        fail(str(e))
+    except Exception as e:  # noqa: BLE001 — the model may fail to load (its message says what to do)
+        from vidseek.operators.models import ModelLoadError
+
+        if isinstance(e, ModelLoadError):
+            fail(str(e))
+        raise
+
+
+# where `serve` rescoring reads frames (module level: the command's option list stays short)
+IN_MEMORY_OPTION = typer.Option(
+    False,
+    "--in-memory",
+    help="hold the store's vectors in this process and search them there: much faster on a large Milvus Lite "
+    "store (bench/search_latency.py), costs ~2 KB of RAM per frame vector (ViT-B-32)",
+)
+FRAME_MIRROR_OPTION = typer.Option(
+    None,
+    "--frame-mirror",
+    file_okay=False,
+    help="directory for a local copy of the store's frame vectors that rescoring reads instead of the store: "
+    "much faster on a Milvus server (bench/search_latency.py); ~2 KB of disk per frame vector (ViT-B-32), "
+    "synced at start and every --mirror-sync seconds",
+)
+MIRROR_SYNC_OPTION = typer.Option(
+    60.0, "--mirror-sync", min=0, help="seconds between frame-mirror syncs (0: at start only)"
+)
+
+
 @app.command()
 @derived
 def serve(
@@ -341,67 +441,34 @@ def serve(
     ),
     model=INDEX.field("model", help="model for ingesting into an empty store (a store knows its own); " + MODEL_HELP),
     pretrained=INDEX.field("pretrained", help="empty store only; " + PRETRAINED_HELP),
+    storage_options=INDEX.field("storage_options", help="videos indexed by URL: fsspec options (JSON), as for index"),
     lock_wait: float = typer.Option(3.0, help="seconds to wait for a store held by another process"),
-    in_memory: bool = typer.Option(
-        False,
-        "--in-memory",
-        help="hold the store's vectors in this process and "
-        "search them there: much faster on a large Milvus Lite store (bench/"
-        "search_latency.py), costs ~2 KB of RAM per frame vector (ViT-B-32)",
-    ),
+    in_memory: bool = IN_MEMORY_OPTION,
+    frame_mirror: Path = FRAME_MIRROR_OPTION,
+    mirror_sync: float = MIRROR_SYNC_OPTION,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve STORE over HTTP: search API, thumbnails, video playback, ingest jobs, and a search page at /."""
     quiet_logs(verbose)
-    from vidseek.apps.service.auth import RedactTokens, is_loopback
-
-    if token is not None and len(token) < 16:
-        fail(
-            "the token is too short (16+ characters): make one with "
-            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-    loopback = is_loopback(host)
-    if not loopback and not token:
-        fail(
-            f"refusing to bind {host} without a token: anyone who can reach it could search and read your "
-            "videos. Pass --token (or set VIDSEEK_TOKEN), or bind 127.0.0.1 (the default)"
-        )
-    for root in ingest_root:
-        if not root.is_dir():
-            fail(f"--ingest-root {root}: not a directory")
-
+    _check_serve_options(host, token, ingest_root, in_memory and bool(frame_mirror))
     import uvicorn
 
-    from vidseek.apps.service import create_app
-    from vidseek.store.video_store import StoreBusyError, StoreError
+    from vidseek.apps.service.auth import RedactTokens, is_loopback
 
-    allowed = {"localhost", "127.0.0.1", "::1", host.strip("[]").lower()} if loopback else None
-    try:
-        api = create_app(
-            store,
-            token=token,
-            ingest_roots=[str(r) for r in ingest_root],
-            model=model,
-            pretrained=pretrained,
-            allowed_hosts=allowed,
-            lock_wait_s=lock_wait,
-            in_memory=in_memory,
-        )
-    except StoreBusyError as e:
-        fail(
-            f"cannot serve {store}: another process holds it (an index job or another service?). Milvus "
-            "Lite allows one process per store: wait for the job to finish, or stop it and index through "
-            f"this service instead (start it, then POST /ingest), or use a Milvus server URI. "
-            f"({e.__cause__.__class__.__name__}: {e.__cause__})"
-        )
-    except StoreError as e:
-        fail(str(e))
-    except Exception as e:  # noqa: BLE001 — the model may fail to load (its message says what to do)
-        from vidseek.operators.models import ModelLoadError
-
-        if isinstance(e, ModelLoadError):
-            fail(str(e))
-        raise
+    allowed = {"localhost", "127.0.0.1", "::1", host.strip("[]").lower()} if is_loopback(host) else None
+    api = _service_app(
+        store,
+        token=token,
+        ingest_roots=[str(r) for r in ingest_root],
+        model=model,
+        pretrained=pretrained,
+        allowed_hosts=allowed,
+        lock_wait_s=lock_wait,
+        in_memory=in_memory,
+        storage_options=storage_options,
+        frame_mirror=str(frame_mirror) if frame_mirror else None,
+        mirror_sync_s=mirror_sync,
+    )
     if api.state.service.store.dim is not None:
         warn(api.state.service.searcher().model_warning)  # built at start-up: the store's model is loaded
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
@@ -424,6 +491,7 @@ def serve(
 # the head's and the testbed's commands, listed after these in `vidseek --help`
 app.command()(train.train)
 app.command("import-clip4clip")(train.import_clip4clip_cmd)
+app.command("copies")(copies.copies)
 app.add_typer(testbed.testbed_app, name="testbed")
 
 

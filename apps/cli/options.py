@@ -1,7 +1,8 @@
 """The CLI's options that are fields of a config dataclass: one table per dataclass, one entry per field.
 
 The dataclass gives each option its **default and type** (``dataclasses.fields`` and its type hints:
-``pipeline/index_config.py`` IndexConfig, ``retrieval/params.py`` SearchParams); the table gives its **CLI
+``pipeline/index_config.py`` IndexConfig, ``retrieval/params.py`` SearchParams and ClipSearchParams,
+``retrieval/copies.py`` CopyParams, ``pipeline/train_config.py`` TrainConfig); the table gives its **CLI
 name and help** (and any other ``typer.Option`` setting, e.g. a callback that checks the value). The search
 table's help lines and accepted ranges are retrieval/params.py ``PARAMS``', which the service reads too. A field
 that is not an option says so with :class:`NotOnCli` and why, so that every field is in its table
@@ -32,7 +33,9 @@ from typing import Any, Callable
 import typer
 
 from vidseek.pipeline.index_config import IndexConfig
-from vidseek.retrieval.params import PARAMS, SearchParams
+from vidseek.pipeline.train_config import TrainConfig
+from vidseek.retrieval.copies import CopyParams
+from vidseek.retrieval.params import PARAMS, ClipSearchParams, SearchParams
 
 
 def one_of(*choices: str) -> Callable[[str], str]:
@@ -51,6 +54,7 @@ class CliOption:
     help: str
     name: str | None = None  # the option's name when it is not the field's (decode-timeout for decode_timeout_s)
     argument: bool = False  # a positional argument, not an --option
+    off: str | None = None  # a flag's off switch when not --no-NAME (random-batches for --hard-negatives)
     settings: dict[str, Any] = field(default_factory=dict)  # further typer.Option settings (callback, flags, …)
 
 
@@ -123,6 +127,8 @@ class OptionTable:
             info = typer.Argument(self.default(name), help=text, **entry.settings)
         else:
             decls = (f"--{entry.name}",) if entry.name else ()
+            if entry.off:
+                decls = (f"--{self.cli_name(name)}/--{entry.off}",)
             info = typer.Option(self.default(name), *decls, help=text, **entry.settings)
         return inspect.Parameter(
             self.cli_name(name).replace("-", "_"),
@@ -221,6 +227,11 @@ INDEX = OptionTable(
             "a new store's frame index: HNSW (default), IVF_FLAT, IVF_SQ8, IVF_PQ or DISKANN (compressed, for "
             "large libraries on a Milvus server; docs/scale.md)"
         ),
+        "storage_options": CliOption(
+            "URL sources (s3://, gs://, https://): fsspec options as a JSON object, e.g. '{\"anon\": true}' or "
+            '\'{"endpoint_url": "http://minio:9000", "key": "…", "secret": "…"}\'; default: credentials from the '
+            "environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, …) and profile files. Never logged or stored"
+        ),
         "device": CliOption("auto | cpu | cuda"),
         "precision": CliOption(
             "CLIP's precision: auto is bf16 on CUDA, fp32 on the CPU (docs/gpu.md); vectors are stored as float32",
@@ -253,5 +264,80 @@ SEARCH = OptionTable(
     {
         **{name: CliOption(_search_help(name)) for name in PARAMS},  # rerank: --rerank/--no-rerank
         "filter": NotOnCli("built from the repeatable --filter key=value options (typed, quoted)"),
+    },
+)
+
+# `vidseek search --video`: the clip query's own knobs (k and the filter are the search table's)
+CLIP = OptionTable(
+    ClipSearchParams,
+    {
+        "k": NotOnCli("--k of the search options"),
+        "candidates": CliOption(
+            "--video: videos aligned with the clip (the most hit by its frames)", name="clip-candidates"
+        ),
+        "per_frame": CliOption("--video: videos per clip frame in the frame ANN", name="clip-per-frame"),
+        "threshold": CliOption(
+            "--video: cosine above which a clip frame matches a stored frame (alignment θ)", name="clip-threshold"
+        ),
+        "gap": CliOption("--video: alignment cost of a skipped frame", name="clip-gap"),
+        "filter": NotOnCli("built from the repeatable --filter key=value options (typed, quoted)"),
+    },
+)
+
+# `vidseek copies`; docs/copies.md says how each value was chosen
+COPIES = OptionTable(
+    CopyParams,
+    {
+        "min_seconds": CliOption("shortest shared segment reported, in both videos (s)"),
+        "threshold": CliOption("whitened frame cosine of the same picture (alignment θ)"),
+        "probe_threshold": CliOption("plain frame cosine at which a frame search hit makes a candidate"),
+        "k": CliOption("videos per frame in the candidate search"),
+        "gap": CliOption("alignment cost of a skipped frame"),
+        "generic_videos": CliOption("a frame near this many other videos is generic (black, a title card)"),
+        "cover": CliOption("share of a video's content a segment covers to make a duplicate or an excerpt"),
+        "whiten": CliOption("whitening power: 1 full PCA whitening, 0 plain cosines"),
+        "whiten_sample": CliOption("frame rows the whitening is estimated from"),
+        "batch": NotOnCli("query frames per ANN call: memory per call, not the result"),
+    },
+)
+
+# `vidseek train`, in the order its --help lists them after the files and the store
+TRAIN = OptionTable(
+    TrainConfig,
+    {
+        "dataset": NotOnCli("the command's own --dataset, typed Path: typer checks that the file exists"),
+        "out": NotOnCli("the command's own --out, typed Path and required (no head.pt default)"),
+        "store": NotOnCli("the index's --store and default; None when the store is missing and --video-root feeds"),
+        "video_root": NotOnCli("the command's own --video-root, typed Path: a directory"),
+        "head_type": CliOption("seqTransf | seqLSTM"),
+        "frames": CliOption("frames sampled uniformly per video (CLIP4Clip: 12)"),
+        "epochs": CliOption("passes over the training videos"),
+        "batch_size": CliOption("videos per batch (one caption each)"),
+        "lr": CliOption("peak learning rate (AdamW)"),
+        "weight_decay": CliOption("on weight matrices (not biases, LayerNorm, embeddings)"),
+        "warmup": CliOption("share of steps with linear warm-up (then cosine decay)"),
+        "grad_clip": NotOnCli("CLIP4Clip's gradient-norm clip, 1.0: not a knob of the command"),
+        "hard_negatives": CliOption(
+            "batch each video with its nearest-caption neighbour (e.g. 'X then Y' beside 'Y then X'); default: "
+            "random batches as in CLIP4Clip",
+            off="random-batches",
+        ),
+        "val_fraction": CliOption("share of videos held out for validation (0: none)"),
+        "seed": CliOption("seed of the head's init, the split, and each epoch's captions and order"),
+        "split": CliOption("MSR-VTT JSON split to train on (train/validate/test)"),
+        "sampling": CliOption("frame sampling for videos decoded on the fly"),
+        "model": CliOption(
+            "without a store: encoder to use (default tiny-random: random weights, finds nothing; for a real "
+            "encoder e.g. --model ViT-B-32 --pretrained /path/to/open_clip_model.safetensors); with one: must be "
+            "the store's"
+        ),
+        "pretrained": CliOption("weights for --model: open_clip tag, local checkpoint path, or 'none' (random)"),
+        "prefix": NotOnCli("collection names: one store per path or URI on the command line"),
+        "device": CliOption("auto | cpu | cuda"),
+        "threads": CliOption("CPU threads for training"),
+        "resume": CliOption("continue from OUT.partial (same options)", name="resume"),
+        "stop_after": NotOnCli("ends a run early for tests (a partial checkpoint is kept); --resume continues it"),
+        "progress": NotOnCli("a progress bar when stderr is a terminal and --json is off"),
+        "verbose": NotOnCli("the command prints training lines itself (to stderr with --json); -v sets the log level"),
     },
 )

@@ -2,6 +2,10 @@
 
     GET  /                           the search page (static HTML + JS, no build step)
     GET  /search, POST /search       text search: q, k, aggregation, tau, rerank, alpha, depth, filters
+    POST /search/image               search by image: multipart ``file`` (JPEG, PNG, WebP), text search's
+                                     parameters as query parameters, ``q`` (optional) and ``weight`` to fuse text
+    POST /search/clip                search by video clip: multipart ``file``; start, end, k, alignment knobs
+    GET  /search/clip/{id}           the same with a part (start, end) of an indexed video
     POST /rerank                     CLIPRerank of a client's candidate list, frame evidence from the store
     GET  /videos/{id}                a video's row (no vectors)
     GET  /videos/{id}/thumbnail?t=   JPEG of the frame shown at t seconds (320 px wide)
@@ -36,7 +40,8 @@ every request except ``/``, ``/static/*`` and ``/healthz`` must then carry ``Aut
 store records for an ``ok`` video, and only while that file is still the one indexed (the id hashes its
 path, size and mtime: a changed file or a swapped symlink is not served), never a client-supplied path. Ingest reads only under ``--ingest-root``
 directories (off when none is given; symlinks and list-file entries that resolve outside are refused).
-Limits (``Limits``): query length, k, depth, filters, candidates and request body size (413). Filters are
+Limits (``Limits``): query length, k, depth, filters, candidates and request body size (413; uploads
+have their own: ``max_image_bytes``, ``max_clip_bytes``). Filters are
 typed key/op/value (or ``key=value`` strings through ``vidseek.store.filters.parse_user_filter``), never pasted
 into an expression. Errors are JSON with 4xx codes; cross-origin POSTs are refused.
 """

@@ -60,12 +60,48 @@ async def _send_json(send, status: int, detail: str, extra_headers: list | None 
     await send({"type": "http.response.body", "body": body})
 
 
+class BodyTooLargeError(Exception):
+    """Raised into the app by ``BodyLimit`` when a body passes its limit (the Guard answers 413)."""
+
+
+class BodyLimit:
+    """An ASGI ``receive`` that passes each body chunk on as it arrives (nothing is held here) and counts
+    the bytes; past ``limit`` it raises ``BodyTooLargeError`` into the app instead of returning more."""
+
+    def __init__(self, receive, limit: int):
+        self.receive, self.limit, self.size = receive, limit, 0
+        self.over = self.answered = False
+
+    async def __call__(self):
+        msg = await self.receive()
+        if msg["type"] == "http.request":
+            self.size += len(msg.get("body", b""))
+            if self.size > self.limit:
+                self.over = True
+                raise BodyTooLargeError(self.limit)
+        return msg
+
+    async def refuse(self, send) -> None:
+        if not self.answered:
+            self.answered = True
+            await _send_json(send, 413, f"request body over {self.limit} bytes")
+
+
 class Guard:
     """``token``: required on every non-public request when set. ``allowed_hosts``: Host header names
-    answered (None: any). ``max_body``: request bodies above this many bytes get 413."""
+    answered (None: any). ``max_body``: request bodies above this many bytes get 413; ``upload_paths``: the
+    paths that take a file, each with its own limit."""
 
-    def __init__(self, app, token: str | None, max_body: int, allowed_hosts: set[str] | None = None):
+    def __init__(
+        self,
+        app,
+        token: str | None,
+        max_body: int,
+        allowed_hosts: set[str] | None = None,
+        upload_paths: dict[str, int] | None = None,
+    ):
         self.app, self.token, self.max_body = app, token or None, max_body
+        self.upload_paths = dict(upload_paths or {})  # path -> its own body limit (file uploads)
         self.allowed_hosts = {h.strip("[]").lower() for h in allowed_hosts} if allowed_hosts else None
 
     async def __call__(self, scope, receive, send):
@@ -75,6 +111,7 @@ class Guard:
         for k, v in scope["headers"]:
             headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
         path, method = scope["path"], scope["method"]
+        body: BodyLimit | None = None
 
         if self.allowed_hosts is not None and host_of(headers.get("host", "")) not in self.allowed_hosts:
             return await _send_json(
@@ -96,38 +133,23 @@ class Guard:
                 return await _send_json(send, 403, "cross-origin requests are not accepted")
             if origin == "null":
                 return await _send_json(send, 403, "cross-origin requests are not accepted")
+            limit = self.upload_paths.get(path, self.max_body)
             length = headers.get("content-length")
             if length is not None:
                 if not length.isdigit():
                     return await _send_json(send, 400, "bad Content-Length header")
-                if int(length) > self.max_body:
-                    return await _send_json(send, 413, f"request body over {self.max_body} bytes")
-            body, more = [], True
-            size = 0
-            while more:
-                msg = await receive()
-                if msg["type"] == "http.disconnect":
-                    return
-                chunk = msg.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body:
-                    return await _send_json(send, 413, f"request body over {self.max_body} bytes")
-                body.append(chunk)
-                more = msg.get("more_body", False)
-            data, replayed = b"".join(body), False
-
-            async def receive_again():
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": data, "more_body": False}
-                return await receive()
-
-            receive = receive_again
+                if int(length) > limit:
+                    return await _send_json(send, 413, f"request body over {limit} bytes")
+            body = BodyLimit(receive, limit)  # a chunked body (no Content-Length) is counted as it is read
+            receive = body
 
         page = path == "/" or path.startswith("/static/")
 
         async def send_with_headers(msg):
+            if body is not None and body.over:  # the app's own answer to a body cut short is replaced by the 413
+                if msg["type"] == "http.response.start":
+                    await body.refuse(send)
+                return
             if msg["type"] == "http.response.start":
                 h = list(msg.get("headers", []))
                 h += [
@@ -140,7 +162,10 @@ class Guard:
                 msg = {**msg, "headers": h}
             await send(msg)
 
-        return await self.app(scope, receive, send_with_headers)
+        try:
+            return await self.app(scope, receive, send_with_headers)
+        except BodyTooLargeError:
+            await body.refuse(send)  # the app let the error through: no answer was sent yet
 
     @staticmethod
     def _public(path: str) -> bool:

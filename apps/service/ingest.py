@@ -1,4 +1,8 @@
-"""The service's store connection (writes serialised and announced) and its one-at-a-time ingest jobs."""
+"""The service's frame cache (safe beside the ingest job's writes) and its one-at-a-time ingest jobs.
+
+The service opens one ``VideoStore`` with a ``write_lock``: every write holds it and is announced to the
+store's ``write_listeners`` (store/write_hook.py); the frame cache, the replica and the ingest job listen.
+"""
 
 from __future__ import annotations
 
@@ -21,83 +25,6 @@ log = logging.getLogger(__name__)
 GLOB_CHARS = set("*?[")
 
 
-class SharedStore(VideoStore):
-    """A ``VideoStore`` shared by searches and an ingest job in one process.
-
-    Writes hold ``write_lock``; after each write ``generation`` is bumped and listeners are told which
-    videos changed (the frame cache evicts them). Reads are not locked: Milvus serves them concurrently.
-    Every write method of ``VideoStore`` is overridden here (``WRITE_METHODS``; tests/test_service.py reads
-    ``VideoStore``'s source and fails on a write method that is not).
-    """
-
-    WRITE_METHODS = (
-        "ensure_model",
-        "record_thinning",
-        "insert_frames",
-        "upsert_frames",
-        "delete_frame_rows",
-        "upsert_videos",
-        "delete_videos",
-        "delete_frames",
-    )
-
-    def __init__(self, *args, **kwargs):
-        self.write_lock = threading.RLock()
-        self.generation = 0
-        self.listeners: list[Callable[[list[str], list[dict]], None]] = []
-        super().__init__(*args, **kwargs)
-
-    def _changed(self, video_ids: list[str], rows: list[dict] | None = None) -> None:
-        self.generation += 1  # before the listeners run: see ThreadSafeFrameCache.get
-        for fn in list(self.listeners):
-            fn(video_ids, rows or [])
-
-    def ensure_model(self, stamp: dict) -> None:
-        with self.write_lock:
-            super().ensure_model(stamp)
-            self._changed([])
-
-    def record_thinning(self, threshold: float) -> None:
-        with self.write_lock:
-            super().record_thinning(threshold)
-            self._changed([])
-
-    def insert_frames(self, video_id, *args, **kwargs) -> int:
-        with self.write_lock:
-            n = super().insert_frames(video_id, *args, **kwargs)
-            self._changed([video_id])
-            return n
-
-    def upsert_frames(self, video_id, *args, **kwargs) -> int:
-        with self.write_lock:
-            n = super().upsert_frames(video_id, *args, **kwargs)
-            self._changed([video_id])
-            return n
-
-    def delete_frame_rows(self, pks: list[str]) -> None:
-        pks = list(pks)
-        with self.write_lock:
-            super().delete_frame_rows(pks)
-            self._changed(sorted({pk.rsplit(":", 1)[0] for pk in pks}))  # keys are "video_id:idx"
-
-    def upsert_videos(self, rows: list[dict]) -> None:
-        with self.write_lock:
-            super().upsert_videos(rows)
-            self._changed([r["video_id"] for r in rows], rows)
-
-    def delete_videos(self, video_ids) -> None:
-        ids = list(video_ids)
-        with self.write_lock:
-            super().delete_videos(ids)
-            self._changed(ids)
-
-    def delete_frames(self, video_ids) -> None:
-        ids = list(video_ids)
-        with self.write_lock:
-            super().delete_frames(ids)
-            self._changed(ids)
-
-
 class ThreadSafeFrameCache(FrameCache):
     """The searcher's frame cache, safe under concurrent searches and writes.
 
@@ -105,11 +32,11 @@ class ThreadSafeFrameCache(FrameCache):
     written are not kept: they may hold part of a video that is being indexed.
     """
 
-    def __init__(self, store: SharedStore, max_vectors: int = 500_000):
+    def __init__(self, store: VideoStore, max_vectors: int = 500_000):
         super().__init__(store.frames_of, max_vectors)
         self.store = store
         self._lock = threading.Lock()
-        store.listeners.append(lambda ids, rows: self.evict(ids))
+        store.write_listeners.append(lambda ids, rows: self.evict(ids))
 
     def get(self, video_ids: list[str], admit: Admit | None = None) -> dict[str, FrameTable]:
         with self._lock:
@@ -190,7 +117,7 @@ class IngestManager:
 
     def __init__(
         self,
-        store: SharedStore,
+        store: VideoStore,
         roots: list[str | Path],
         index_fn: Callable | None,
         model: str,
@@ -207,7 +134,7 @@ class IngestManager:
         self.jobs: OrderedDict[str, IngestJob] = OrderedDict()
         self._lock = threading.Lock()
         self._current: IngestJob | None = None
-        store.listeners.append(self._count)
+        store.write_listeners.append(self._count)
 
     def _count(self, ids: list[str], rows: list[dict]) -> None:
         job = self._current

@@ -10,6 +10,7 @@ from collections import OrderedDict
 import av
 
 from vidseek.operators.ffmpeg_log import quiet_ffmpeg
+from vidseek.operators.remote_source import RemoteError, media_input
 
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
@@ -37,12 +38,13 @@ def media_type(path: str) -> str:
     return MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
 
 
-def frame_jpeg(path: str, t: float, width: int = 320, quality: int = 80) -> bytes:
+def frame_jpeg(path: str, t: float, width: int = 320, quality: int = 80, storage_options=None) -> bytes:
     """JPEG of the frame on screen at ``t`` seconds (the last frame starting at or before t; the first
-    frame when t precedes it), ``width`` px wide, display rotation applied."""
+    frame when t precedes it), ``width`` px wide, display rotation applied. A URL is read by range requests
+    (``storage_options``: its credentials; operators/remote_source.py)."""
     quiet_ffmpeg()  # never a Python log callback on FFmpeg's frame threads (see operators/ffmpeg_log.py)
     try:
-        with av.open(path) as c:
+        with media_input(path, storage_options) as src, av.open(src) as c:
             if not c.streams.video:
                 raise ThumbnailError("no video stream")
             s = c.streams.video[0]
@@ -58,6 +60,8 @@ def frame_jpeg(path: str, t: float, width: int = 320, quality: int = 80) -> byte
                 raise ThumbnailError("no decodable frame")
             img = best.to_image()
             rotation = int(getattr(best, "rotation", 0) or 0) % 360
+    except RemoteError as e:
+        raise ThumbnailError(f"cannot read the video's object ({e.kind})") from e
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise ThumbnailError(f"cannot decode the video ({type(e).__name__})") from e
     if rotation:

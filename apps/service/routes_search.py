@@ -12,12 +12,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from vidseek.apps.service.deps import ServiceDep
-from vidseek.apps.service.errors import bad
+from vidseek.apps.service.errors import bad, search_errors
 from vidseek.apps.service.schemas import Limits, SearchOut, TypedFilter, _utf8, search_models
 from vidseek.apps.service.state import Service, media_urls
 from vidseek.retrieval.params import PARAMS, SearchParams
 from vidseek.store.filters import all_of, parse_user_filter
-from vidseek.store.video_store import StoreError, StoreUnavailableError
 
 
 def filter_expr(limits: Limits, filters: list) -> str:
@@ -62,15 +61,9 @@ def run_search(svc: Service, q: str, filters: list, chosen: BaseModel) -> dict:
     values = {name: getattr(chosen, name) for name in PARAMS}
     params = SearchParams(**values, filter=expr)
     t0 = time.perf_counter()
-    try:
+    with search_errors():
         params.validate()
         hits = searcher.search(q, params)
-    except StoreUnavailableError:
-        raise  # 503 (errors.store_unavailable)
-    except StoreError as e:
-        bad(400, str(e))
-    except ValueError as e:
-        bad(422, str(e))
     hits = [h for h in hits if h.path]  # a video being indexed (frames written, row not yet) is left out
     return {
         "query": q,

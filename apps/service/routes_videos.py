@@ -1,21 +1,24 @@
 """A video by id: GET /videos/{id} (its row), /videos/{id}/thumbnail?t= (JPEG), /videos/{id}/file (ranges).
 
 Only the file the store records for an ``ok`` video is served, and only while it is the file indexed
-(``Service.video_file``); its checks and thumbnail decodes are bounded in time (504 past
+(``Service.video_file``; a video indexed by URL: while its object's ETag/version is the one indexed, else 409,
+or 410 once it is gone; its bytes are range reads of the object, apps/service/remote_media.py); its checks and thumbnail decodes are bounded in time (504 past
 ``Limits.decode_timeout_s``) and in number (``Limits.max_decodes``).
 """
 
 from pathlib import Path as FsPath
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from vidseek.apps.service.deps import FrameRenderer, ServiceDep
 from vidseek.apps.service.errors import bad
 from vidseek.apps.service.media import ThumbnailError, media_type
+from vidseek.apps.service.remote_media import object_response
 from vidseek.apps.service.schemas import VideoOut
 from vidseek.apps.service.state import Service, media_urls
+from vidseek.operators.remote_source import is_url
 from vidseek.retrieval.bounded import CallTimeout, call_with_timeout
 from vidseek.store.video_store import VIDEO_FIELDS
 
@@ -89,8 +92,18 @@ def thumbnail(
     response_class=Response,
     responses={200: {"content": {"video/*": {}}}, 206: {"description": "range"}},
 )
-def video_file(video_id: VideoId, svc: ServiceDep):
-    path, _ = checked_file(svc, video_id)
+def video_file(video_id: VideoId, svc: ServiceDep, request: Request):
+    path, row = checked_file(svc, video_id)
+    if is_url(path):  # an object: streamed from range reads of it (apps/service/remote_media.py)
+        try:
+            return call_with_timeout(
+                lambda: object_response(path, row["size"], row["version"], request.headers.get("range"), svc.storage),
+                svc.limits.decode_timeout_s,
+                f"opening the object of video {video_id}",
+                permits=svc.decodes,
+            )
+        except CallTimeout as e:
+            bad(504, f"{e}: the object store is slow or unreachable; try again later")
     return FileResponse(
         path,
         media_type=media_type(path),

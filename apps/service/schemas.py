@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, create_model
 
 from vidseek.pipeline.index_config import IndexConfig
-from vidseek.retrieval.params import PARAMS, SearchParams
+from vidseek.retrieval.params import IMAGE_WEIGHT, PARAMS, ClipSearchParams, SearchParams
 from vidseek.store.filters import compare, field_ref
 
 
@@ -24,6 +24,10 @@ class Limits:
     max_k: int = 1000
     max_depth: int = 1000
     max_body_bytes: int = 1_000_000
+    max_image_bytes: int = 20_000_000  # an uploaded query image (POST /search/image)
+    max_clip_bytes: int = 100_000_000  # an uploaded query clip (POST /search/clip): streamed to a temp file
+    clip_decode_s: float = 60.0  # a query clip's decode, whatever its header's duration says: then 422
+    max_clip_frames: int = 2000  # sampled frames of a query clip (or its part): more is 422
     max_filters: int = 32
     max_filter_chars: int = 256
     max_candidates: int = 1000
@@ -221,3 +225,68 @@ class IngestBody(BaseModel):
     prune: bool = False
     retry_failed: bool = False
     max_failures: int | None = Field(None, ge=0, le=10**9)
+
+
+# -- query by example (docs/copies.md): the search parameters as query parameters, the file as the body ------
+def image_query_model(limits: Limits) -> type[BaseModel]:
+    """Query parameters of ``POST /search/image``: text search's (``q`` optional: text to fuse with the
+    image), the image's weight, and ``key=value`` filters."""
+    fields = _search_fields(limits)
+    fields["q"] = (Text(limits.max_query_chars, 1) | None, Field(None, description="text fused with the image"))
+    return create_model(
+        "ImageQuery",
+        **fields,
+        weight=(float, Field(IMAGE_WEIGHT, ge=0, le=1, description="the image's share when q is given")),
+        filter=(list[Text(limits.max_filter_chars, 1)], Field([], description="metadata filter key=value")),
+    )
+
+
+def clip_query_model(limits: Limits) -> type[BaseModel]:
+    """Query parameters of the clip searches: the part of the clip, k, the alignment's knobs, filters."""
+    d = ClipSearchParams()
+    return create_model(
+        "ClipQuery",
+        start=(float | None, Field(None, ge=0, allow_inf_nan=False, description="the clip from here (s)")),
+        end=(float | None, Field(None, gt=0, allow_inf_nan=False, description="up to here (s)")),
+        k=(int, Field(d.k, ge=1, le=limits.max_k, description="hits to return")),
+        candidates=(int, Field(d.candidates, ge=1, le=limits.max_depth, description="videos aligned")),
+        per_frame=(int, Field(d.per_frame, ge=1, le=limits.max_depth, description="videos per clip frame")),
+        threshold=(float, Field(d.threshold, gt=0, lt=1, description="alignment θ: cosine of matching frames")),
+        gap=(float, Field(d.gap, ge=0, le=1, description="alignment cost of a skipped frame")),
+        filter=(list[Text(limits.max_filter_chars, 1)], Field([], description="metadata filter key=value")),
+    )
+
+
+class ImageSearchOut(BaseModel):
+    query: str | None = Field(description="the text fused with the image, if any")
+    image: str = Field(description="the uploaded file's name")
+    weight: float
+    params: dict[str, Any]
+    took_ms: float
+    hits: list[HitOut]
+    warning: str | None = None
+
+
+class ClipHitOut(BaseModel):
+    rank: int
+    video_id: str
+    name: str
+    path: str
+    score: float = Field(description="alignment score per clip frame (hits are ranked by it)")
+    similarity: float = Field(description="mean cosine of the aligned frame pairs")
+    segment: tuple[float, float] = Field(description="the aligned segment in the video (s)")
+    query_segment: tuple[float, float] = Field(description="and in the query clip (s)")
+    coverage: float = Field(description="share of the clip's frames inside the aligned segment")
+    aligned: bool = Field(description="false: no frame pair passed the threshold; the best pair's spans")
+    metadata: dict[str, Any]
+    thumbnail: str
+    file: str
+
+
+class ClipSearchOut(BaseModel):
+    clip: str = Field(description="the uploaded file's name, or the indexed video's id")
+    start: float | None
+    end: float | None
+    took_ms: float
+    hits: list[ClipHitOut]
+    warning: str | None = None

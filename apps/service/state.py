@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 
 from fastapi import HTTPException
 
-from vidseek.apps.service.ingest import IngestManager, SharedStore, ThreadSafeFrameCache
+from vidseek.apps.service.ingest import IngestManager, ThreadSafeFrameCache
 from vidseek.apps.service.media import ThumbnailCache
 from vidseek.apps.service.schemas import Limits
-from vidseek.store.video_store import VIDEO_FIELDS
+from vidseek.operators.remote_source import RemoteError, StorageOptions, is_url, object_info
+from vidseek.store.video_store import VIDEO_FIELDS, VideoStore
 
+log = logging.getLogger(__name__)
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 SERVER_RETRY_S = 5.0  # searches: answer 503 soon
@@ -35,18 +38,30 @@ class Service:
         prefix: str,
         verify_files: bool = True,
         in_memory: bool = False,
+        frame_mirror: str | None = None,
+        mirror_sync_s: float = 60.0,
     ):
         self.limits = limits
+        self.storage = StorageOptions()  # for videos indexed by URL (create_app sets the service's)
         self.in_memory = in_memory
+        self.frame_mirror, self.mirror_sync_s = frame_mirror, mirror_sync_s
+        self._mirror_sync = None
         self.verify_files = verify_files
         # a request waits at most this long for a server store that stopped answering, then gets a 503
-        self.store = SharedStore(
-            store_uri, prefix, lock_wait_s=lock_wait_s, retry_s=SERVER_RETRY_S, write_retry_s=SERVER_WRITE_RETRY_S
+        # searches and an ingest job share it: writes hold its lock and are announced (store/write_hook.py)
+        self.store = VideoStore(
+            store_uri,
+            prefix,
+            lock_wait_s=lock_wait_s,
+            retry_s=SERVER_RETRY_S,
+            write_retry_s=SERVER_WRITE_RETRY_S,
+            write_lock=threading.RLock(),
         )
         self.clip = clip
         self._searcher = None
         self._searcher_lock = threading.Lock()
         self._lookup: tuple[int, object] | None = None
+        self._frames_at: int | None = None  # the store generation at which it last held frame vectors
         self.thumbs = ThumbnailCache()
         self.decodes = threading.BoundedSemaphore(limits.max_decodes)
         self.ingest = IngestManager(
@@ -64,6 +79,8 @@ class Service:
                 raise
 
     def close(self) -> None:
+        if self._mirror_sync is not None:
+            self._mirror_sync.stop()
         self.store.close()
 
     def searcher(self):
@@ -84,12 +101,40 @@ class Service:
                         in_memory=self.in_memory,
                         frame_cache=ThreadSafeFrameCache,
                         warn=False,  # each search response carries model_warning instead
+                        frame_mirror=self._open_mirror(),
                     )
                     if s.replica is not None:
-                        self.store.listeners.append(s.replica.mark_changed)  # re-read written videos
+                        self.store.write_listeners.append(s.replica.mark_changed)  # re-read written videos
                     self.clip = s.clip
                     self._searcher = s
         return self._searcher
+
+    def has_frames(self) -> bool:
+        """Whether the store holds frame vectors (what an image or clip query compares with). A yes holds until
+        this process next writes to the store (its ``generation``); a no is asked again on every call, as
+        another process may be indexing into a server store."""
+        generation = self.store.generation  # read first: a write during the count makes the answer stale at once
+        if self._frames_at == generation:
+            return True
+        if not self.store.count_frames():
+            return False
+        self._frames_at = generation
+        return True
+
+    def _open_mirror(self):
+        """The frame mirror (retrieval/frame_mirror.py), synced now and then every ``mirror_sync_s``; videos
+        written through this service are read from the store until the next sync."""
+        if not self.frame_mirror:
+            return None
+        from vidseek.retrieval.frame_mirror import FrameMirror, PeriodicSync
+
+        mirror = FrameMirror(self.frame_mirror, self.store)
+        report = mirror.sync()
+        log.info("frame mirror %s: %s", self.frame_mirror, report.as_dict())
+        self.store.write_listeners.append(mirror.mark_changed)
+        if self.mirror_sync_s > 0:
+            self._mirror_sync = PeriodicSync(mirror, self.mirror_sync_s).start()
+        return mirror
 
     def evidence(self):
         """Frame evidence from the store only: client paths are matched against indexed paths, never opened."""
@@ -123,11 +168,31 @@ class Service:
         if row["status"] != "ok":
             raise HTTPException(404, "this video was not indexed (status failed): no file or thumbnail")
         path = row["path"]
+        if is_url(path):
+            return path, self._object_row(video_id, path, row)
         if not path or not os.path.isfile(path):
             raise HTTPException(404, "the video's file is no longer there: re-index it")
         if self.verify_files and video_id_for(path) != video_id:
             raise HTTPException(404, "the video's file changed since it was indexed: re-index it")
         return path, row
+
+    def _object_row(self, video_id: str, url: str, row: dict) -> dict:
+        """The row with the object's ``size`` and ``version``, if the object is still the one indexed (its id
+        hashes URL, size and ETag/version): 410 when it is gone, 409 when it changed, 502 when unreadable."""
+        from vidseek.pipeline.sources import object_video_id
+
+        try:
+            obj = object_info(url, self.storage)
+        except RemoteError as e:
+            if e.kind == "missing":
+                raise HTTPException(410, f"the video's object is gone ({url}): re-index the source") from None
+            raise HTTPException(502, f"cannot check the video's object: {e}") from None
+        if self.verify_files and object_video_id(obj, url) != video_id:
+            raise HTTPException(
+                409,
+                f"the video's object changed since it was indexed (size or {obj.version.split('=')[0] or 'version'} differs): re-index it",
+            )
+        return {**row, "size": obj.size, "version": obj.version}
 
 
 def media_urls(video_id: str, t: float | None = None) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-// vidseek search page: plain JS, no build step. Talks to the same origin's /search and media endpoints.
+// vidseek search page: plain JS, no build step. Talks to the same origin's /search, /search/image and media
+// endpoints.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -101,13 +102,8 @@ async function search(event) {
       setStatus(errorText(res.status, body), true);
       return;
     }
-    const results = $("#results");
-    results.replaceChildren(...body.hits.map(renderHit));
-    const mode = body.params.rerank ? "reranked" : "first stage only";
-    setStatus((body.hits.length ? `${body.hits.length} videos for “${body.query}” (${mode}, ${body.took_ms} ms)`
-                                : `No videos for “${body.query}”.`) + (body.warning ? " Warning: " + body.warning : ""));
-    $("#status").classList.toggle("warning", Boolean(body.warning));  // e.g. a store of random weights
-    results.dataset.query = body.query;
+    showHits(body, `“${body.query}”`);
+    $("#results").dataset.query = body.query;
   } catch (e) {
     setStatus("Search failed: " + e, true);
   } finally {
@@ -115,7 +111,56 @@ async function search(event) {
   }
 }
 
+function showHits(body, label) {
+  const results = $("#results");
+  results.replaceChildren(...body.hits.map(renderHit));
+  const mode = body.params.rerank ? "reranked" : "first stage only";
+  setStatus((body.hits.length ? `${body.hits.length} videos for ${label} (${mode}, ${body.took_ms} ms)`
+                              : `No videos for ${label}.`) + (body.warning ? " Warning: " + body.warning : ""));
+  $("#status").classList.toggle("warning", Boolean(body.warning));  // e.g. a store of random weights
+}
+
+const IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp"];
+
+// The dropped (or chosen) image is uploaded to /search/image; its hits are shown as text search's are.
+async function searchImage(file) {
+  if (!file) return;
+  if (!IMAGE_TYPES.includes(file.type)) {
+    setStatus(`${file.name}: ${file.type || "unknown type"}; drop a JPEG, PNG or WebP image.`, true);
+    return;
+  }
+  const params = new URLSearchParams({ k: $("#k").value, rerank: $("#rerank").checked ? "true" : "false" });
+  const form = new FormData();
+  form.append("file", file, file.name);
+  setStatus("Searching by image…");
+  try {
+    const res = await fetch("/search/image?" + params, { method: "POST", headers: authHeaders(), body: form });
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      setStatus(errorText(res.status, body), true);
+      return;
+    }
+    showHits(body, `image “${body.image}”`);
+    $("#results").dataset.image = body.image;
+  } catch (e) {
+    setStatus("Image search failed: " + e, true);
+  }
+}
+
+function initDrop() {
+  const drop = $("#drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    searchImage(e.dataTransfer.files[0]);
+  });
+  $("#image").addEventListener("change", (e) => { searchImage(e.target.files[0]); e.target.value = ""; });
+}
+
 function init() {
+  initDrop();
   const tokenInput = $("#token");
   tokenInput.value = localStorage.getItem(TOKEN_KEY) || "";
   if (tokenInput.value) $("#settings").open = false;
