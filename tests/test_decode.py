@@ -219,15 +219,14 @@ def corrupt_h264(long_h264, tmp_path_factory):
 
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
 def test_mid_stream_corruption_loses_only_some_frames(corrupt_h264, pre_cfg, backend):
-    """Bad packets cost frames near them, not the video. Seen: PyAV loses frames ~115-138 (always the
-    same); decord ~37-49 frames from ~113 on, varying run to run (its seeks fail past the next key frame)."""
+    """Bad packets cost frames near them, not the video. Seen: PyAV loses frames ~115-138; decord 113-149
+    (up to the next key frame), 80 of 80 runs at 1 and 4 threads since its per-frame retry reopens the reader.
+    Before that, ~1 decord run in 6 also lost good frames from ~96 on (a reader that had failed once)."""
     t, _, _, frames, s, _ = decode(corrupt_h264, pre_cfg, "fps:25", backend=backend)
     got = set(np.round(t * 25).astype(int))
     assert s.lost > 0 and len(frames) >= 0.75 * 250
-    if backend == "pyav":  # PyAV loses exactly the damaged stretch, always the same way
-        assert set(range(100)) <= got and set(range(175, 250)) <= got
-    else:  # decord's loss varies run to run (seen: from ~96-113 on, 37-49 frames): local, not total
-        assert len(got & set(range(100))) >= 90 and len(got & set(range(175, 250))) >= 50
+    # frames before the damage and after the next-but-one key frame all decode, on both backends
+    assert set(range(100)) <= got and set(range(175, 250)) <= got
     assert not set(range(115, 125)) & got  # the damaged stretch itself is dropped (counted), not faked
     if backend == "decord":  # every sample is either emitted or counted as lost
         assert len(frames) + s.lost == 250
