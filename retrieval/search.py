@@ -20,8 +20,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from vidseek.operators.aggregate import frame_similarities, get_scorer, pad_frames
+from vidseek.operators.aggregate import frame_similarities, pad_frames
 from vidseek.operators.encode import LoadedClip, encode_texts, load_clip
+from vidseek.operators.frame_scoring import score_candidates
 from vidseek.operators.frame_table import FrameTable
 from vidseek.operators.model_stamp import RandomWeightsWarning, random_weights_warning
 from vidseek.retrieval.backends import SearchBackend, StoreBackend, where_for
@@ -150,10 +151,8 @@ class Searcher:
         union = [v for v in union if videos.get(v, {}).get("status") == "ok" and v in frames]
         # [V, T, D] raw frames; [V, T] mask = frames each row stands for (operators/frame_table.py), 0 = padding
         F, mask = pad_frames([frames[v].vectors for v in union], self.store.dim, [frames[v].merged for v in union])
-        q = torch.from_numpy(qvec)
-        sims = frame_similarities(q, F, mask).numpy()  # [Q, V, T]
+        sims, initial = self._score(torch.from_numpy(qvec), F, mask, union, videos, params)  # [Q, V, T], [Q, V]
         fine = sims.max(-1)  # [Q, V] max pooling
-        initial = self._aggregate(q, F, mask, union, videos, params).numpy()  # [Q, V]
         col = {v: j for j, v in enumerate(union)}
         out = []
         for qi, cands in enumerate(candidates):
@@ -205,20 +204,20 @@ class Searcher:
         frames = self.frames.get(union, admit=finished)
         return rows.result(), frames
 
-    def _aggregate(self, q, F, mask, union, videos, params: SearchParams) -> torch.Tensor:
-        if params.aggregation == "learned":
-            missing = [v for v in union if not videos.get(v, {}).get("learned_head")]
-            if missing:
-                raise StoreError(
-                    f"{len(missing)} videos have no learned vectors: add a head with "
-                    "`vidseek index … --head HEAD.pt` first"
-                )
-            vecs = torch.tensor(np.array([videos[v]["learned_vec"] for v in union]), dtype=torch.float32)
-            return torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(vecs, dim=-1).T
-        scorer = get_scorer(params.aggregation)
-        if params.aggregation == "query-weighted":
-            return scorer(q, F, mask, tau=params.tau)
-        return scorer(q, F, mask)
+    def _score(self, q, F, mask, union, videos, params: SearchParams) -> tuple[np.ndarray, np.ndarray]:
+        """Frame similarities [Q, V, T] and the initial score M [Q, V]: one pass over the frames
+        (operators/frame_scoring.py), or the stored learned vectors."""
+        if params.aggregation != "learned":
+            sims, initial = score_candidates(q, F, mask, params.aggregation, params.tau)
+            return sims.numpy(), initial.numpy()
+        missing = [v for v in union if not videos.get(v, {}).get("learned_head")]
+        if missing:
+            raise StoreError(
+                f"{len(missing)} videos have no learned vectors: add a head with `vidseek index … --head HEAD.pt` first"
+            )
+        vecs = torch.tensor(np.array([videos[v]["learned_vec"] for v in union]), dtype=torch.float32)
+        initial = torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(vecs, dim=-1).T
+        return frame_similarities(q, F, mask).numpy(), initial.numpy()
 
     def _first_stage(self, qvec: np.ndarray, params: SearchParams, depth: int) -> list[list[str]]:
         vec_field = "learned_vec" if params.aggregation == "learned" else "mean_vec"
